@@ -1,0 +1,159 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+)
+
+// MaxPatternLen bounds a pattern's length; longer input is almost certainly a
+// paste gone wrong.
+const MaxPatternLen = 4096
+
+// ErrMatchesEmpty is returned for a pattern that can match the empty string,
+// such as `.*` or `a?`: it would flag, and so delete, every message.
+var ErrMatchesEmpty = errors.New("it can match the empty string, so it would flag every message; " +
+	"require at least one character (use + instead of *, or remove the empty alternative)")
+
+// PatternError says which pattern did not compile and why. Its Err is a
+// *syntax.Error, ErrMatchesEmpty or another validation error.
+type PatternError struct {
+	ID      int64 // the rule's id, 0 when not stored yet
+	Pattern string
+	Err     error
+}
+
+func (e *PatternError) Error() string {
+	who := "pattern"
+	if e.ID != 0 {
+		who = fmt.Sprintf("regex %d", e.ID)
+	}
+	return fmt.Sprintf("%s %q is not usable: %s", who, e.Pattern, describe(e.Err))
+}
+
+func (e *PatternError) Unwrap() error { return e.Err }
+
+// describe turns Go's regexp errors into a sentence with a hint.
+func describe(err error) string {
+	var se *syntax.Error
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	msg := fmt.Sprintf("%s at `%s`", se.Code, se.Expr)
+	switch se.Code {
+	case syntax.ErrInvalidPerlOp, syntax.ErrInvalidEscape, syntax.ErrInvalidNamedCapture, syntax.ErrMissingRepeatArgument:
+		msg += " (patterns use Go's RE2 syntax: lookahead, lookbehind and backreferences are not supported)"
+	case syntax.ErrInvalidRepeatSize:
+		msg += " (a counted repeat may be at most {1000})"
+	}
+	return msg
+}
+
+// Rule is a stored pattern as the detector needs it.
+type Rule struct {
+	ID          int64
+	Pattern     string
+	Description string
+}
+
+// Validate checks that a pattern compiles with Go's regexp (RE2 syntax) and
+// cannot match the empty string. It returns a *PatternError.
+func Validate(pattern string) error {
+	_, err := compilePattern(pattern)
+	if err != nil {
+		return &PatternError{Pattern: pattern, Err: err}
+	}
+	return nil
+}
+
+// compilePattern validates a pattern and compiles the form used for matching:
+// leading and trailing `.*` are stripped, since they change which text a match
+// covers (the whole line instead of the card number) but never whether a
+// message matches.
+func compilePattern(pattern string) (*regexp.Regexp, error) {
+	if pattern == "" {
+		return nil, errors.New("it is empty")
+	}
+	if len(pattern) > MaxPatternLen {
+		return nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(pattern), MaxPatternLen)
+	}
+	tree, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	if nullable(tree) {
+		return nil, ErrMatchesEmpty
+	}
+	expr := pattern
+	if trimmed, ok := trimDotStars(tree); ok {
+		expr = trimmed.String()
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	return re, nil
+}
+
+// nullable reports whether re can match an empty string somewhere. Assertions
+// (^, $, \b…) count as empty, so `\b` alone is refused too.
+func nullable(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpNoMatch, syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return false
+	case syntax.OpLiteral:
+		return len(re.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return nullable(re.Sub[0])
+	case syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpRepeat:
+		return re.Min == 0 || nullable(re.Sub[0])
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			if !nullable(s) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		for _, s := range re.Sub {
+			if nullable(s) {
+				return true
+			}
+		}
+		return false
+	default: // OpEmptyMatch and the assertions
+		return true
+	}
+}
+
+// trimDotStars removes `.*` (and `.*?`) at the start and end of a top-level
+// concatenation. The result matches the same messages; its matches cover only
+// the part that matters.
+func trimDotStars(re *syntax.Regexp) (*syntax.Regexp, bool) {
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 {
+		return nil, false
+	}
+	subs := re.Sub
+	for len(subs) > 1 && isDotStar(subs[0]) {
+		subs = subs[1:]
+	}
+	for len(subs) > 1 && isDotStar(subs[len(subs)-1]) {
+		subs = subs[:len(subs)-1]
+	}
+	if len(subs) == len(re.Sub) {
+		return nil, false
+	}
+	out := *re
+	out.Sub = subs
+	if len(subs) == 1 {
+		return subs[0], true
+	}
+	return &out, true
+}
+
+func isDotStar(re *syntax.Regexp) bool {
+	return re.Op == syntax.OpStar && (re.Sub[0].Op == syntax.OpAnyCharNotNL || re.Sub[0].Op == syntax.OpAnyChar)
+}

@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Deletion is a queued chat.delete of one message.
+type Deletion struct {
+	ID            int64
+	Channel       string
+	TS            string
+	Status        string
+	Attempts      int
+	LastError     string
+	NextAttemptAt time.Time
+	CreatedAt     time.Time
+}
+
+// DueDeletions returns up to limit pending deletions whose next attempt is due
+// at now, oldest first.
+func (s *Store) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, channel, ts, status, attempts, last_error, next_attempt_at, created_at
+		 FROM deletions WHERE status = 'pending' AND next_attempt_at <= ?
+		 ORDER BY next_attempt_at, id LIMIT ?`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list due deletions: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []Deletion
+	for rows.Next() {
+		var d Deletion
+		var next, created int64
+		if err := rows.Scan(&d.ID, &d.Channel, &d.TS, &d.Status, &d.Attempts, &d.LastError, &next, &created); err != nil {
+			return nil, fmt.Errorf("list due deletions: %w", err)
+		}
+		d.NextAttemptAt, d.CreatedAt = fromMillis(next), fromMillis(created)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list due deletions: %w", classify(err))
+	}
+	return out, nil
+}
+
+// NextDeletionAt returns when the earliest pending deletion is due, and false
+// when none is pending.
+func (s *Store) NextDeletionAt(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT MIN(next_attempt_at) FROM deletions WHERE status = 'pending'`).Scan(&next)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("find next deletion: %w", classify(err))
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMillis(next.Int64), true, nil
+}
+
+// MarkDeleted records that the message was deleted.
+func (s *Store) MarkDeleted(ctx context.Context, id int64) error {
+	return s.finishAttempt(ctx, id, StatusDeleted, "", s.now())
+}
+
+// RetryDeletion records a failed attempt that is worth repeating at next.
+func (s *Store) RetryDeletion(ctx context.Context, id int64, reason string, next time.Time) error {
+	return s.finishAttempt(ctx, id, StatusPending, reason, next)
+}
+
+// FailDeletion records an attempt that ended the deletion for good.
+func (s *Store) FailDeletion(ctx context.Context, id int64, reason string) error {
+	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now())
+}
+
+// DeferDeletion moves a pending deletion's next attempt without counting an
+// attempt (used when Slack rate-limits the whole method).
+func (s *Store) DeferDeletion(ctx context.Context, id int64, next time.Time) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE deletions SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`,
+		next.UnixMilli(), s.millis(), id)
+	if err != nil {
+		return fmt.Errorf("defer deletion %d: %w", id, classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("defer deletion %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) finishAttempt(ctx context.Context, id int64, status, reason string, next time.Time) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE deletions SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
+		 WHERE id = ? AND status = 'pending'`,
+		status, reason, next.UnixMilli(), s.millis(), id)
+	if err != nil {
+		return fmt.Errorf("update deletion %d: %w", id, classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("update deletion %d: no pending deletion: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// DeletionCounts returns how many deletions are in each status.
+func (s *Store) DeletionCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM deletions GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count deletions: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[string]int{StatusPending: 0, StatusDeleted: 0, StatusFailed: 0}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count deletions: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count deletions: %w", classify(err))
+	}
+	return out, nil
+}
+
+// Deletion returns one deletion by id, or ErrNotFound.
+func (s *Store) Deletion(ctx context.Context, id int64) (Deletion, error) {
+	var d Deletion
+	var next, created int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT id, channel, ts, status, attempts, last_error, next_attempt_at, created_at FROM deletions WHERE id = ?`, id).
+		Scan(&d.ID, &d.Channel, &d.TS, &d.Status, &d.Attempts, &d.LastError, &next, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deletion{}, fmt.Errorf("deletion %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Deletion{}, fmt.Errorf("get deletion %d: %w", id, classify(err))
+	}
+	d.NextAttemptAt, d.CreatedAt = fromMillis(next), fromMillis(created)
+	return d, nil
+}

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Deletion statuses.
+const (
+	StatusPending = "pending"
+	StatusDeleted = "deleted"
+	StatusFailed  = "failed"
+)
+
+// Message identifies a Slack message: the conversation, its author and its ts.
+type Message struct {
+	Channel string
+	User    string
+	TS      string
+}
+
+// Finding is what the store keeps of one match: never the matched text, only
+// the rule, a masked excerpt and the byte offsets in the normalised message.
+type Finding struct {
+	RegexID int64
+	Rule    string // the regex's description when found
+	Excerpt string // masked, e.g. 6759********8453
+	Start   int
+	End     int
+}
+
+// RecordResult says what RecordLeak changed.
+type RecordResult struct {
+	// NewLeaks counts the findings that were not recorded before (0 for a
+	// redelivered event).
+	NewLeaks int
+	// DeletionID is the message's deletion row (0 when none was asked for).
+	DeletionID int64
+	// NewDeletion is true when this call queued the deletion.
+	NewDeletion bool
+}
+
+// RecordLeak records the findings of one message and, when deleteMsg is set,
+// queues the message's deletion, in one transaction: either both are on disk
+// or neither is. Recording the same message again (a redelivered event) adds
+// nothing and queues nothing new.
+func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding, deleteMsg bool) (RecordResult, error) {
+	var res RecordResult
+	if len(findings) == 0 {
+		return res, nil
+	}
+	now := s.millis()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+	}
+	defer tx.Rollback()
+
+	var deletionID any // NULL unless a deletion is queued
+	if deleteMsg {
+		r, err := tx.ExecContext(ctx,
+			`INSERT INTO deletions (channel, ts, status, next_attempt_at, created_at, updated_at)
+			 VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING`,
+			msg.Channel, msg.TS, now, now, now)
+		if err != nil {
+			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			res.NewDeletion = true
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM deletions WHERE channel = ? AND ts = ?`,
+			msg.Channel, msg.TS).Scan(&res.DeletionID); err != nil {
+			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+		deletionID = res.DeletionID
+	}
+	stmt, err := tx.PrepareContext(ctx,
+		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 ON CONFLICT (channel, ts, regex_id, start_offset, end_offset) DO NOTHING`)
+	if err != nil {
+		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+	}
+	defer stmt.Close()
+	for _, f := range findings {
+		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID)
+		if err != nil {
+			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			res.NewLeaks++
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+	}
+	return res, nil
+}
+
+// Leak is one recorded finding with the state of its message's deletion.
+type Leak struct {
+	ID         int64     `json:"id"`
+	Channel    string    `json:"channel"`
+	User       string    `json:"user"`
+	TS         string    `json:"ts"`
+	RegexID    int64     `json:"regex_id"`
+	Rule       string    `json:"rule"`
+	Excerpt    string    `json:"excerpt"`
+	Start      int       `json:"start"`
+	End        int       `json:"end"`
+	DetectedAt time.Time `json:"detected_at"`
+	// Status is the deletion's: pending, deleted or failed; "" when the leak
+	// was recorded without a deletion.
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// LeakFilter narrows Leaks. Zero values mean "any".
+type LeakFilter struct {
+	Channel string
+	Status  string
+	Since   time.Time
+	RegexID int64
+	Limit   int
+}
+
+// Leaks returns recorded leaks, newest first.
+func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
+	var where []string
+	var args []any
+	if f.Channel != "" {
+		where = append(where, "l.channel = ?")
+		args = append(args, f.Channel)
+	}
+	if f.Status != "" {
+		where = append(where, "d.status = ?")
+		args = append(args, f.Status)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "l.detected_at >= ?")
+		args = append(args, f.Since.UnixMilli())
+	}
+	if f.RegexID != 0 {
+		where = append(where, "l.regex_id = ?")
+		args = append(args, f.RegexID)
+	}
+	q := `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule, l.excerpt, l.start_offset, l.end_offset,
+	             l.detected_at, COALESCE(d.status, ''), COALESCE(d.attempts, 0), COALESCE(d.last_error, '')
+	      FROM leaks l LEFT JOIN deletions d ON d.id = l.deletion_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY l.detected_at DESC, l.id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list leaks: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []Leak
+	for rows.Next() {
+		var l Leak
+		var detected int64
+		if err := rows.Scan(&l.ID, &l.Channel, &l.User, &l.TS, &l.RegexID, &l.Rule, &l.Excerpt, &l.Start, &l.End,
+			&detected, &l.Status, &l.Attempts, &l.LastError); err != nil {
+			return nil, fmt.Errorf("list leaks: %w", err)
+		}
+		l.DetectedAt = fromMillis(detected)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list leaks: %w", classify(err))
+	}
+	return out, nil
+}

@@ -1,0 +1,399 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+func openTemp(t *testing.T, opts ...store.Option) (*store.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sub", "securechat.db")
+	s, err := store.Open(context.Background(), path, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	_, path := openTemp(t)
+	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700 | os.ModeDir} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s has mode %v, want %v", p, fi.Mode(), want)
+		}
+	}
+}
+
+func TestOpenTwiceMigratesOnce(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	if _, err := s.AddRegex(ctx, "abc+", "first"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	rs, err := s2.Regexes(ctx)
+	if err != nil || len(rs) != 1 || rs[0].Pattern != "abc+" {
+		t.Fatalf("after reopen Regexes = %v, %v", rs, err)
+	}
+}
+
+func TestOpenRejectsNonDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database at all "), 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.Open(context.Background(), path)
+	if !errors.Is(err, store.ErrNotDatabase) {
+		t.Fatalf("Open(junk) = %v, want ErrNotDatabase", err)
+	}
+}
+
+func TestRegexCRUD(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s, _ := openTemp(t, store.WithClock(func() time.Time { return now }))
+
+	gen0, err := s.RulesGeneration(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.AddRegex(ctx, `ghp_[0-9a-zA-Z]{36}`, "GitHub token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.ID == 0 || !r1.Enabled || !r1.CreatedAt.Equal(now) {
+		t.Errorf("AddRegex returned %+v", r1)
+	}
+	_, err = s.AddRegex(ctx, `ghp_[0-9a-zA-Z]{36}`, "again")
+	var dup *store.DuplicateError
+	if !errors.Is(err, store.ErrDuplicate) || !errors.As(err, &dup) || dup.ID != r1.ID {
+		t.Fatalf("duplicate AddRegex = %v, want DuplicateError naming %d", err, r1.ID)
+	}
+	r2, err := s.AddRegex(ctx, `AKIA[A-Z2-7]{16}`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen1, _ := s.RulesGeneration(ctx)
+	if gen1 <= gen0 {
+		t.Errorf("generation %d after adds, was %d", gen1, gen0)
+	}
+	if err := s.SetRegexEnabled(ctx, r2.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Regex(ctx, r2.ID)
+	if err != nil || got.Enabled {
+		t.Errorf("after disable Regex = %+v, %v", got, err)
+	}
+	gen2, _ := s.RulesGeneration(ctx)
+	if gen2 <= gen1 {
+		t.Errorf("generation %d after update, was %d", gen2, gen1)
+	}
+	if err := s.DeleteRegex(ctx, r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRegex(ctx, r1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second DeleteRegex = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Regex(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Regex(999) = %v, want ErrNotFound", err)
+	}
+	gen3, _ := s.RulesGeneration(ctx)
+	if gen3 <= gen2 {
+		t.Errorf("generation %d after delete, was %d", gen3, gen2)
+	}
+	all, _ := s.Regexes(ctx)
+	if len(all) != 1 || all[0].ID != r2.ID {
+		t.Errorf("Regexes = %+v", all)
+	}
+}
+
+func TestRecordLeakIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	msg := store.Message{Channel: "C1", User: "U1", TS: "1700000000.000100"}
+	fs := []store.Finding{
+		{RegexID: 1, Rule: "Maestro", Excerpt: "6759********8453", Start: 11, End: 27},
+		{RegexID: 2, Rule: "AWS", Excerpt: "AKIA************MPL2", Start: 30, End: 50},
+	}
+	res, err := s.RecordLeak(ctx, msg, fs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NewLeaks != 2 || !res.NewDeletion || res.DeletionID == 0 {
+		t.Fatalf("first RecordLeak = %+v", res)
+	}
+	// A redelivered event: nothing new.
+	again, err := s.RecordLeak(ctx, msg, fs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.NewLeaks != 0 || again.NewDeletion || again.DeletionID != res.DeletionID {
+		t.Fatalf("redelivered RecordLeak = %+v, want no change", again)
+	}
+	// An edit of the same message with a new finding: a new leak, the same deletion.
+	edit, err := s.RecordLeak(ctx, msg, []store.Finding{{RegexID: 1, Excerpt: "6761****1090", Start: 0, End: 12}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit.NewLeaks != 1 || edit.NewDeletion || edit.DeletionID != res.DeletionID {
+		t.Fatalf("edit RecordLeak = %+v", edit)
+	}
+	leaks, err := s.Leaks(ctx, store.LeakFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaks) != 3 {
+		t.Fatalf("got %d leaks, want 3", len(leaks))
+	}
+	for _, l := range leaks {
+		if l.Status != store.StatusPending || l.Channel != "C1" || l.User != "U1" {
+			t.Errorf("leak %+v", l)
+		}
+	}
+	counts, _ := s.DeletionCounts(ctx)
+	if counts[store.StatusPending] != 1 {
+		t.Errorf("pending deletions = %d, want 1", counts[store.StatusPending])
+	}
+	// Monitor-only findings queue no deletion.
+	mon, err := s.RecordLeak(ctx, store.Message{Channel: "C2", TS: "1.2"}, fs[:1], false)
+	if err != nil || mon.DeletionID != 0 || mon.NewLeaks != 1 {
+		t.Fatalf("monitor RecordLeak = %+v, %v", mon, err)
+	}
+}
+
+func TestLeaksFilters(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s, _ := openTemp(t, store.WithClock(func() time.Time { return clock }))
+	for i := range 5 {
+		clock = clock.Add(time.Hour)
+		ch := "C1"
+		if i%2 == 1 {
+			ch = "C2"
+		}
+		if _, err := s.RecordLeak(ctx, store.Message{Channel: ch, User: "U1", TS: fmt.Sprintf("17.%d", i)},
+			[]store.Finding{{RegexID: int64(i%2 + 1), Excerpt: "x***", Start: 0, End: 4}}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, _ := s.DueDeletions(ctx, clock, 10)
+	if err := s.MarkDeleted(ctx, due[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		f    store.LeakFilter
+		want []string // ts, newest first
+	}{
+		{"all", store.LeakFilter{}, []string{"17.4", "17.3", "17.2", "17.1", "17.0"}},
+		{"limit", store.LeakFilter{Limit: 2}, []string{"17.4", "17.3"}},
+		{"channel", store.LeakFilter{Channel: "C2"}, []string{"17.3", "17.1"}},
+		{"since", store.LeakFilter{Since: clock.Add(-90 * time.Minute)}, []string{"17.4", "17.3"}},
+		{"status deleted", store.LeakFilter{Status: store.StatusDeleted}, []string{"17.0"}},
+		{"regex", store.LeakFilter{RegexID: 2}, []string{"17.3", "17.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leaks, err := s.Leaks(ctx, tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range leaks {
+				got = append(got, l.TS)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("Leaks(%+v) = %v, want %v", tt.f, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDeletionLifecycle(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s, _ := openTemp(t, store.WithClock(func() time.Time { return now }))
+	var ids []int64
+	for i := range 3 {
+		r, err := s.RecordLeak(ctx, store.Message{Channel: "C1", TS: strconv.Itoa(i)}, []store.Finding{{RegexID: 1, Excerpt: "****"}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.DeletionID)
+	}
+	due, err := s.DueDeletions(ctx, now, 10)
+	if err != nil || len(due) != 3 {
+		t.Fatalf("DueDeletions = %v, %v", due, err)
+	}
+	if err := s.MarkDeleted(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetryDeletion(ctx, ids[1], "slack answered 500", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FailDeletion(ctx, ids[2], "cant_delete_message"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDeleted(ctx, ids[2]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MarkDeleted on a failed deletion = %v, want ErrNotFound", err)
+	}
+	if due, _ := s.DueDeletions(ctx, now, 10); len(due) != 0 {
+		t.Errorf("due now = %v, want none", due)
+	}
+	next, ok, err := s.NextDeletionAt(ctx)
+	if err != nil || !ok || !next.Equal(now.Add(time.Minute)) {
+		t.Errorf("NextDeletionAt = %v, %v, %v", next, ok, err)
+	}
+	due, _ = s.DueDeletions(ctx, now.Add(time.Minute), 10)
+	if len(due) != 1 || due[0].ID != ids[1] || due[0].Attempts != 1 || due[0].LastError != "slack answered 500" {
+		t.Errorf("due after a minute = %+v", due)
+	}
+	if err := s.DeferDeletion(ctx, ids[1], now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.Deletion(ctx, ids[1])
+	if d.Attempts != 1 || !d.NextAttemptAt.Equal(now.Add(time.Hour)) {
+		t.Errorf("after defer: %+v", d)
+	}
+	counts, _ := s.DeletionCounts(ctx)
+	if counts[store.StatusDeleted] != 1 || counts[store.StatusFailed] != 1 || counts[store.StatusPending] != 1 {
+		t.Errorf("counts = %v", counts)
+	}
+	failed, _ := s.Leaks(ctx, store.LeakFilter{Status: store.StatusFailed})
+	if len(failed) != 1 || failed[0].LastError != "cant_delete_message" {
+		t.Errorf("failed leaks = %+v", failed)
+	}
+}
+
+// TestConcurrentWriters writes from two stores (two connection pools, as the
+// CLI and the daemon have) at once: no "database is locked" may surface.
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	a, path := openTemp(t)
+	b, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for w, s := range []*store.Store{a, b} {
+		wg.Go(func() {
+			for i := range 100 {
+				_, err := s.RecordLeak(ctx, store.Message{Channel: "C" + strconv.Itoa(w), TS: strconv.Itoa(i)},
+					[]store.Finding{{RegexID: 1, Excerpt: "****"}}, true)
+				if err != nil {
+					errs <- err
+				}
+				if _, err := s.AddRegex(ctx, fmt.Sprintf("w%dp%d[0-9]+", w, i), ""); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent write: %v", err)
+	}
+	leaks, _ := a.Leaks(ctx, store.LeakFilter{})
+	rs, _ := b.Regexes(ctx)
+	if len(leaks) != 200 || len(rs) != 200 {
+		t.Errorf("got %d leaks and %d regexes, want 200 each", len(leaks), len(rs))
+	}
+}
+
+// TestConcurrentProcesses runs a second OS process that writes while this one
+// does: the CLI and the daemon are separate processes in real use.
+func TestConcurrentProcesses(t *testing.T) {
+	if os.Getenv("STORE_HELPER_DB") != "" {
+		helperWriter(t)
+		return
+	}
+	ctx := context.Background()
+	s, path := openTemp(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestConcurrentProcesses$")
+	cmd.Env = append(os.Environ(), "STORE_HELPER_DB="+path)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		if _, err := s.RecordLeak(ctx, store.Message{Channel: "PARENT", TS: strconv.Itoa(i)},
+			[]store.Finding{{RegexID: 1, Excerpt: "****"}}, true); err != nil {
+			t.Errorf("parent write %d: %v", i, err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out.String())
+	}
+	leaks, _ := s.Leaks(ctx, store.LeakFilter{})
+	if len(leaks) != 300 {
+		t.Errorf("got %d leaks, want 300", len(leaks))
+	}
+}
+
+func helperWriter(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, os.Getenv("STORE_HELPER_DB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 150 {
+		if _, err := s.RecordLeak(ctx, store.Message{Channel: "CHILD", TS: strconv.Itoa(i)},
+			[]store.Finding{{RegexID: 1, Excerpt: "****"}}, true); err != nil {
+			t.Fatalf("child write %d: %v", i, err)
+		}
+	}
+}
+
+// TestNoSecretOnDisk plants a secret's neighbourhood through the store's API
+// and greps every file SQLite wrote: only the masked excerpt may be there.
+func TestNoSecretOnDisk(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	const secret = "6759649826438453"
+	if _, err := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1.1"},
+		[]store.Finding{{RegexID: 1, Rule: "Maestro", Excerpt: "6759********8453", Start: 0, End: 16}}, true); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(path + "*")
+	if len(files) < 2 {
+		t.Fatalf("expected the db and its -wal file, found %v", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s contains the secret", f)
+		}
+		if filepath.Ext(f) == ".db-wal" && !bytes.Contains(b, []byte("6759********8453")) {
+			t.Errorf("%s lacks the masked excerpt: the test is not looking where the data is", f)
+		}
+	}
+}
