@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is everything securechat can be configured with. Values come from,
+// in rising order of precedence: the defaults, the TOML file (--config or
+// SECURECHAT_CONFIG), the environment, and flags the user set.
+type Config struct {
+	DB     string       `toml:"db"`
+	Slack  SlackConfig  `toml:"slack"`
+	Log    LogConfig    `toml:"log"`
+	Daemon DaemonConfig `toml:"daemon"`
+}
+
+// SlackConfig holds the tokens and the API endpoint.
+type SlackConfig struct {
+	AppToken  string `toml:"app_token"`
+	UserToken string `toml:"user_token"`
+	APIURL    string `toml:"api_url"`
+}
+
+// LogConfig sets the daemon's log output.
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// DaemonConfig tunes `securechat run`.
+type DaemonConfig struct {
+	Workers         int      `toml:"workers"`
+	QueueSize       int      `toml:"queue_size"`
+	ReloadInterval  Duration `toml:"reload_interval"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	ScanBots        bool     `toml:"scan_bots"`
+	RetryMax        Duration `toml:"retry_max"`
+}
+
+// Duration is a time.Duration written as "1s" or "5m" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration ("1s", "1m30s").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like \"1s\" or \"5m\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as Go does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults returns the configuration used when nothing else is set.
+func Defaults() Config {
+	return Config{
+		DB:    "securechat.db",
+		Slack: SlackConfig{APIURL: "https://slack.com/api/"},
+		Log:   LogConfig{Level: "info", Format: "console"},
+		Daemon: DaemonConfig{
+			Workers:         4,
+			QueueSize:       1024,
+			ReloadInterval:  Duration{time.Second},
+			ShutdownTimeout: Duration{5 * time.Second},
+			RetryMax:        Duration{5 * time.Minute},
+		},
+	}
+}
+
+// LoadFile reads a TOML configuration over c. Unknown keys are an error, so a
+// typo does not silently leave a setting at its default.
+func (c *Config) LoadFile(r io.Reader, name string) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", name, err)
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(body)).Decode(c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("config %s: line %d: %s", name, perr.Position.Line, perr.Message)
+		}
+		return fmt.Errorf("config %s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config %s: unknown key(s) %s (see config.example.toml for the ones that exist)", name, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Environment variables securechat reads.
+const (
+	EnvConfig    = "SECURECHAT_CONFIG"
+	EnvDB        = "SECURECHAT_DB"
+	EnvLogLevel  = "SECURECHAT_LOG_LEVEL"
+	EnvLogFormat = "SECURECHAT_LOG_FORMAT"
+	EnvAppToken  = "SLACK_APP_TOKEN"
+	EnvUserToken = "SLACK_USER_TOKEN"
+	EnvAPIURL    = "SLACK_API_URL"
+)
+
+// LoadEnv applies the environment over c.
+func (c *Config) LoadEnv(getenv func(string) string) {
+	set := func(dst *string, key string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.DB, EnvDB)
+	set(&c.Log.Level, EnvLogLevel)
+	set(&c.Log.Format, EnvLogFormat)
+	set(&c.Slack.AppToken, EnvAppToken)
+	set(&c.Slack.UserToken, EnvUserToken)
+	set(&c.Slack.APIURL, EnvAPIURL)
+}
+
+// Validate checks the settings every command uses and names the field that
+// is wrong.
+func (c *Config) Validate() error {
+	switch strings.ToLower(c.Log.Level) {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log level %q is not one of trace, debug, info, warn, error (--log-level, %s or [log] level)", c.Log.Level, EnvLogLevel)
+	}
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		return fmt.Errorf("log format %q is not json or console (--log-format, %s or [log] format)", c.Log.Format, EnvLogFormat)
+	}
+	if c.DB == "" {
+		return fmt.Errorf("the database path is empty (--db, %s or db)", EnvDB)
+	}
+	d := c.Daemon
+	if d.Workers < 1 || d.Workers > 256 {
+		return fmt.Errorf("daemon workers = %d: use 1 to 256", d.Workers)
+	}
+	if d.QueueSize < 1 || d.QueueSize > 1_000_000 {
+		return fmt.Errorf("daemon queue_size = %d: use 1 to 1000000", d.QueueSize)
+	}
+	if d.ReloadInterval.Duration < 100*time.Millisecond {
+		return fmt.Errorf("daemon reload_interval = %s: use at least 100ms", d.ReloadInterval)
+	}
+	if d.ShutdownTimeout.Duration <= 0 {
+		return fmt.Errorf("daemon shutdown_timeout = %s: must be positive", d.ShutdownTimeout)
+	}
+	if d.RetryMax.Duration < time.Second {
+		return fmt.Errorf("daemon retry_max = %s: use at least 1s", d.RetryMax)
+	}
+	return nil
+}
+
+// ValidateSlack checks what `securechat run` needs on top of Validate: both
+// tokens, of the right kind, and a usable API URL.
+func (c *Config) ValidateSlack() error {
+	if err := checkToken(c.Slack.AppToken, EnvAppToken, "app_token", "xapp-",
+		"create an app-level token with the connections:write scope under Basic Information → App-Level Tokens"); err != nil {
+		return err
+	}
+	if err := checkToken(c.Slack.UserToken, EnvUserToken, "user_token", "xoxp-",
+		"install the app as a workspace admin or owner and copy the User OAuth Token under OAuth & Permissions"); err != nil {
+		return err
+	}
+	u := c.Slack.APIURL
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Errorf("%s %q is not an http(s) URL (the default is https://slack.com/api/)", EnvAPIURL, u)
+	}
+	return nil
+}
+
+// APIURL returns the Slack API URL with the trailing slash slack-go needs.
+func (c *Config) APIURL() string {
+	if strings.HasSuffix(c.Slack.APIURL, "/") {
+		return c.Slack.APIURL
+	}
+	return c.Slack.APIURL + "/"
+}
+
+var tokenKinds = map[string]string{
+	"xapp-": "an app-level token",
+	"xoxp-": "a user token",
+	"xoxb-": "a bot token",
+	"xoxa-": "a legacy workspace token",
+	"xoxe-": "a refresh or config token",
+}
+
+func checkToken(tok, env, key, prefix, how string) error {
+	if tok == "" {
+		return fmt.Errorf("%s is not set: %s, then set %s or [slack] %s", env, how, env, key)
+	}
+	if strings.HasPrefix(tok, prefix) && len(tok) > len(prefix)+8 && !strings.ContainsAny(tok, " \t\r\n\"'") {
+		return nil
+	}
+	got := "it does not look like a Slack token"
+	for p, kind := range tokenKinds {
+		if strings.HasPrefix(tok, p) {
+			got = "it is " + kind
+		}
+	}
+	if strings.HasPrefix(tok, prefix) {
+		got = "it is too short or contains spaces or quotes"
+	}
+	return fmt.Errorf("%s must be %s starting with %s, but %s: %s", env, tokenKinds[prefix], prefix, got, how)
+}

@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/store"
+)
+
+// loadRuleSet compiles the enabled regexes. A stored pattern that no longer
+// compiles is reported on stderr and skipped; no enabled pattern at all is an
+// error, since a check with no rules would pass everything.
+func loadRuleSet(cmd *cobra.Command, a *app, s *store.Store) (*detect.Set, error) {
+	rs, err := s.Regexes(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]detect.Rule, 0, len(rs))
+	for _, r := range rs {
+		if r.Enabled {
+			rules = append(rules, detect.Rule{ID: r.ID, Pattern: r.Pattern, Description: r.Description})
+		}
+	}
+	if len(rules) == 0 {
+		return nil, errors.New("no enabled regexes to check with: add one with 'securechat regex add PATTERN'")
+	}
+	set, errs := detect.Compile(rules)
+	for _, err := range errs {
+		fmt.Fprintf(a.Stderr, "warning: skipping %v\n", err)
+	}
+	return set, nil
+}
