@@ -85,6 +85,7 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		newRegexCmd(a),
 		newLeaksCmd(a),
 		newCheckCmd(a),
+		newRunCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,144 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// RequiredUserScopes are the user-token scopes securechat needs.
+var RequiredUserScopes = []string{"chat:write", "channels:history", "groups:history", "im:history", "mpim:history"}
+
+const (
+	appTokenHint = "create an app-level token with the connections:write scope under Basic Information → App-Level Tokens, " +
+		"make sure Socket Mode is enabled for the app, and set SLACK_APP_TOKEN"
+	userTokenHint = "copy the User OAuth Token (xoxp-…) under OAuth & Permissions, after installing the app as a " +
+		"workspace admin or owner, and set SLACK_USER_TOKEN"
+)
+
+// TokenError is a token Slack refused. The daemon cannot work without it, so
+// Run returns it instead of retrying.
+type TokenError struct {
+	Env  string // SLACK_APP_TOKEN or SLACK_USER_TOKEN
+	Code string // Slack's error code, or a short description
+	Hint string // what to do
+}
+
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("%s was refused by Slack (%s): %s", e.Env, e.Code, e.Hint)
+}
+
+func isTokenError(err error) bool {
+	var te *TokenError
+	return errors.As(err, &te)
+}
+
+// tokenCodes are Slack errors that mean the token itself is unusable.
+var tokenCodes = []string{
+	"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+	"not_allowed_token_type", "missing_scope", "no_permission", "team_access_not_granted",
+	"ekm_access_denied", "invalid_token",
+}
+
+// appTokenError turns an apps.connections.open failure that will not go
+// away by itself into a *TokenError; other errors come back unchanged.
+func appTokenError(err error) error {
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) && slices.Contains(tokenCodes, se.Err) {
+		hint := appTokenHint
+		if se.Err == "not_allowed_token_type" {
+			hint = "SLACK_APP_TOKEN must be the app-level token (xapp-…), not a bot or user token: " + appTokenHint
+		}
+		return &TokenError{Env: "SLACK_APP_TOKEN", Code: se.Err, Hint: hint}
+	}
+	for _, code := range tokenCodes[:4] {
+		if err != nil && err.Error() == code {
+			return &TokenError{Env: "SLACK_APP_TOKEN", Code: code, Hint: appTokenHint}
+		}
+	}
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) && sc.Code == http.StatusNotFound {
+		return fmt.Errorf("apps.connections.open answered 404: check SLACK_API_URL (it must end in /api/): %w", err)
+	}
+	return err
+}
+
+// checkAuth verifies the user token with auth.test: it must be a user token,
+// accepted, with the scopes securechat needs. Network trouble and 5xx
+// answers are retried for about half a minute, then reported.
+func (d *Daemon) checkAuth(ctx context.Context) error {
+	var resp *slack.AuthTestResponse
+	var err error
+	wait := 500 * time.Millisecond
+	deadline := d.opts.Now().Add(30 * time.Second)
+	for {
+		resp, err = d.api.AuthTestContext(ctx)
+		if err == nil {
+			break
+		}
+		var se slack.SlackErrorResponse
+		if errors.As(err, &se) {
+			hint := userTokenHint
+			switch se.Err {
+			case "not_allowed_token_type":
+				hint = "SLACK_USER_TOKEN must be a user token (xoxp-…): " + userTokenHint
+			case "token_revoked", "token_expired", "account_inactive":
+				hint = "the token's user or installation is gone; reinstall the app and " + userTokenHint
+			}
+			return &TokenError{Env: "SLACK_USER_TOKEN", Code: se.Err, Hint: hint}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var sc slack.StatusCodeError
+		if errors.As(err, &sc) && sc.Code == http.StatusNotFound {
+			return fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", d.opts.APIURL)
+		}
+		if d.opts.Now().After(deadline) {
+			return fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", d.opts.APIURL, err)
+		}
+		var rl *slack.RateLimitedError
+		if errors.As(err, &rl) {
+			wait = rl.RetryAfter
+		}
+		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("auth.test failed; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 8*time.Second)
+	}
+	if resp.BotID != "" {
+		return &TokenError{Env: "SLACK_USER_TOKEN", Code: "bot token",
+			Hint: "it belongs to a bot, and a bot can delete only its own messages: " + userTokenHint}
+	}
+	if scopes := resp.Header.Get("X-OAuth-Scopes"); scopes != "" {
+		have := strings.Split(scopes, ",")
+		for i := range have {
+			have[i] = strings.TrimSpace(have[i])
+		}
+		var missing []string
+		for _, s := range RequiredUserScopes {
+			if !slices.Contains(have, s) {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) > 0 {
+			return &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
+				Hint: "add them under OAuth & Permissions → User Token Scopes (or use 'securechat manifest'), reinstall the app, and use the new token"}
+		}
+	} else {
+		d.log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")
+	}
+	d.self = resp.UserID
+	d.log.Info().Str("user", resp.User).Str("user_id", resp.UserID).Str("team", resp.Team).Str("url", resp.URL).
+		Msg("user token accepted")
+	return nil
+}

@@ -1,0 +1,178 @@
+package bot
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/securechat/securechat/detect"
+)
+
+// content is what the daemon scans of one message event, and where the
+// message lives.
+type content struct {
+	Channel     string
+	ChannelType string
+	User        string
+	TS          string // the ts to delete: message.ts for an edit
+	Subtype     string
+	Text        string // normalised text of text, attachments and blocks
+}
+
+// Why an event is not scanned.
+const (
+	skipNotMessage = "not a message event"
+	skipSubtype    = "non-content subtype"
+	skipBot        = "bot message"
+	skipEmpty      = "no text"
+)
+
+// errMalformed marks an event that cannot be understood.
+var errMalformed = errors.New("malformed event")
+
+type callback struct {
+	Type    string          `json:"type"`
+	EventID string          `json:"event_id"`
+	Event   json.RawMessage `json:"event"`
+}
+
+type msgEvent struct {
+	Type        string          `json:"type"`
+	Subtype     string          `json:"subtype"`
+	Channel     string          `json:"channel"`
+	ChannelType string          `json:"channel_type"`
+	User        string          `json:"user"`
+	BotID       string          `json:"bot_id"`
+	Text        string          `json:"text"`
+	TS          string          `json:"ts"`
+	Attachments json.RawMessage `json:"attachments"`
+	Blocks      json.RawMessage `json:"blocks"`
+	Files       json.RawMessage `json:"files"`
+	Message     *msgEvent       `json:"message"`
+}
+
+// scannedSubtypes carry text a member wrote (bot_message is decided
+// separately). Everything else (joins, topics, message_deleted, the
+// message_replied bookkeeping…) is skipped.
+var scannedSubtypes = map[string]bool{
+	"":                 true,
+	"thread_broadcast": true,
+	"me_message":       true,
+	"file_share":       true,
+	"bot_message":      true,
+	"message_changed":  true,
+}
+
+// parseEvent reads the Events API callback of an events_api envelope. It
+// decodes only what it needs, leniently, so that a block or attachment shape
+// slack-go does not know cannot hide a message from the scan. It returns
+// a content to scan with an empty reason, or a reason for an event
+// to acknowledge and skip, or an error wrapping errMalformed. The second
+// result is the callback's event_id, for logs.
+func parseEvent(payload []byte, scanBots bool) (content, string, string, error) {
+	var cb callback
+	if err := json.Unmarshal(payload, &cb); err != nil {
+		return content{}, "", "", fmt.Errorf("%w: payload: %v", errMalformed, err)
+	}
+	if cb.Type != "event_callback" || len(cb.Event) == 0 {
+		return content{}, cb.EventID, skipNotMessage, nil
+	}
+	var ev msgEvent
+	if err := json.Unmarshal(cb.Event, &ev); err != nil {
+		return content{}, cb.EventID, "", fmt.Errorf("%w: event: %v", errMalformed, err)
+	}
+	if ev.Type != "message" {
+		return content{}, cb.EventID, skipNotMessage, nil
+	}
+	if !scannedSubtypes[ev.Subtype] {
+		return content{}, cb.EventID, skipSubtype, nil
+	}
+	msg := &ev
+	if ev.Subtype == "message_changed" {
+		if ev.Message == nil {
+			return content{}, cb.EventID, "", fmt.Errorf("%w: message_changed without message", errMalformed)
+		}
+		msg = ev.Message
+		if !scannedSubtypes[msg.Subtype] {
+			return content{}, cb.EventID, skipSubtype, nil
+		}
+	}
+	if (msg.Subtype == "bot_message" || msg.BotID != "") && !scanBots {
+		return content{}, cb.EventID, skipBot, nil
+	}
+	if ev.Channel == "" || msg.TS == "" {
+		return content{}, cb.EventID, "", fmt.Errorf("%w: message without channel or ts", errMalformed)
+	}
+	c := content{
+		Channel:     ev.Channel,
+		ChannelType: ev.ChannelType,
+		User:        msg.User,
+		TS:          msg.TS,
+		Subtype:     ev.Subtype,
+		Text:        messageText(msg),
+	}
+	if c.User == "" {
+		c.User = msg.BotID
+	}
+	if strings.TrimSpace(c.Text) == "" {
+		return content{}, cb.EventID, skipEmpty, nil
+	}
+	return c, cb.EventID, "", nil
+}
+
+// textKeys are the fields of attachments, blocks and files whose string
+// values people can read.
+var textKeys = map[string]bool{
+	"text": true, "fallback": true, "pretext": true, "title": true, "value": true,
+	"footer": true, "author_name": true, "url": true, "title_link": true, "alt_text": true,
+	"name": true, "preview": true, "initial_comment": true,
+}
+
+// messageText joins the normalised message text with the readable text of
+// its attachments, blocks and files. A part already contained in what came
+// before (rich_text blocks repeat the message text) is left out, so one
+// secret is not reported twice.
+func messageText(m *msgEvent) string {
+	var b strings.Builder
+	b.WriteString(detect.Normalize(m.Text))
+	for _, raw := range []json.RawMessage{m.Attachments, m.Blocks, m.Files} {
+		if len(raw) == 0 {
+			continue
+		}
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			continue
+		}
+		collect(v, "", func(s string) {
+			s = strings.TrimSpace(detect.Normalize(s))
+			if s == "" || strings.Contains(b.String(), s) {
+				return
+			}
+			b.WriteByte('\n')
+			b.WriteString(s)
+		})
+	}
+	return b.String()
+}
+
+func collect(v any, key string, emit func(string)) {
+	switch x := v.(type) {
+	case string:
+		if textKeys[key] {
+			emit(x)
+		}
+	case []any:
+		for _, e := range x {
+			collect(e, key, emit)
+		}
+	case map[string]any:
+		// Sorted, so that the same event always yields the same text and
+		// the same offsets (redeliveries must deduplicate).
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			collect(x[k], k, emit)
+		}
+	}
+}

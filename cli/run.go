@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/securechat/securechat/bot"
+)
+
+// newLogger builds the one logger of the process from the log settings.
+func (a *app) newLogger() zerolog.Logger {
+	level, err := zerolog.ParseLevel(strings.ToLower(a.cfg.Log.Level))
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	var w io.Writer = a.Stderr
+	if a.cfg.Log.Format == "console" {
+		noColor := true
+		if f, ok := a.Stderr.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				noColor = false
+			}
+		}
+		w = zerolog.ConsoleWriter{Out: a.Stderr, TimeFormat: time.RFC3339, NoColor: noColor}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+type runOptions struct {
+	workers   int
+	queueSize int
+	apiURL    string
+	scanBots  bool
+}
+
+func newRunCmd(a *app) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: watch Slack over Socket Mode and delete leaking messages",
+		Long: `Run the daemon. It checks SLACK_USER_TOKEN with auth.test, connects over Socket Mode
+with SLACK_APP_TOKEN (no public endpoint needed), scans every message the token's user can
+see with the enabled regexes, records each leak and deletes the message with chat.delete.
+
+Regexes changed with 'securechat regex' apply within a couple of seconds, no restart.
+Deletions are queued in the database first: a crash or restart loses none of them.
+SIGINT or SIGTERM stops it cleanly (exit 0); a second signal exits at once.
+
+Tokens are read from the environment or the config file, never from flags (flags show
+in ps).`,
+		Example: `  export SLACK_APP_TOKEN=xapp-… SLACK_USER_TOKEN=xoxp-…
+  securechat run --db /var/lib/securechat/securechat.db --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fl := cmd.Flags()
+			if fl.Changed("workers") {
+				a.cfg.Daemon.Workers = o.workers
+			}
+			if fl.Changed("queue-size") {
+				a.cfg.Daemon.QueueSize = o.queueSize
+			}
+			if fl.Changed("api-url") {
+				a.cfg.Slack.APIURL = o.apiURL
+			}
+			if fl.Changed("scan-bots") {
+				a.cfg.Daemon.ScanBots = o.scanBots
+			}
+			if err := a.cfg.Validate(); err != nil {
+				return err
+			}
+			if err := a.cfg.ValidateSlack(); err != nil {
+				return err
+			}
+			log := a.newLogger()
+			s, err := a.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			log.Info().Str("db", s.Path()).Str("version", Version).Msg("securechat starting")
+			d := bot.New(s, log, a.botOptions())
+			return d.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&o.workers, "workers", 0, "scanning goroutines (default 4, [daemon] workers)")
+	fl.IntVar(&o.queueSize, "queue-size", 0, "events waiting for a worker before backpressure (default 1024, [daemon] queue_size)")
+	fl.StringVar(&o.apiURL, "api-url", "", "Slack Web API base URL (env "+EnvAPIURL+", default https://slack.com/api/)")
+	fl.BoolVar(&o.scanBots, "scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
+	return cmd
+}
+
+func (a *app) botOptions() bot.Options {
+	c := a.cfg
+	return bot.Options{
+		AppToken:        c.Slack.AppToken,
+		UserToken:       c.Slack.UserToken,
+		APIURL:          c.APIURL(),
+		Workers:         c.Daemon.Workers,
+		QueueSize:       c.Daemon.QueueSize,
+		ReloadInterval:  c.Daemon.ReloadInterval.Duration,
+		ShutdownTimeout: c.Daemon.ShutdownTimeout.Duration,
+		RetryMax:        c.Daemon.RetryMax.Duration,
+		ScanBots:        c.Daemon.ScanBots,
+		Now:             a.Now,
+	}
+}
