@@ -82,19 +82,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.Stderr, "No leaks recorded that match.")
 				return nil
 			}
-			t := newTable(a.Stdout, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "STATUS", "ATTEMPTS")
-			for _, l := range leaks {
-				rule := strconv.FormatInt(l.RegexID, 10)
-				if l.Rule != "" {
-					rule += " " + truncate(l.Rule, 30)
-				}
-				status := l.Status
-				if status == "" {
-					status = "-"
-				}
-				t.row(strconv.FormatInt(l.ID, 10), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, status, strconv.Itoa(l.Attempts))
-			}
-			if err := t.flush(); err != nil {
+			if err := printLeaks(a.Stdout, leaks); err != nil {
 				return err
 			}
 			if o.limit > 0 && len(leaks) == o.limit {

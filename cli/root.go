@@ -86,6 +86,8 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		newLeaksCmd(a),
 		newCheckCmd(a),
 		newRunCmd(a),
+		newDemoCmd(a),
+		newManifestCmd(a),
 	)
 	return root
 }

@@ -325,6 +325,13 @@ func (s *Server) Script(method string, rs ...Response) {
 	s.script[method] = append(s.script[method], rs...)
 }
 
+// ClearScript drops the answers still queued for a method.
+func (s *Server) ClearScript(method string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.script, method)
+}
+
 func (s *Server) scripted(method string) (Response, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/securechat/securechat/bot"
+)
+
+// userEvents are the message events securechat subscribes to on behalf of
+// the installing user.
+var userEvents = []string{"message.channels", "message.groups", "message.im", "message.mpim"}
+
+func newManifestCmd(a *app) *cobra.Command {
+	var asJSON bool
+	var name string
+	cmd := &cobra.Command{
+		Use:   "manifest",
+		Short: "Print the Slack app manifest securechat needs",
+		Long: `Print a Slack app manifest: Socket Mode on, the user token scopes and the four message
+events securechat needs, no bot user, no public URL.
+
+Create the app from it at https://api.slack.com/apps → Create New App → From a manifest,
+then under Basic Information → App-Level Tokens create a token with connections:write
+(that is SLACK_APP_TOKEN), and install the app as a workspace admin or owner (the User
+OAuth Token is SLACK_USER_TOKEN). The admin sees, and so securechat scans, only the
+conversations the admin is a member of.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				return writeJSON(a.Stdout, manifest(name))
+			}
+			_, err := fmt.Fprint(a.Stdout, manifestYAML(name))
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of YAML")
+	cmd.Flags().StringVar(&name, "name", "securechat", "the app's display name")
+	return cmd
+}
+
+func manifest(name string) map[string]any {
+	return map[string]any{
+		"_metadata": map[string]any{"major_version": 1, "minor_version": 1},
+		"display_information": map[string]any{
+			"name":        name,
+			"description": "Deletes messages that leak secrets (cards, keys, tokens) and records the leak.",
+		},
+		"oauth_config": map[string]any{"scopes": map[string]any{"user": bot.RequiredUserScopes}},
+		"settings": map[string]any{
+			"event_subscriptions":    map[string]any{"user_events": userEvents},
+			"interactivity":          map[string]any{"is_enabled": false},
+			"org_deploy_enabled":     false,
+			"socket_mode_enabled":    true,
+			"token_rotation_enabled": false,
+		},
+	}
+}
+
+func manifestYAML(name string) string {
+	list := func(items []string) string {
+		var b strings.Builder
+		for _, it := range items {
+			fmt.Fprintf(&b, "      - %s\n", it)
+		}
+		return b.String()
+	}
+	return fmt.Sprintf(`# Slack app manifest for securechat (https://api.slack.com/reference/manifests).
+# After creating the app: Basic Information → App-Level Tokens → a token with
+# connections:write (SLACK_APP_TOKEN); install it as a workspace admin or owner
+# and copy the User OAuth Token (SLACK_USER_TOKEN).
+_metadata:
+  major_version: 1
+  minor_version: 1
+display_information:
+  name: %q
+  description: Deletes messages that leak secrets (cards, keys, tokens) and records the leak.
+oauth_config:
+  scopes:
+    user:
+%ssettings:
+  event_subscriptions:
+    user_events:
+%s  interactivity:
+    is_enabled: false
+  org_deploy_enabled: false
+  socket_mode_enabled: true
+  token_rotation_enabled: false
+`, name, list(bot.RequiredUserScopes), list(userEvents))
+}

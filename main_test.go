@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/bot/fakeslack"
+)
+
+// These tests build the real binary and run it as an operator would.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "securechat-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "securechat")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("go build: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan error
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.done <- nil
+	})
+	return p
+}
+
+func (p *proc) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(within):
+		t.Fatalf("process still running after %v\n%s", within, p.stderr.String())
+		return -1
+	}
+}
+
+func runCLI(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+func waitFor(t *testing.T, fake *fakeslack.Server, what string, cond func(*fakeslack.State) bool, logs func() string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := fake.Wait(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v\n%s", what, err, logs())
+	}
+}
+
+func TestDaemonSurvivesSIGKILLAndHotReloadAcrossProcesses(t *testing.T) {
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond})
+	defer fake.Close()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "securechat.db")
+	cfg := filepath.Join(dir, "securechat.toml")
+	os.WriteFile(cfg, []byte("[daemon]\nretry_max = \"1s\"\nreload_interval = \"200ms\"\n[log]\nformat = \"json\"\n"), 0o600)
+	env := []string{"SECURECHAT_DB=" + db, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
+	if out, code := runCLI(t, env, "regex", "add", `.*(5018|5020|5038|6304|6759|6761|6763)[0-9]{8,15}.*`, "-d", "Maestro"); code != 0 {
+		t.Fatalf("regex add: %d %s", code, out)
+	}
+
+	// Slack fails every deletion for now.
+	for range 200 {
+		fake.Script("chat.delete", fakeslack.Response{Status: 500})
+	}
+	first := start(t, env, "run")
+	waitFor(t, fake, "connection", func(s *fakeslack.State) bool { return s.Connections() == 1 }, first.stderr.String)
+	var tss, envs []string
+	for _, text := range []string{"card 6759649826438453", "card 676100041090", "again 6759649826438453"} {
+		ts, env, err := fake.Post(fakeslack.Message{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tss, envs = append(tss, ts), append(envs, env)
+	}
+	waitFor(t, fake, "acks and failing delete attempts", func(s *fakeslack.State) bool {
+		for _, e := range envs {
+			if !s.Acked(e) {
+				return false
+			}
+		}
+		return len(s.Deletes()) >= 3
+	}, first.stderr.String)
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.wait(t, 5*time.Second)
+
+	// Slack recovers; the restarted daemon finishes the pending deletions.
+	fake.ClearScript("chat.delete")
+	second := start(t, env, "run")
+	for _, ts := range tss {
+		waitFor(t, fake, "deletion of "+ts+" after restart", func(s *fakeslack.State) bool {
+			return s.SuccessfulDeletes("C0GENERAL01", ts) == 1
+		}, second.stderr.String)
+	}
+
+	// A regex added by another process applies without a restart.
+	if out, code := runCLI(t, env, "regex", "add", `AKIA[A-Z2-7]{16}`, "-d", "AWS"); code != 0 {
+		t.Fatalf("regex add: %d %s", code, out)
+	}
+	waitFor(t, fake, "reload", func(*fakeslack.State) bool { return strings.Contains(second.stderr.String(), `"rules":2`) }, second.stderr.String)
+	ts, _, err := fake.Post(fakeslack.Message{Text: "AKIAIOSFODNN7EXAMPL2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, fake, "hot-reloaded rule", func(s *fakeslack.State) bool { return s.SuccessfulDeletes("C0GENERAL01", ts) == 1 }, second.stderr.String)
+
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0\n%s", code, second.stderr.String())
+	}
+	fake.Snapshot(func(s *fakeslack.State) {
+		for _, ts := range tss {
+			if n := s.SuccessfulDeletes("C0GENERAL01", ts); n != 1 {
+				t.Errorf("%s deleted %d times", ts, n)
+			}
+		}
+	})
+	out, code := runCLI(t, env, "leaks", "list", "--status", "deleted", "--json")
+	if code != 0 || strings.Count(out, `"status": "deleted"`) != 4 {
+		t.Errorf("leaks list after restart: %d\n%s", code, out)
+	}
+	for _, secret := range []string{"6759649826438453", "676100041090", "AKIAIOSFODNN7EXAMPL2"} {
+		if strings.Contains(first.stderr.String()+second.stderr.String(), secret) {
+			t.Errorf("daemon logs contain %s", secret)
+		}
+		files, _ := filepath.Glob(db + "*")
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s contains %s", f, secret)
+			}
+		}
+	}
+}
+
+func TestDaemonExitsOnBadTokens(t *testing.T) {
+	fake := fakeslack.New(fakeslack.Options{})
+	defer fake.Close()
+	db := filepath.Join(t.TempDir(), "securechat.db")
+	tests := []struct {
+		name      string
+		app, user string
+		says      []string
+	}{
+		{"missing app token", "", fake.UserToken(), []string{"SLACK_APP_TOKEN is not set", "connections:write"}},
+		{"bot token as user token", fake.AppToken(), "xoxb-1234-5678-abcdefgh", []string{"SLACK_USER_TOKEN must be a user token", "bot token"}},
+		{"revoked user token", fake.AppToken(), "xoxp-1-2-3-revokedtoken", []string{"SLACK_USER_TOKEN was refused by Slack (invalid_auth)"}},
+		{"wrong app token", "xapp-1-A1-1-wrongwrongwrong", fake.UserToken(), []string{"SLACK_APP_TOKEN was refused by Slack (invalid_auth)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=" + tt.app, "SLACK_USER_TOKEN=" + tt.user, "SLACK_API_URL=" + fake.APIURL()}
+			p := start(t, env, "run")
+			if code := p.wait(t, 15*time.Second); code != 2 {
+				t.Errorf("exit code %d, want 2", code)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(p.stderr.String(), s) {
+					t.Errorf("stderr does not say %q:\n%s", s, p.stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestDemo(t *testing.T) {
+	out, code := runCLI(t, nil, "demo")
+	if code != 0 {
+		t.Fatalf("demo exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"4 of 5 messages leaked and were deleted", "kept", "DELETED", "6759********8453", "deleted  1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"6759649826438453", "676100041090", "AKIAIOSFODNN7EXAMPL2"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("demo printed the secret %s", secret)
+		}
+	}
+}
