@@ -7,9 +7,11 @@ import "strings"
 //
 //   - &amp; &lt; &gt; become & < >;
 //   - <mailto:a@b.c|a@b.c> and <tel:4111-1111|4111-1111> become their label;
-//   - <https://x.example/path|label> becomes "label https://x.example/path"
-//     (the target is kept when it differs from the label, since a secret can
-//     hide in either), and <https://x.example> becomes the URL;
+//   - a link whose target differs from its label keeps both, label first:
+//     <https://x.example/?t=abc|label> becomes "label https://x.example/?t=abc"
+//     and <tel:6759649826438453|6759 6498 2643 8453> becomes
+//     "6759 6498 2643 8453 6759649826438453", since a secret can hide in
+//     either form; <https://x.example> becomes the URL;
 //   - <@U123>, <#C123|general> and <!here> become @U123, #general and @here.
 //
 // Text with neither '<' nor '&' is returned as it is, without allocating.
@@ -89,11 +91,6 @@ func writeControl(b *strings.Builder, inner string) {
 	bare := target
 	for _, scheme := range [...]string{"mailto:", "tel:"} {
 		if strings.HasPrefix(bare, scheme) {
-			// What the user typed is the label; the target only repeats it.
-			if hasLabel && label != "" {
-				b.WriteString(label)
-				return
-			}
 			bare = bare[len(scheme):]
 			break
 		}

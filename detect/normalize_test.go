@@ -16,6 +16,8 @@ func TestNormalize(t *testing.T) {
 		{"mailto label", "write to <mailto:a@b.c|a@b.c> now", "write to a@b.c now"},
 		{"tel label keeps what was typed", "card <tel:4111-1111-1111-1111|4111-1111-1111-1111>", "card 4111-1111-1111-1111"},
 		{"tel without label", "<tel:6759649826438453>", "6759649826438453"},
+		{"tel label differs: both kept", "<tel:6759649826438453|6759 6498 2643 8453>", "6759 6498 2643 8453 6759649826438453"},
+		{"mailto label differs", "<mailto:bob@corp.example.com|Bob>", "Bob bob@corp.example.com"},
 		{"auto-linked host", "see <http://example.com|example.com>", "see example.com"},
 		{"auto-linked with slash", "see <https://example.com/|example.com/>", "see example.com/"},
 		{"bare url", "<https://hooks.slack.com/services/T0/B0/XXXX>", "https://hooks.slack.com/services/T0/B0/XXXX"},

@@ -117,6 +117,8 @@ type Server struct {
 	deliveries  map[string]*Delivery
 	order       []string // envelope ids in send order
 	deletes     []DeleteCall
+	deletedOK   map[string]int // channel/ts → successful chat.delete calls
+	unacked     int
 	posts       []PostCall
 	script      map[string][]Response // method → queued responses
 	opens       int
@@ -150,6 +152,7 @@ func New(o Options) *Server {
 		changed:    make(chan struct{}),
 		messages:   map[string]*message{},
 		deliveries: map[string]*Delivery{},
+		deletedOK:  map[string]int{},
 		script:     map[string][]Response{},
 		seq:        time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC).Unix() * 1_000_000,
 		stop:       make(chan struct{}),
@@ -249,13 +252,7 @@ func (st *State) Posts() []PostCall { return append([]PostCall(nil), st.s.posts.
 
 // SuccessfulDeletes counts chat.delete calls that deleted channel/ts.
 func (st *State) SuccessfulDeletes(channel, ts string) int {
-	n := 0
-	for _, d := range st.s.deletes {
-		if d.Channel == channel && d.TS == ts && d.OK() {
-			n++
-		}
-	}
-	return n
+	return st.s.deletedOK[channel+"/"+ts]
 }
 
 // DeleteCalls counts chat.delete calls for channel/ts, whatever the answer.
@@ -294,15 +291,7 @@ func (st *State) Deliveries() []Delivery {
 }
 
 // Unacked counts envelopes not acknowledged yet.
-func (st *State) Unacked() int {
-	n := 0
-	for _, d := range st.s.deliveries {
-		if d.AckedAt.IsZero() {
-			n++
-		}
-	}
-	return n
-}
+func (st *State) Unacked() int { return st.s.unacked }
 
 // Exists reports whether a message is still in the channel.
 func (st *State) Exists(channel, ts string) bool {
@@ -443,6 +432,9 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 	record := func() {
 		s.mu.Lock()
 		s.deletes = append(s.deletes, call)
+		if call.OK() {
+			s.deletedOK[ch+"/"+ts]++
+		}
 		s.notify()
 		s.mu.Unlock()
 	}
@@ -647,6 +639,7 @@ func (s *Server) readLoop(c *conn) {
 			d.Acks++
 			if d.AckedAt.IsZero() {
 				d.AckedAt = now
+				s.unacked--
 			}
 		}
 		s.notify()
@@ -718,6 +711,7 @@ func (s *Server) sendEvent(event map[string]any, channel, ts string) (string, er
 	d.SentAt = time.Now()
 	s.deliveries[envelopeID] = d
 	s.order = append(s.order, envelopeID)
+	s.unacked++
 	s.notify()
 	s.mu.Unlock()
 	if err := c.writeJSON(body); err != nil {
@@ -863,6 +857,7 @@ func (s *Server) SendRaw(frame string) error {
 		s.mu.Lock()
 		s.deliveries[probe.EnvelopeID] = &Delivery{EnvelopeID: probe.EnvelopeID, SentAt: time.Now(), Attempts: 1}
 		s.order = append(s.order, probe.EnvelopeID)
+		s.unacked++
 		s.mu.Unlock()
 	}
 	c.wm.Lock()
