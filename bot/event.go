@@ -33,25 +33,28 @@ const (
 // errMalformed marks an event that cannot be understood.
 var errMalformed = errors.New("malformed event")
 
+// callback is decoded in one pass (messages can be 40 KB; every pass
+// counts): the parts of attachments, blocks and files are kept as generic
+// values, whatever their shape.
 type callback struct {
-	Type    string          `json:"type"`
-	EventID string          `json:"event_id"`
-	Event   json.RawMessage `json:"event"`
+	Type    string    `json:"type"`
+	EventID string    `json:"event_id"`
+	Event   *msgEvent `json:"event"`
 }
 
 type msgEvent struct {
-	Type        string          `json:"type"`
-	Subtype     string          `json:"subtype"`
-	Channel     string          `json:"channel"`
-	ChannelType string          `json:"channel_type"`
-	User        string          `json:"user"`
-	BotID       string          `json:"bot_id"`
-	Text        string          `json:"text"`
-	TS          string          `json:"ts"`
-	Attachments json.RawMessage `json:"attachments"`
-	Blocks      json.RawMessage `json:"blocks"`
-	Files       json.RawMessage `json:"files"`
-	Message     *msgEvent       `json:"message"`
+	Type        string    `json:"type"`
+	Subtype     string    `json:"subtype"`
+	Channel     string    `json:"channel"`
+	ChannelType string    `json:"channel_type"`
+	User        string    `json:"user"`
+	BotID       string    `json:"bot_id"`
+	Text        string    `json:"text"`
+	TS          string    `json:"ts"`
+	Attachments any       `json:"attachments"`
+	Blocks      any       `json:"blocks"`
+	Files       any       `json:"files"`
+	Message     *msgEvent `json:"message"`
 }
 
 // scannedSubtypes carry text a member wrote (bot_message is decided
@@ -75,22 +78,23 @@ var scannedSubtypes = map[string]bool{
 func parseEvent(payload []byte, scanBots bool) (content, string, string, error) {
 	var cb callback
 	if err := json.Unmarshal(payload, &cb); err != nil {
-		return content{}, "", "", fmt.Errorf("%w: payload: %v", errMalformed, err)
+		var id struct {
+			EventID string `json:"event_id"`
+		}
+		_ = json.Unmarshal(payload, &id)
+		return content{}, id.EventID, "", fmt.Errorf("%w: %v", errMalformed, err)
 	}
-	if cb.Type != "event_callback" || len(cb.Event) == 0 {
+	if cb.Type != "event_callback" || cb.Event == nil {
 		return content{}, cb.EventID, skipNotMessage, nil
 	}
-	var ev msgEvent
-	if err := json.Unmarshal(cb.Event, &ev); err != nil {
-		return content{}, cb.EventID, "", fmt.Errorf("%w: event: %v", errMalformed, err)
-	}
+	ev := cb.Event
 	if ev.Type != "message" {
 		return content{}, cb.EventID, skipNotMessage, nil
 	}
 	if !scannedSubtypes[ev.Subtype] {
 		return content{}, cb.EventID, skipSubtype, nil
 	}
-	msg := &ev
+	msg := ev
 	if ev.Subtype == "message_changed" {
 		if ev.Message == nil {
 			return content{}, cb.EventID, "", fmt.Errorf("%w: message_changed without message", errMalformed)
@@ -138,14 +142,7 @@ var textKeys = map[string]bool{
 func messageText(m *msgEvent) string {
 	var b strings.Builder
 	b.WriteString(detect.Normalize(m.Text))
-	for _, raw := range []json.RawMessage{m.Attachments, m.Blocks, m.Files} {
-		if len(raw) == 0 {
-			continue
-		}
-		var v any
-		if json.Unmarshal(raw, &v) != nil {
-			continue
-		}
+	for _, v := range []any{m.Attachments, m.Blocks, m.Files} {
 		collect(v, "", func(s string) {
 			s = strings.TrimSpace(detect.Normalize(s))
 			if s == "" || strings.Contains(b.String(), s) {

@@ -72,7 +72,7 @@ func FuzzValidate(f *testing.F) {
 		if Validate(pattern) != nil {
 			return
 		}
-		re, err := compilePattern(pattern)
+		re, _, err := compilePattern(pattern)
 		if err != nil {
 			t.Fatalf("Validate accepted %q but compilePattern failed: %v", pattern, err)
 		}

@@ -60,7 +60,7 @@ type Rule struct {
 // Validate checks that a pattern compiles with Go's regexp (RE2 syntax) and
 // cannot match the empty string. It returns a *PatternError.
 func Validate(pattern string) error {
-	_, err := compilePattern(pattern)
+	_, _, err := compilePattern(pattern)
 	if err != nil {
 		return &PatternError{Pattern: pattern, Err: err}
 	}
@@ -70,30 +70,31 @@ func Validate(pattern string) error {
 // compilePattern validates a pattern and compiles the form used for matching:
 // leading and trailing `.*` are stripped, since they change which text a match
 // covers (the whole line instead of the card number) but never whether a
-// message matches.
-func compilePattern(pattern string) (*regexp.Regexp, error) {
+// message matches. It also returns the parsed tree of that form.
+func compilePattern(pattern string) (*regexp.Regexp, *syntax.Regexp, error) {
 	if pattern == "" {
-		return nil, errors.New("it is empty")
+		return nil, nil, errors.New("it is empty")
 	}
 	if len(pattern) > MaxPatternLen {
-		return nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(pattern), MaxPatternLen)
+		return nil, nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(pattern), MaxPatternLen)
 	}
 	tree, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if nullable(tree) {
-		return nil, ErrMatchesEmpty
+		return nil, nil, ErrMatchesEmpty
 	}
 	expr := pattern
 	if trimmed, ok := trimDotStars(tree); ok {
+		tree = trimmed
 		expr = trimmed.String()
 	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return re, nil
+	return re, tree, nil
 }
 
 // nullable reports whether re can match an empty string somewhere. Assertions

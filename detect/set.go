@@ -4,7 +4,10 @@
 // text itself never leaves this package.
 package detect
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // Match is one finding in a normalised message.
 type Match struct {
@@ -22,21 +25,43 @@ type compiled struct {
 
 // Set is an immutable compiled rule set. It is safe for concurrent use by
 // any number of goroutines; to change the rules, compile a new Set and swap it.
+//
+// Scanning is prefiltered: each rule's required literals (see literals.go)
+// go into one Aho-Corasick automaton run once over the text, and only the
+// rules whose literals occur, plus the rules without any, run their regexp.
+// The findings are exactly those of running every rule.
 type Set struct {
-	rules []compiled
+	rules  []compiled
+	ac     *acMatcher // nil when no rule has literals
+	always []int      // rules with no usable literal: they run on every text
 }
 
 // Compile builds a Set from rules. A rule that does not compile is left out
 // and reported as a *PatternError in errs; the Set holds all the others.
 func Compile(rules []Rule) (set *Set, errs []error) {
 	set = &Set{rules: make([]compiled, 0, len(rules))}
+	var lits []string
+	var ids []int32
 	for _, r := range rules {
-		re, err := compilePattern(r.Pattern)
+		re, tree, err := compilePattern(r.Pattern)
 		if err != nil {
 			errs = append(errs, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err})
 			continue
 		}
+		i := len(set.rules)
 		set.rules = append(set.rules, compiled{Rule: r, re: re})
+		req := requiredLiterals(tree)
+		if req == nil {
+			set.always = append(set.always, i)
+			continue
+		}
+		for _, l := range req {
+			lits = append(lits, l)
+			ids = append(ids, int32(i))
+		}
+	}
+	if len(lits) > 0 {
+		set.ac = newACMatcher(lits, ids)
 	}
 	return set, errs
 }
@@ -61,17 +86,54 @@ func (s *Set) Scan(text string) []Match {
 
 // ScanNormalized is Scan for text that is normalised already.
 func (s *Set) ScanNormalized(text string) []Match {
+	if len(s.rules) == 0 {
+		return nil
+	}
+	cand := make([]bool, len(s.rules))
+	for _, i := range s.always {
+		cand[i] = true
+	}
+	if s.ac != nil {
+		s.ac.scan(foldSpecial(text), func(id int32) { cand[id] = true })
+	}
 	var out []Match
-	for _, r := range s.rules {
-		for _, loc := range r.re.FindAllStringIndex(text, -1) {
-			out = append(out, Match{
-				RuleID:      r.ID,
-				Description: r.Description,
-				Start:       loc[0],
-				End:         loc[1],
-				Excerpt:     Mask(text[loc[0]:loc[1]]),
-			})
+	for i := range s.rules {
+		if cand[i] {
+			out = s.rules[i].appendMatches(out, text)
 		}
+	}
+	return out
+}
+
+// scanAll runs every rule on the text: the reference the prefiltered scan
+// must equal, and the naive baseline of the benchmarks.
+func (s *Set) scanAll(text string) []Match {
+	var out []Match
+	for i := range s.rules {
+		out = s.rules[i].appendMatches(out, text)
+	}
+	return out
+}
+
+// foldSpecial maps the two non-ASCII runes that (?i) folds to ASCII letters,
+// U+017F (ſ) to s and U+212A (Kelvin sign) to k, so that the prefilter sees
+// "paſsword" as "password", as the regexp does.
+func foldSpecial(text string) string {
+	if !strings.Contains(text, "\u017f") && !strings.Contains(text, "\u212a") {
+		return text
+	}
+	return strings.NewReplacer("\u017f", "s", "\u212a", "k").Replace(text)
+}
+
+func (r *compiled) appendMatches(out []Match, text string) []Match {
+	for _, loc := range r.re.FindAllStringIndex(text, -1) {
+		out = append(out, Match{
+			RuleID:      r.ID,
+			Description: r.Description,
+			Start:       loc[0],
+			End:         loc[1],
+			Excerpt:     Mask(text[loc[0]:loc[1]]),
+		})
 	}
 	return out
 }

@@ -673,9 +673,27 @@ func (s *Server) pick() *conn {
 	return c
 }
 
+// Prepared is an envelope built and encoded ahead of sending, so that a
+// load test can measure the daemon rather than the fake's JSON encoding.
+type Prepared struct {
+	EnvelopeID string
+	Channel    string
+	TS         string // the message's ts
+	body       map[string]any
+	frame      []byte
+}
+
 // sendEvent wraps an event in the Events API callback and a Socket Mode
 // envelope and sends it.
 func (s *Server) sendEvent(event map[string]any, channel, ts string) (string, error) {
+	p, err := s.envelope(event, channel, ts)
+	if err != nil {
+		return "", err
+	}
+	return p.EnvelopeID, s.Send(p)
+}
+
+func (s *Server) envelope(event map[string]any, channel, ts string) (*Prepared, error) {
 	s.mu.Lock()
 	s.seq++
 	n := s.seq
@@ -702,22 +720,34 @@ func (s *Server) sendEvent(event map[string]any, channel, ts string) (string, er
 			"event_context":         "4-fake-" + envelopeID,
 		},
 	}
-	d := &Delivery{EnvelopeID: envelopeID, Channel: channel, TS: ts, Attempts: 1, body: body}
+	frame, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("fakeslack: encode envelope: %w", err)
+	}
+	return &Prepared{EnvelopeID: envelopeID, Channel: channel, TS: ts, body: body, frame: frame}, nil
+}
+
+// Send sends a prepared envelope on the next connection.
+func (s *Server) Send(p *Prepared) error {
 	c := s.pick()
 	if c == nil {
-		return "", ErrNoConnection
+		return ErrNoConnection
 	}
+	d := &Delivery{EnvelopeID: p.EnvelopeID, Channel: p.Channel, TS: p.TS, Attempts: 1, body: p.body}
 	s.mu.Lock()
 	d.SentAt = time.Now()
-	s.deliveries[envelopeID] = d
-	s.order = append(s.order, envelopeID)
+	s.deliveries[p.EnvelopeID] = d
+	s.order = append(s.order, p.EnvelopeID)
 	s.unacked++
 	s.notify()
 	s.mu.Unlock()
-	if err := c.writeJSON(body); err != nil {
-		return envelopeID, fmt.Errorf("fakeslack: send envelope: %w", err)
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ws.WriteMessage(websocket.TextMessage, p.frame); err != nil {
+		return fmt.Errorf("fakeslack: send envelope: %w", err)
 	}
-	return envelopeID, nil
+	return nil
 }
 
 // Message is a message a workspace member posts.
@@ -744,6 +774,16 @@ func Escape(s string) string {
 // Post posts a message and sends its message event. It returns the new
 // message's ts and the envelope id.
 func (s *Server) Post(m Message) (ts, envelopeID string, err error) {
+	p, err := s.Prepare(m)
+	if err != nil {
+		return "", "", err
+	}
+	return p.TS, p.EnvelopeID, s.Send(p)
+}
+
+// Prepare posts a message (chat.delete will find it) and builds its event
+// envelope, to be sent later with Send.
+func (s *Server) Prepare(m Message) (*Prepared, error) {
 	if m.Channel == "" {
 		m.Channel = "C0GENERAL01"
 	}
@@ -753,7 +793,7 @@ func (s *Server) Post(m Message) (ts, envelopeID string, err error) {
 	if m.User == "" && m.Subtype != "bot_message" {
 		m.User = "U0MEMBER001"
 	}
-	ts = s.nextTS()
+	ts := s.nextTS()
 	text := m.Text
 	if !m.Raw {
 		text = Escape(m.Text)
@@ -785,8 +825,7 @@ func (s *Server) Post(m Message) (ts, envelopeID string, err error) {
 	if len(m.Attachments) > 0 {
 		ev["attachments"] = m.Attachments
 	}
-	envelopeID, err = s.sendEvent(ev, m.Channel, ts)
-	return ts, envelopeID, err
+	return s.envelope(ev, m.Channel, ts)
 }
 
 func (s *Server) seqNow() int64 {

@@ -1,0 +1,137 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/securechat/securechat/detect/corpus"
+)
+
+func TestRequiredLiterals(t *testing.T) {
+	tests := []struct {
+		pattern string
+		want    []string // nil: no usable literal
+	}{
+		{`ghp_[0-9a-zA-Z]{36}`, []string{"ghp_"}},
+		{`xox[baprs]-[0-9]+`, []string{"xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-"}},
+		{`(?i)aws_?secret`, []string{"aws_secret", "awssecret"}},
+		{`(?:A3T[A-Z0-9]|AKIA|ASIA)[A-Z2-7]{16}`, []string{"a3t", "akia", "asia"}},
+		{`https?://[^\s]+`, []string{"http://", "https://"}},
+		{`(?i)password\s*=`, []string{"password"}},
+		{`(?i)contraseña`, []string{"contrase"}},
+		{`contraseña`, []string{"contraseña"}},
+		{`-----BEGIN[ A-Z]*PRIVATE KEY-----`, []string{"private key-----"}},
+		{`(5018|5020|5038|6304|6759|6761|6763)[0-9]{8,15}`, []string{"5018", "5020", "5038", "6304", "6759", "6761", "6763"}},
+		{`\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b`, nil},
+		{`\b4[0-9]{3}(?:[ -]?[0-9]{4}){3}\b`, nil},
+		{`ab`, nil},
+		{`(?:foo|ba)r`, []string{"bar", "foor"}[:0:0]}, // "bar" has 3, "foor" 4: kept below
+		{`(?:foo|x)`, nil},
+		{`(?:abc)+`, []string{"abc"}},
+		{`(?:abc)?def`, []string{"abcdef", "def"}},
+		{`sk-[a-z]{20}T3BlbkFJ`, []string{"t3blbkfj"}},
+		{`.*secret.*`, []string{"secret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			_, tree, err := compilePattern(tt.pattern)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := requiredLiterals(tree)
+			want := tt.want
+			if tt.pattern == `(?:foo|ba)r` {
+				want = []string{"bar", "foor"}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("requiredLiterals(%s) = %q, want %q", tt.pattern, got, want)
+			}
+		})
+	}
+}
+
+func TestACMatcherAgainstBruteForce(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	alphabet := "abcAB-_:/ xyz"
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rnd.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	for round := range 200 {
+		var pats []string
+		var ids []int32
+		for i := range 1 + rnd.IntN(20) {
+			pats = append(pats, strings.ToLower(word(1+rnd.IntN(5))))
+			ids = append(ids, int32(i))
+		}
+		m := newACMatcher(pats, ids)
+		text := word(rnd.IntN(200))
+		got := map[int32]bool{}
+		m.scan(text, func(id int32) { got[id] = true })
+		lower := strings.ToLower(text)
+		for i, p := range pats {
+			if want := strings.Contains(lower, p); want != got[ids[i]] {
+				t.Fatalf("round %d: pattern %q in %q: got %v, want %v", round, p, text, got[ids[i]], want)
+			}
+		}
+	}
+}
+
+// TestPrefilterEqualsFullScan checks the engine against running every rule
+// on the benchmark rules and a realistic corpus, plus fold evasions.
+func TestPrefilterEqualsFullScan(t *testing.T) {
+	set, errs := Compile(loadRules(t, "testdata/patterns100.txt"))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	msgs := corpus.New(corpus.Options{Seed: 3, SecretShare: 0.2}).Messages(1500)
+	extra := []string{"PAſSWORD = hunter2hunter2", "\u212aEY: xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx", "Password is TOPSECRET99"}
+	for _, m := range msgs {
+		extra = append(extra, m.Text)
+	}
+	for _, text := range extra {
+		norm := Normalize(text)
+		got, want := set.ScanNormalized(norm), set.scanAll(norm)
+		if !slices.Equal(got, want) {
+			t.Fatalf("prefiltered scan differs on %q:\n got  %v\n want %v", norm[:min(len(norm), 200)], got, want)
+		}
+	}
+}
+
+// FuzzPrefilterEqualsFullScan is the differential fuzz test: for any pattern
+// and text, the prefiltered scan reports exactly what running the rule
+// reports.
+func FuzzPrefilterEqualsFullScan(f *testing.F) {
+	seeds := [][2]string{
+		{`(?i)password\s*[:=]\s*\S+`, "PAſSWORD: x1"},
+		{`(?i)kelvin`, "\u212aELVIN"},
+		{`xox[bp]-\d+`, "XOXB-123 xoxp-9"},
+		{`(?:A3T[A-Z0-9]|AKIA)[A-Z2-7]{16}`, "AKIAIOSFODNN7EXAMPL2"},
+		{`(?i)contraseña\s+\w+`, "CONTRASEÑA abc"},
+		{`.*(6759)[0-9]{8,15}.*`, "x 6759649826438453 y"},
+		{`(?:abc)?def|ghi+`, "abdef ghii"},
+		{`\x{17f}ecret`, "ſecret"},
+	}
+	for _, s := range seeds {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, text string) {
+		if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
+			return
+		}
+		set, errs := Compile([]Rule{{ID: 1, Pattern: pattern}, {ID: 2, Pattern: `(?i)token\s*=\s*\w+`}})
+		if len(errs) > 0 {
+			return
+		}
+		got, want := set.ScanNormalized(text), set.scanAll(text)
+		if !slices.Equal(got, want) {
+			t.Fatalf("pattern %q text %q: prefiltered %v, full %v", pattern, text, got, want)
+		}
+	})
+}
