@@ -5,9 +5,16 @@
 package detect
 
 import (
+	"errors"
 	"regexp"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/wasilibs/go-re2/experimental"
 )
+
+// errInvalidUTF8 sends text RE2 would stop reading to the exact path.
+var errInvalidUTF8 = errors.New("invalid UTF-8")
 
 // Match is one finding in a normalised message.
 type Match struct {
@@ -26,14 +33,26 @@ type compiled struct {
 // Set is an immutable compiled rule set. It is safe for concurrent use by
 // any number of goroutines; to change the rules, compile a new Set and swap it.
 //
-// Scanning is prefiltered: each rule's required literals (see literals.go)
-// go into one Aho-Corasick automaton run once over the text, and only the
-// rules whose literals occur, plus the rules without any, run their regexp.
-// The findings are exactly those of running every rule.
+// Scanning is prefiltered in two ways, and only the rules that pass run
+// their Go regexp, which gives the positions:
+//
+//   - rules with required literals (see literals.go): one Aho-Corasick
+//     automaton runs once over the text and names the rules whose literals
+//     occur;
+//   - rules without (most PII: cards, phone numbers, IBANs): one RE2 Set, a
+//     lazy DFA over all of them at once (github.com/wasilibs/go-re2, pure
+//     Go), says which of them match anywhere. If the Set cannot answer (its
+//     DFA ran out of memory, or the text is not valid UTF-8), all of them
+//     run: an engine error never means "no match".
+//
+// The findings are exactly those of running every rule; a differential fuzz
+// test checks it.
 type Set struct {
 	rules  []compiled
-	ac     *acMatcher // nil when no rule has literals
-	always []int      // rules with no usable literal: they run on every text
+	ac     *acMatcher        // nil when no rule has literals
+	dfa    *experimental.Set // literal-free rules; nil when there are none
+	dfaIdx []int             // DFA pattern index → rule index
+	always []int             // literal-free rules the DFA cannot take: they run on every text
 }
 
 // Compile builds a Set from rules. A rule that does not compile is left out
@@ -42,6 +61,7 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 	set = &Set{rules: make([]compiled, 0, len(rules))}
 	var lits []string
 	var ids []int32
+	var literalFree []int
 	for _, r := range rules {
 		re, tree, err := compilePattern(r.Pattern)
 		if err != nil {
@@ -52,7 +72,7 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 		set.rules = append(set.rules, compiled{Rule: r, re: re})
 		req := requiredLiterals(tree)
 		if req == nil {
-			set.always = append(set.always, i)
+			literalFree = append(literalFree, i)
 			continue
 		}
 		for _, l := range req {
@@ -63,7 +83,51 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 	if len(lits) > 0 {
 		set.ac = newACMatcher(lits, ids)
 	}
+	set.buildDFA(literalFree)
 	return set, errs
+}
+
+// buildDFA puts the literal-free rules RE2 can take into one RE2 Set. A rule
+// using Unicode classes (\p{…}) stays out, since RE2's Unicode tables may
+// differ from Go's; so does one RE2 refuses.
+func (s *Set) buildDFA(idx []int) {
+	var exprs []string
+	for _, i := range idx {
+		expr := s.rules[i].re.String()
+		if strings.Contains(expr, `\p`) || strings.Contains(expr, `\P`) {
+			s.always = append(s.always, i)
+			continue
+		}
+		exprs = append(exprs, expr)
+		s.dfaIdx = append(s.dfaIdx, i)
+	}
+	if len(exprs) == 0 {
+		return
+	}
+	dfa, err := experimental.CompileSet(exprs)
+	if err != nil {
+		// Find the patterns RE2 refuses and leave them to Go alone.
+		var okExprs []string
+		var okIdx []int
+		for k, e := range exprs {
+			if _, err := experimental.CompileSet([]string{e}); err != nil {
+				s.always = append(s.always, s.dfaIdx[k])
+				continue
+			}
+			okExprs = append(okExprs, e)
+			okIdx = append(okIdx, s.dfaIdx[k])
+		}
+		s.dfaIdx = okIdx
+		if len(okExprs) == 0 {
+			return
+		}
+		if dfa, err = experimental.CompileSet(okExprs); err != nil {
+			s.always = append(s.always, okIdx...)
+			s.dfaIdx = nil
+			return
+		}
+	}
+	s.dfa = dfa
 }
 
 // Len returns the number of rules in the set.
@@ -95,6 +159,21 @@ func (s *Set) ScanNormalized(text string) []Match {
 	}
 	if s.ac != nil {
 		s.ac.scan(foldSpecial(text), func(id int32) { cand[id] = true })
+	}
+	if s.dfa != nil {
+		hits, err := []int(nil), errInvalidUTF8
+		if utf8.ValidString(text) {
+			hits, err = s.dfa.FindAllStringWithError(text, -1)
+		}
+		if err != nil {
+			for _, i := range s.dfaIdx {
+				cand[i] = true
+			}
+		} else {
+			for _, k := range hits {
+				cand[s.dfaIdx[k]] = true
+			}
+		}
 	}
 	var out []Match
 	for i := range s.rules {

@@ -166,8 +166,9 @@ func TestCompileSkipsBadRules(t *testing.T) {
 }
 
 func TestScanConcurrent(t *testing.T) {
-	set := mustCompile(t, maestro, `AKIA[A-Z2-7]{16}`)
-	msgs := []string{"6759649826438453", "nothing", "AKIAIOSFODNN7EXAMPL2 <tel:676100041090|676100041090>"}
+	set := mustCompile(t, maestro, `AKIA[A-Z2-7]{16}`, `\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b`, `\b4[0-9]{3}(?:[ -]?[0-9]{4}){3}\b`)
+	msgs := []string{"6759649826438453", "nothing", "AKIAIOSFODNN7EXAMPL2 <tel:676100041090|676100041090>",
+		"ssn 078-05-1120 and visa 4111 1111 1111 1111", "\xff invalid 078-05-1120"}
 	want := make([]int, len(msgs))
 	for i, m := range msgs {
 		want[i] = len(set.Scan(m))
