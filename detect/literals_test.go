@@ -86,7 +86,7 @@ func TestACMatcherAgainstBruteForce(t *testing.T) {
 // TestPrefilterEqualsFullScan checks the engine against running every rule
 // on the benchmark rules and a realistic corpus, plus fold evasions.
 func TestPrefilterEqualsFullScan(t *testing.T) {
-	set, errs := Compile(loadRules(t, "testdata/patterns100.txt"))
+	set, errs := Compile(rules1000(t))
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -98,6 +98,9 @@ func TestPrefilterEqualsFullScan(t *testing.T) {
 	for _, text := range extra {
 		norm := Normalize(text)
 		got, want := set.ScanNormalized(norm), set.scanAll(norm)
+		if peer := set.scanKeywords(norm); !slices.Equal(peer, want) {
+			t.Fatalf("keyword scan differs on %q", norm[:min(len(norm), 200)])
+		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("prefiltered scan differs on %q:\n got  %v\n want %v", norm[:min(len(norm), 200)], got, want)
 		}

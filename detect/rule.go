@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"strings"
 )
 
 // MaxPatternLen bounds a pattern's length; longer input is almost certainly a
@@ -50,11 +51,99 @@ func describe(err error) string {
 	return msg
 }
 
-// Rule is a stored pattern as the detector needs it.
+// Rule is a stored pattern as the detector needs it, with the optional checks
+// that drop matches which are not leaks.
 type Rule struct {
 	ID          int64
 	Pattern     string
 	Description string
+
+	// Validator names a check of the secret: luhn, iban, us-ssn or jwt.
+	Validator string
+	// SecretGroup, when positive, is the capture group holding the secret;
+	// the checks, offsets and excerpt use it instead of the whole match.
+	SecretGroup int
+	// Entropy, when positive, is the minimum Shannon entropy (bits per
+	// byte) of the secret.
+	Entropy float64
+	// Keywords: when set, one of them must occur in the message (any case).
+	Keywords []string
+	// AllowPatterns: a secret matching one of them is not a leak.
+	AllowPatterns []string
+	// Stopwords: a secret containing one of them (any case) is not a leak.
+	Stopwords []string
+}
+
+// checks is what a compiled rule does after its regexp matched.
+type checks struct {
+	validator Validator
+	allow     []*regexp.Regexp
+	keywords  []string // lowercased
+	stopwords []string // lowercased
+}
+
+// compileChecks validates a rule's checks against its compiled regexp.
+func compileChecks(r Rule, re *regexp.Regexp) (*checks, error) {
+	if r.Validator == "" && r.SecretGroup == 0 && r.Entropy == 0 && len(r.Keywords) == 0 &&
+		len(r.AllowPatterns) == 0 && len(r.Stopwords) == 0 {
+		return nil, nil
+	}
+	c := &checks{}
+	if r.Validator != "" {
+		v, ok := validators[r.Validator]
+		if !ok {
+			return nil, fmt.Errorf("unknown validator %q (known: %s)", r.Validator, strings.Join(ValidatorNames(), ", "))
+		}
+		c.validator = v
+	}
+	if r.SecretGroup < 0 || r.SecretGroup > re.NumSubexp() {
+		return nil, fmt.Errorf("secret group %d does not exist: the pattern has %d capture group(s)", r.SecretGroup, re.NumSubexp())
+	}
+	if r.Entropy < 0 || r.Entropy > 8 {
+		return nil, fmt.Errorf("entropy %.2f is outside 0 to 8 bits per byte", r.Entropy)
+	}
+	for _, p := range r.AllowPatterns {
+		are, err := regexp.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("allow pattern %q: %s", p, describe(err))
+		}
+		c.allow = append(c.allow, are)
+	}
+	for _, k := range r.Keywords {
+		if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
+			c.keywords = append(c.keywords, k)
+		}
+	}
+	for _, w := range r.Stopwords {
+		if w = strings.ToLower(strings.TrimSpace(w)); w != "" {
+			c.stopwords = append(c.stopwords, w)
+		}
+	}
+	return c, nil
+}
+
+// keep reports whether a secret passes the checks.
+func (c *checks) keep(r *Rule, secret string) bool {
+	if c.validator != nil && !c.validator(secret) {
+		return false
+	}
+	if r.Entropy > 0 && entropy(secret) < r.Entropy {
+		return false
+	}
+	for _, a := range c.allow {
+		if a.MatchString(secret) {
+			return false
+		}
+	}
+	if len(c.stopwords) > 0 {
+		lower := strings.ToLower(secret)
+		for _, w := range c.stopwords {
+			if strings.Contains(lower, w) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Validate checks that a pattern compiles with Go's regexp (RE2 syntax) and

@@ -27,7 +27,8 @@ type Match struct {
 
 type compiled struct {
 	Rule
-	re *regexp.Regexp
+	re     *regexp.Regexp
+	checks *checks // nil for a plain rule
 }
 
 // Set is an immutable compiled rule set. It is safe for concurrent use by
@@ -68,8 +69,13 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 			errs = append(errs, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err})
 			continue
 		}
+		ch, err := compileChecks(r, re)
+		if err != nil {
+			errs = append(errs, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err})
+			continue
+		}
 		i := len(set.rules)
-		set.rules = append(set.rules, compiled{Rule: r, re: re})
+		set.rules = append(set.rules, compiled{Rule: r, re: re, checks: ch})
 		req := requiredLiterals(tree)
 		if req == nil {
 			literalFree = append(literalFree, i)
@@ -194,6 +200,28 @@ func (s *Set) scanAll(text string) []Match {
 	return out
 }
 
+// scanKeywords is the gitleaks-style scan, the peer the benchmarks compare
+// with: the literal prefilter alone, every literal-free rule run by Go.
+func (s *Set) scanKeywords(text string) []Match {
+	cand := make([]bool, len(s.rules))
+	for _, i := range s.always {
+		cand[i] = true
+	}
+	for _, i := range s.dfaIdx {
+		cand[i] = true
+	}
+	if s.ac != nil {
+		s.ac.scan(foldSpecial(text), func(id int32) { cand[id] = true })
+	}
+	var out []Match
+	for i := range s.rules {
+		if cand[i] {
+			out = s.rules[i].appendMatches(out, text)
+		}
+	}
+	return out
+}
+
 // foldSpecial maps the two non-ASCII runes that (?i) folds to ASCII letters,
 // U+017F (ſ) to s and U+212A (Kelvin sign) to k, so that the prefilter sees
 // "paſsword" as "password", as the regexp does.
@@ -205,14 +233,46 @@ func foldSpecial(text string) string {
 }
 
 func (r *compiled) appendMatches(out []Match, text string) []Match {
-	for _, loc := range r.re.FindAllStringIndex(text, -1) {
-		out = append(out, Match{
-			RuleID:      r.ID,
-			Description: r.Description,
-			Start:       loc[0],
-			End:         loc[1],
-			Excerpt:     Mask(text[loc[0]:loc[1]]),
-		})
+	if r.checks == nil {
+		for _, loc := range r.re.FindAllStringIndex(text, -1) {
+			out = append(out, r.match(text, loc[0], loc[1]))
+		}
+		return out
+	}
+	if len(r.checks.keywords) > 0 && !containsAnyFold(text, r.checks.keywords) {
+		return out
+	}
+	var locs [][]int
+	if r.SecretGroup > 0 {
+		locs = r.re.FindAllStringSubmatchIndex(text, -1)
+	} else {
+		locs = r.re.FindAllStringIndex(text, -1)
+	}
+	for _, loc := range locs {
+		start, end := loc[0], loc[1]
+		if g := r.SecretGroup; g > 0 && loc[2*g] >= 0 {
+			start, end = loc[2*g], loc[2*g+1]
+		}
+		if start == end || !r.checks.keep(&r.Rule, text[start:end]) {
+			continue
+		}
+		out = append(out, r.match(text, start, end))
 	}
 	return out
+}
+
+func (r *compiled) match(text string, start, end int) Match {
+	return Match{RuleID: r.ID, Description: r.Description, Start: start, End: end, Excerpt: Mask(text[start:end])}
+}
+
+// containsAnyFold reports whether text contains one of the lowercased
+// words, ignoring ASCII case.
+func containsAnyFold(text string, words []string) bool {
+	lower := strings.ToLower(text)
+	for _, w := range words {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }

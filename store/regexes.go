@@ -5,19 +5,52 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
 
-// Regex is one pattern the admins keep.
+// Regex is one pattern the admins keep, with the checks that refine it.
 type Regex struct {
-	ID          int64     `json:"id"`
-	Pattern     string    `json:"pattern"`
-	Description string    `json:"description"`
-	Enabled     bool      `json:"enabled"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          int64  `json:"id"`
+	Pattern     string `json:"pattern"`
+	Description string `json:"description"`
+	Enabled     bool   `json:"enabled"`
+	// Source says where the rule came from: "" (added by hand),
+	// "builtin:NAME", "gitleaks:RULE-ID" or "file:NAME".
+	Source        string    `json:"source,omitempty"`
+	Validator     string    `json:"validator,omitempty"`
+	SecretGroup   int       `json:"secret_group,omitempty"`
+	Entropy       float64   `json:"entropy,omitempty"`
+	Keywords      []string  `json:"keywords,omitempty"`
+	AllowPatterns []string  `json:"allow_patterns,omitempty"`
+	Stopwords     []string  `json:"stopwords,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+const regexColumns = `id, pattern, description, enabled, source, validator, secret_group, entropy,
+	keywords, allow_patterns, stopwords, created_at, updated_at`
+
+type rowScanner interface{ Scan(...any) error }
+
+func scanRegex(row rowScanner) (Regex, error) {
+	var r Regex
+	var created, updated int64
+	var kw, allow, stop string
+	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Source, &r.Validator, &r.SecretGroup,
+		&r.Entropy, &kw, &allow, &stop, &created, &updated)
+	r.Keywords, r.AllowPatterns, r.Stopwords = splitLines(kw), splitLines(allow), splitLines(stop)
+	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
+	return r, err
+}
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }
 
 // DuplicateError says which regex already holds a pattern. It matches
@@ -34,20 +67,29 @@ func (e *DuplicateError) Error() string {
 // Is reports whether target is ErrDuplicate.
 func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
 
-// AddRegex stores a new enabled regex and returns it with its id. The pattern
-// is not validated here (detect does that). It returns a *DuplicateError when
-// the same pattern is stored already.
+// AddRegex stores a new enabled regex with only a pattern and a
+// description; see AddRule.
 func (s *Store) AddRegex(ctx context.Context, pattern, description string) (Regex, error) {
+	return s.AddRule(ctx, Regex{Pattern: pattern, Description: description, Enabled: true})
+}
+
+// AddRule stores a new regex with its checks and returns it with its id and
+// times. The pattern is not validated here (detect does that). It returns a
+// *DuplicateError when the same pattern is stored already.
+func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	now := s.millis()
 	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO regexes (pattern, description, enabled, created_at, updated_at) VALUES (?, ?, 1, ?, ?)`,
-		pattern, description, now, now)
+		`INSERT INTO regexes (pattern, description, enabled, source, validator, secret_group, entropy,
+		                      keywords, allow_patterns, stopwords, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Pattern, r.Description, r.Enabled, r.Source, r.Validator, r.SecretGroup, r.Entropy,
+		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"), now, now)
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 			var id int64
-			if qerr := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE pattern = ?`, pattern).Scan(&id); qerr == nil {
-				return Regex{}, &DuplicateError{ID: id, Pattern: pattern}
+			if qerr := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE pattern = ?`, r.Pattern).Scan(&id); qerr == nil {
+				return Regex{}, &DuplicateError{ID: id, Pattern: r.Pattern}
 			}
 			return Regex{}, fmt.Errorf("add regex: %w", ErrDuplicate)
 		}
@@ -57,26 +99,24 @@ func (s *Store) AddRegex(ctx context.Context, pattern, description string) (Rege
 	if err != nil {
 		return Regex{}, fmt.Errorf("add regex: %w", err)
 	}
-	t := fromMillis(now)
-	return Regex{ID: id, Pattern: pattern, Description: description, Enabled: true, CreatedAt: t, UpdatedAt: t}, nil
+	r.ID = id
+	r.CreatedAt, r.UpdatedAt = fromMillis(now), fromMillis(now)
+	return r, nil
 }
 
 // Regexes returns every stored regex, enabled or not, by id.
 func (s *Store) Regexes(ctx context.Context) ([]Regex, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, pattern, description, enabled, created_at, updated_at FROM regexes ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+regexColumns+` FROM regexes ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list regexes: %w", classify(err))
 	}
 	defer rows.Close()
 	var out []Regex
 	for rows.Next() {
-		var r Regex
-		var created, updated int64
-		if err := rows.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &created, &updated); err != nil {
+		r, err := scanRegex(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list regexes: %w", err)
 		}
-		r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -87,18 +127,13 @@ func (s *Store) Regexes(ctx context.Context) ([]Regex, error) {
 
 // Regex returns one regex by id, or ErrNotFound.
 func (s *Store) Regex(ctx context.Context, id int64) (Regex, error) {
-	var r Regex
-	var created, updated int64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT id, pattern, description, enabled, created_at, updated_at FROM regexes WHERE id = ?`, id).
-		Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &created, &updated)
+	r, err := scanRegex(s.db.QueryRowContext(ctx, `SELECT `+regexColumns+` FROM regexes WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Regex{}, fmt.Errorf("regex %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Regex{}, fmt.Errorf("get regex %d: %w", id, classify(err))
 	}
-	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return r, nil
 }
 
