@@ -384,13 +384,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rules := make([]detect.Rule, 0, len(rs))
-	for _, r := range rs {
-		if r.Enabled {
-			rules = append(rules, detect.Rule{ID: r.ID, Pattern: r.Pattern, Description: r.Description})
-		}
-	}
-	set, errs := detect.Compile(rules)
+	set, errs := CompileRules(rs)
 	for _, e := range errs {
 		var pe *detect.PatternError
 		if errors.As(e, &pe) {

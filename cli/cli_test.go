@@ -289,7 +289,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"regex", "add"}, "accepts 1 arg"},
+		{[]string{"regex", "add"}, "give a PATTERN"},
 		{[]string{"regex", "rm"}, "requires at least 1 arg"},
 		{[]string{"nosuch"}, "unknown command"},
 		{[]string{"leaks", "list", "--bogus"}, "unknown flag"},

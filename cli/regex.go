@@ -3,7 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,12 +26,15 @@ no backreferences, and matching time is linear in the message length. A running 
 picks up changes within a couple of seconds, no restart needed.`,
 	}
 	cmd.AddCommand(newRegexAddCmd(a), newRegexListCmd(a), newRegexRmCmd(a),
-		newRegexEnableCmd(a, true), newRegexEnableCmd(a, false))
+		newRegexEnableCmd(a, true), newRegexEnableCmd(a, false),
+		newRegexImportCmd(a), newRegexBuiltinsCmd(a))
 	return cmd
 }
 
 type regexAddOptions struct {
 	description string
+	builtin     string
+	validator   string
 	json        bool
 }
 
@@ -42,19 +48,43 @@ the empty string (and so would delete every message), is refused with the reason
 
 The new id is printed on stdout, so scripts can keep it: id=$(securechat regex add ...).`,
 		Example: `  securechat regex add '.*(5018|5020|5038|6304|6759|6761|6763)[0-9]{8,15}.*' --description "Maestro cards"
-  securechat regex add 'AKIA[A-Z2-7]{16}' -d "AWS access key id"`,
-		Args: cobra.ExactArgs(1),
+  securechat regex add 'AKIA[A-Z2-7]{16}' -d "AWS access key id"
+  securechat regex add '\b[0-9]{13,19}\b' --validator luhn -d "Card numbers"
+  securechat regex add --builtin payment-card        # see: securechat regex builtins`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pattern := args[0]
-			if err := detect.Validate(pattern); err != nil {
-				return err
+			var rule store.Regex
+			switch {
+			case o.builtin != "" && len(args) > 0:
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give either PATTERN or --builtin NAME, not both")}
+			case o.builtin != "":
+				b, ok := detect.LookupBuiltin(o.builtin)
+				if !ok {
+					return fmt.Errorf("no builtin rule %q: 'securechat regex builtins' lists them", o.builtin)
+				}
+				rule = store.Regex{Pattern: b.Pattern, Description: b.Description, Enabled: true, Source: "builtin:" + b.Name,
+					Validator: b.Validator, SecretGroup: b.SecretGroup, Entropy: b.Entropy, Keywords: b.Keywords,
+					AllowPatterns: b.Allow, Stopwords: b.Stopwords}
+				if o.description != "" {
+					rule.Description = o.description
+				}
+			case len(args) == 1:
+				rule = store.Regex{Pattern: args[0], Description: o.description, Enabled: true, Validator: o.validator}
+				if err := detect.Validate(rule.Pattern); err != nil {
+					return err
+				}
+				if err := validateRule(rule); err != nil {
+					return err
+				}
+			default:
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give a PATTERN, or --builtin NAME")}
 			}
 			s, err := a.openStore(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			r, err := s.AddRegex(cmd.Context(), pattern, o.description)
+			r, err := s.AddRule(cmd.Context(), rule)
 			if err != nil {
 				var dup *store.DuplicateError
 				if errors.As(err, &dup) {
@@ -71,7 +101,114 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 		},
 	}
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "what the pattern finds (shown in leaks and logs)")
+	cmd.Flags().StringVar(&o.builtin, "builtin", "", "add a curated rule by name instead of a PATTERN (see 'securechat regex builtins')")
+	cmd.Flags().StringVar(&o.validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the new regex as JSON")
+	return cmd
+}
+
+func newRegexBuiltinsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "builtins",
+		Short: "List the curated rules 'regex add --builtin' can add",
+		Long: `List securechat's curated rules. Each one ships with samples it must and must not match
+(checked by the test suite); some carry a validator that drops look-alikes, such as the
+Luhn check of payment-card: 4111 1111 1111 1111 is a leak, 4111 1111 1111 1112 is not.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bs := detect.Builtins()
+			if asJSON {
+				type item struct {
+					Name        string `json:"name"`
+					Description string `json:"description"`
+					Pattern     string `json:"pattern"`
+					Validator   string `json:"validator,omitempty"`
+				}
+				out := make([]item, len(bs))
+				for i, b := range bs {
+					out[i] = item{b.Name, b.Description, b.Pattern, b.Validator}
+				}
+				return writeJSON(a.Stdout, out)
+			}
+			t := newTable(a.Stdout, "NAME", "DESCRIPTION", "CHECK")
+			for _, b := range bs {
+				check := b.Validator
+				if check == "" && (len(b.Stopwords) > 0 || len(b.Allow) > 0 || b.Entropy > 0) {
+					check = "filters"
+				}
+				if check == "" {
+					check = "-"
+				}
+				t.row(b.Name, b.Description, check)
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.Stderr, "Add one with: securechat regex add --builtin NAME")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newRegexImportCmd(a *app) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import rules from a gitleaks config or a pattern list",
+		Long: `Import rules from FILE ("-" for stdin):
+
+  - a gitleaks configuration (TOML with [[rules]]): id, description, regex, secretGroup,
+    entropy and keywords are kept, and so are allowlist regexes and stopwords (global and
+    per rule). What has no meaning for chat messages (paths, commits, path-only rules) is
+    reported and left out; a regex that is not valid RE2 is skipped with the reason.
+  - otherwise a plain list: one pattern per line, optionally a tab and a description;
+    blank lines and lines starting with # are skipped.
+
+Each rule is reported as imported, present (its pattern is stored already) or skipped,
+so importing the same file again changes nothing. Exit status 2 if any rule was skipped.`,
+		Example: `  securechat regex import gitleaks.toml
+  securechat regex import --dry-run patterns.txt`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var body []byte
+			var err error
+			if args[0] == "-" {
+				body, err = io.ReadAll(a.Stdin)
+			} else {
+				body, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return fmt.Errorf("read rules: %w", err)
+			}
+			items, notes, err := readImport(body, args[0])
+			if err != nil {
+				return err
+			}
+			if len(items) == 0 {
+				return fmt.Errorf("%s holds no rules", args[0])
+			}
+			var s *store.Store
+			if !dryRun {
+				if s, err = a.openStore(cmd.Context(), false); err != nil {
+					return err
+				}
+				defer s.Close()
+			}
+			res, err := runImport(cmd.Context(), s, items, notes, a.Stdout, dryRun)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stderr, "%d imported, %d already present, %d skipped.\n", res.Imported, res.Present, res.Skipped)
+			if res.Skipped > 0 {
+				return fmt.Errorf("%d rule(s) skipped; see the reasons above", res.Skipped)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and report, store nothing")
 	return cmd
 }
 
@@ -102,13 +239,17 @@ func newRegexListCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.Stderr, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT")
 				return nil
 			}
-			t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ENABLED", "UPDATED")
+			t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "SOURCE", "ENABLED", "UPDATED")
 			for _, r := range rs {
 				enabled := "yes"
 				if !r.Enabled {
 					enabled = "no"
 				}
-				t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), enabled, formatTime(r.UpdatedAt))
+				source := r.Source
+				if source == "" {
+					source = "-"
+				}
+				t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), truncate(source, 30), enabled, formatTime(r.UpdatedAt))
 			}
 			return t.flush()
 		},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/store"
 )
@@ -18,16 +19,10 @@ func loadRuleSet(cmd *cobra.Command, a *app, s *store.Store) (*detect.Set, error
 	if err != nil {
 		return nil, err
 	}
-	rules := make([]detect.Rule, 0, len(rs))
-	for _, r := range rs {
-		if r.Enabled {
-			rules = append(rules, detect.Rule{ID: r.ID, Pattern: r.Pattern, Description: r.Description})
-		}
+	set, errs := bot.CompileRules(rs)
+	if set.Len() == 0 && len(errs) == 0 {
+		return nil, errors.New("no enabled regexes to check with: add one with 'securechat regex add PATTERN' or --builtin NAME")
 	}
-	if len(rules) == 0 {
-		return nil, errors.New("no enabled regexes to check with: add one with 'securechat regex add PATTERN'")
-	}
-	set, errs := detect.Compile(rules)
 	for _, err := range errs {
 		fmt.Fprintf(a.Stderr, "warning: skipping %v\n", err)
 	}

@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/store"
+)
+
+// A gitleaks configuration (v8), as much of it as securechat reads.
+type gitleaksConfig struct {
+	Title      string          `toml:"title"`
+	Extend     *gitleaksExtend `toml:"extend"`
+	Allowlist  *gitleaksAllow  `toml:"allowlist"`
+	Allowlists []gitleaksAllow `toml:"allowlists"`
+	Rules      []gitleaksRule  `toml:"rules"`
+}
+
+type gitleaksExtend struct {
+	UseDefault bool   `toml:"useDefault"`
+	Path       string `toml:"path"`
+}
+
+type gitleaksRule struct {
+	ID          string          `toml:"id"`
+	Description string          `toml:"description"`
+	Regex       string          `toml:"regex"`
+	Path        string          `toml:"path"`
+	SecretGroup int             `toml:"secretGroup"`
+	Entropy     float64         `toml:"entropy"`
+	Keywords    []string        `toml:"keywords"`
+	Allowlist   *gitleaksAllow  `toml:"allowlist"`
+	Allowlists  []gitleaksAllow `toml:"allowlists"`
+}
+
+type gitleaksAllow struct {
+	Description string   `toml:"description"`
+	Condition   string   `toml:"condition"`
+	RegexTarget string   `toml:"regexTarget"`
+	Regexes     []string `toml:"regexes"`
+	Stopwords   []string `toml:"stopwords"`
+	Paths       []string `toml:"paths"`
+	Commits     []string `toml:"commits"`
+}
+
+// importItem is one rule read from a file, ready to store, with what the
+// reader had to say about it.
+type importItem struct {
+	name     string // the gitleaks id, or "line N"
+	rule     store.Regex
+	warnings []string
+	skip     string // why it cannot be imported; "" if it can
+}
+
+// importResult counts what an import did.
+type importResult struct {
+	Imported, Present, Skipped int
+}
+
+// readImport parses a gitleaks TOML file (recognised by a [[rules]] table)
+// or a plain list of patterns, one per line, optionally followed by a tab
+// and a description.
+func readImport(body []byte, name string) ([]importItem, []string, error) {
+	if bytes.Contains(body, []byte("[[rules]]")) {
+		return readGitleaks(body, name)
+	}
+	return readPlain(body, name)
+}
+
+func readPlain(body []byte, name string) ([]importItem, []string, error) {
+	var items []importItem
+	for n, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimRight(line, "\r")
+		pattern, desc, _ := strings.Cut(line, "\t")
+		pattern = strings.TrimSpace(pattern)
+		if pattern == "" || strings.HasPrefix(pattern, "#") {
+			continue
+		}
+		items = append(items, importItem{
+			name: fmt.Sprintf("line %d", n+1),
+			rule: store.Regex{Pattern: pattern, Description: strings.TrimSpace(desc), Enabled: true, Source: "file:" + filepath.Base(name)},
+		})
+	}
+	return items, nil, nil
+}
+
+func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
+	var cfg gitleaksConfig
+	md, err := toml.Decode(string(body), &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, nil, fmt.Errorf("%s: line %d: %s", name, perr.Position.Line, perr.Message)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var notes []string
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		notes = append(notes, "ignored keys securechat does not use: "+strings.Join(keys, ", "))
+	}
+	if cfg.Extend != nil && (cfg.Extend.UseDefault || cfg.Extend.Path != "") {
+		notes = append(notes, "[extend] is not followed: import the extended configuration too (gitleaks' default is not bundled)")
+	}
+	global := cfg.Allowlists
+	if cfg.Allowlist != nil {
+		global = append(global, *cfg.Allowlist)
+	}
+	var items []importItem
+	for _, r := range cfg.Rules {
+		it := importItem{name: r.ID}
+		switch {
+		case r.ID == "":
+			it.name = "(no id)"
+			it.skip = "the rule has no id"
+		case r.Regex == "" && r.Path != "":
+			it.skip = "a path-only rule: securechat scans messages, not files"
+		case r.Regex == "":
+			it.skip = "the rule has no regex"
+		}
+		if it.skip != "" {
+			items = append(items, it)
+			continue
+		}
+		desc := r.Description
+		if desc == "" {
+			desc = r.ID
+		}
+		it.rule = store.Regex{
+			Pattern: r.Regex, Description: desc, Enabled: true, Source: "gitleaks:" + r.ID,
+			SecretGroup: r.SecretGroup, Entropy: r.Entropy, Keywords: r.Keywords,
+		}
+		if r.Path != "" {
+			it.warnings = append(it.warnings, "its path condition is ignored (messages have no path)")
+		}
+		if it.rule.SecretGroup == 0 {
+			// gitleaks takes the first capture group as the secret.
+			if re, err := regexp.Compile(r.Regex); err == nil && re.NumSubexp() > 0 {
+				it.rule.SecretGroup = 1
+			}
+		}
+		lists := r.Allowlists
+		if r.Allowlist != nil {
+			lists = append(lists, *r.Allowlist)
+		}
+		for _, a := range append(lists, global...) {
+			it.rule.AllowPatterns = append(it.rule.AllowPatterns, a.Regexes...)
+			it.rule.Stopwords = append(it.rule.Stopwords, a.Stopwords...)
+			if a.RegexTarget != "" && a.RegexTarget != "secret" && len(a.Regexes) > 0 {
+				it.warnings = append(it.warnings, fmt.Sprintf("allowlist regexTarget %q is applied to the secret", a.RegexTarget))
+			}
+			if strings.EqualFold(a.Condition, "AND") {
+				it.warnings = append(it.warnings, "allowlist condition AND is treated as OR")
+			}
+		}
+		for _, a := range lists {
+			if len(a.Paths) > 0 || len(a.Commits) > 0 {
+				it.warnings = append(it.warnings, "allowlist paths and commits are ignored (messages have neither)")
+			}
+		}
+		if err := validateRule(it.rule); err != nil {
+			it.skip = err.Error()
+		}
+		items = append(items, it)
+	}
+	if cfg.Allowlist != nil && (len(cfg.Allowlist.Paths) > 0 || len(cfg.Allowlist.Commits) > 0) {
+		notes = append(notes, "the global allowlist's paths and commits are ignored; its regexes and stopwords apply to every rule")
+	}
+	return items, notes, nil
+}
+
+// validateRule checks a rule as the daemon will compile it.
+func validateRule(r store.Regex) error {
+	_, errs := detect.Compile([]detect.Rule{{Pattern: r.Pattern, Validator: r.Validator, SecretGroup: r.SecretGroup,
+		Entropy: r.Entropy, Keywords: r.Keywords, AllowPatterns: r.AllowPatterns, Stopwords: r.Stopwords}})
+	if len(errs) > 0 {
+		var pe *detect.PatternError
+		if errors.As(errs[0], &pe) {
+			return errors.New(strings.TrimPrefix(pe.Error(), fmt.Sprintf("pattern %q is not usable: ", pe.Pattern)))
+		}
+		return errs[0]
+	}
+	return nil
+}
+
+// runImport stores the items that can be imported and reports each one.
+// Items whose pattern is stored already count as present, so importing the
+// same file again changes nothing.
+func runImport(ctx context.Context, s *store.Store, items []importItem, notes []string, w io.Writer, dryRun bool) (importResult, error) {
+	var res importResult
+	for _, n := range notes {
+		fmt.Fprintf(w, "note      %s\n", n)
+	}
+	for _, it := range items {
+		if it.skip == "" {
+			if err := validateRule(it.rule); err != nil {
+				it.skip = err.Error()
+			}
+		}
+		if it.skip != "" {
+			res.Skipped++
+			fmt.Fprintf(w, "skipped   %s: %s\n", it.name, it.skip)
+			continue
+		}
+		for _, warn := range dedupStrings(it.warnings) {
+			fmt.Fprintf(w, "warning   %s: %s\n", it.name, warn)
+		}
+		if dryRun {
+			res.Imported++
+			fmt.Fprintf(w, "would add %s\n", it.name)
+			continue
+		}
+		r, err := s.AddRule(ctx, it.rule)
+		var dup *store.DuplicateError
+		switch {
+		case errors.As(err, &dup):
+			res.Present++
+			fmt.Fprintf(w, "present   %s: already regex %d\n", it.name, dup.ID)
+		case err != nil:
+			return res, err
+		default:
+			res.Imported++
+			fmt.Fprintf(w, "imported  %s → regex %d\n", it.name, r.ID)
+		}
+	}
+	return res, nil
+}
+
+func dedupStrings(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
