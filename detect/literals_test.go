@@ -138,3 +138,36 @@ func FuzzPrefilterEqualsFullScan(f *testing.F) {
 		}
 	})
 }
+
+// TestEngineEdgeCases runs the 1,000-rule set over the inputs the engine's
+// fast paths could get wrong: a 40 KB message, invalid UTF-8 (RE2 stops
+// there, so the exact path must take over), fold evasions, a leading .*.
+func TestEngineEdgeCases(t *testing.T) {
+	set, errs := Compile(append(rules1000(t), Rule{ID: 5000, Pattern: maestro}))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	big := strings.Repeat("2026-11-25T10:00:00Z INFO request_id=abc status=200 duration_ms=12\n", 600) + " visa 4111 1111 1111 1111 " +
+		strings.Repeat("at com.acme.Handler.handle(Handler.java:42)\n", 100)
+	inputs := []string{
+		big,
+		"\xff\xfe card 4111 1111 1111 1111 ssn 536-22-1234 \xc3",
+		"PAſSWORD = hunter2hunter2 and \u212aEY",
+		"my card is 6759649826438453 ok",
+	}
+	for _, in := range inputs {
+		got, want := set.ScanNormalized(in), set.scanAll(in)
+		if !slices.Equal(got, want) || len(want) == 0 {
+			t.Errorf("on %q…: engine %d findings, full scan %d", in[:min(40, len(in))], len(got), len(want))
+		}
+	}
+	if len(big) < 40_000 {
+		t.Fatalf("the big message is only %d bytes", len(big))
+	}
+	// The Maestro excerpt is the card, not the line.
+	for _, m := range set.ScanNormalized(inputs[3]) {
+		if m.RuleID == 5000 && m.Excerpt != "6759********8453" {
+			t.Errorf("Maestro excerpt %q", m.Excerpt)
+		}
+	}
+}
