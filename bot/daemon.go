@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,10 +41,51 @@ type Options struct {
 	// PingInterval is how long the connection may go without a ping from
 	// Slack before it is considered dead [30s, slack-go's default].
 	PingInterval time.Duration
-	// HTTPClient is used for Web API calls [a client with a 30s timeout].
+	// HTTPClient is used for Web API calls and webhooks [a client with a 30s timeout].
 	HTTPClient *http.Client
 	// Now is the clock [time.Now].
 	Now func() time.Time
+
+	// Mode is "enforce" (each rule's action) [default] or "monitor" (record
+	// and alert, never delete).
+	Mode string
+	// Scope limits what is scanned.
+	Scope Scope
+	// Notify says who hears about a leak.
+	Notify Notify
+	// AllowlistKey keys the value fingerprints that 'leaks allow' uses; nil
+	// records no fingerprints.
+	AllowlistKey []byte
+	// Metrics collects the daemon's metrics [a new set].
+	Metrics *Metrics
+	// MetricsListener, when set, serves /metrics, /healthz and /readyz.
+	MetricsListener net.Listener
+}
+
+// Scope says which messages are scanned. Empty lists mean no restriction.
+type Scope struct {
+	Channels        []string // only these channel ids
+	ExcludeChannels []string // never these
+	Types           []string // channel_type values: channel, group, im, mpim
+	ExemptUsers     []string // never messages by these user ids
+}
+
+// Notify configures notifications. Empty fields turn a kind off.
+type Notify struct {
+	// Author is how the member whose message was deleted is told:
+	// "ephemeral" (in the conversation, visible to them only), "dm", or ""
+	// / "off".
+	Author string
+	// AuthorMessage is the notice's template: {rule}, {excerpt}, {channel}
+	// and {user} are filled in.
+	AuthorMessage string
+	// BotToken (xoxb-…), when set, posts notices and alerts as the app's bot
+	// user; otherwise they are posted with the user token.
+	BotToken string
+	// AlertChannel receives a short line per leak.
+	AlertChannel string
+	// WebhookURL receives a JSON POST per leak outcome.
+	WebhookURL string
 }
 
 func (o *Options) setDefaults() {
@@ -76,25 +119,81 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Mode == "" {
+		o.Mode = ModeEnforce
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.Notify.Author == "off" {
+		o.Notify.Author = ""
+	}
+	if o.Notify.AuthorMessage == "" {
+		o.Notify.AuthorMessage = "Your message in <#{channel}> was removed because it contained what looks like a secret ({rule}: `{excerpt}`). Rotate it if it is real."
+	}
 }
+
+// Modes.
+const (
+	ModeEnforce = "enforce"
+	ModeMonitor = "monitor"
+)
 
 // Daemon is a running securechat bot. Create it with New and start it with Run.
 type Daemon struct {
-	opts  Options
-	store *store.Store
-	log   zerolog.Logger
-	api   *slack.Client
+	opts    Options
+	store   *store.Store
+	log     zerolog.Logger
+	api     *slack.Client // user token: events, chat.delete
+	poster  *slack.Client // notices and alerts: the bot token's client, or api
+	metrics *Metrics
+	scope   scopeSets
 
-	rules atomic.Pointer[ruleSet]
-	wake  chan struct{} // nudges the deleter when a deletion is queued
+	rules      atomic.Pointer[ruleSet]
+	wake       chan struct{} // nudges the deleter when a deletion is queued
+	notifyWake chan struct{} // nudges the notifier when a notification is queued
 
 	connected atomic.Bool
-	self      string // the token user's id, from auth.test
+	self      string    // the token user's id, from auth.test
+	gaugedAt  time.Time // when the deleter last counted pending deletions
 }
 
 type ruleSet struct {
 	set        *detect.Set
 	generation int64
+	actions    map[int64]string // regex id → action
+	allowed    map[string]bool  // allowlisted value fingerprints
+}
+
+type scopeSets struct {
+	channels, exclude, types, exempt map[string]bool
+}
+
+func toSet(ss []string) map[string]bool {
+	if len(ss) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		m[strings.TrimSpace(s)] = true
+	}
+	return m
+}
+
+// outOfScope says why a message is not scanned, or "" when it is.
+func (d *Daemon) outOfScope(c content) string {
+	sc := d.scope
+	switch {
+	case sc.channels != nil && !sc.channels[c.Channel]:
+		return "channel not in scope.channels"
+	case sc.exclude[c.Channel]:
+		return "channel in scope.exclude_channels"
+	case sc.types != nil && c.ChannelType != "" && !sc.types[c.ChannelType]:
+		return "conversation type " + c.ChannelType + " not in scope.types"
+	case sc.exempt[c.User]:
+		return "author in scope.exempt_users"
+	}
+	return ""
 }
 
 // New returns a daemon that uses st as its system of record and logs to log.
@@ -105,12 +204,20 @@ func New(st *store.Store, log zerolog.Logger, o Options) *Daemon {
 		slack.OptionAPIURL(o.APIURL),
 		slack.OptionHTTPClient(o.HTTPClient),
 	)
+	poster := api
+	if o.Notify.BotToken != "" {
+		poster = slack.New(o.Notify.BotToken, slack.OptionAPIURL(o.APIURL), slack.OptionHTTPClient(o.HTTPClient))
+	}
 	return &Daemon{
-		opts:  o,
-		store: st,
-		log:   log,
-		api:   api,
-		wake:  make(chan struct{}, 1),
+		opts:       o,
+		store:      st,
+		log:        log,
+		api:        api,
+		poster:     poster,
+		metrics:    o.Metrics,
+		scope:      scopeSets{toSet(o.Scope.Channels), toSet(o.Scope.ExcludeChannels), toSet(o.Scope.Types), toSet(o.Scope.ExemptUsers)},
+		wake:       make(chan struct{}, 1),
+		notifyWake: make(chan struct{}, 1),
 	}
 }
 
@@ -173,6 +280,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	bgWG.Go(func() { d.runReloader(life) })
+	bgWG.Go(func() { d.runNotifier(life) })
+	if d.opts.MetricsListener != nil {
+		bgWG.Go(func() {
+			if err := d.serveMetrics(life, d.opts.MetricsListener); err != nil {
+				d.log.Error().Err(err).Msg("metrics listener failed")
+			}
+		})
+	}
+	if d.opts.Mode == ModeMonitor {
+		d.log.Warn().Msg("monitor mode: leaks are recorded and alerted, no message is deleted")
+	}
 
 	<-life.Done()
 	err := context.Cause(life)
@@ -194,11 +312,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	closeSocket()
 	socketWG.Wait()
 	bgWG.Wait()
-	d.connected.Store(false)
+	d.setConnected(false)
 	if err == nil {
 		d.log.Info().Msg("stopped")
 	}
 	return err
+}
+
+func (d *Daemon) setConnected(up bool) {
+	d.connected.Store(up)
+	if up {
+		d.metrics.connectedGauge.Set(1)
+	} else {
+		d.metrics.connectedGauge.Set(0)
+	}
 }
 
 // readEvents takes events from the socket client and hands the ones that
@@ -217,7 +344,7 @@ func (d *Daemon) readEvents(ctx context.Context, sm *socketmode.Client, queue ch
 			if ce, ok := ev.Data.(*slack.ConnectingEvent); ok && (ce.ConnectionCount > 0 || ce.Attempt > 1) {
 				d.log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
 			}
-			d.connected.Store(false)
+			d.setConnected(false)
 			continue
 		case socketmode.EventTypeConnectionError:
 			ce, _ := ev.Data.(*slack.ConnectionErrorEvent)
@@ -231,8 +358,11 @@ func (d *Daemon) readEvents(ctx context.Context, sm *socketmode.Client, queue ch
 		case socketmode.EventTypeInvalidAuth:
 			return &TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: appTokenHint}
 		case socketmode.EventTypeConnected:
-			d.connected.Store(true)
+			d.setConnected(true)
 			if ce, ok := ev.Data.(*socketmode.ConnectedEvent); ok {
+				if ce.ConnectionCount > 0 {
+					d.metrics.reconnects.Inc()
+				}
 				d.log.Info().Int("connection", ce.ConnectionCount).Msg("connected to Slack over Socket Mode")
 			}
 			continue
@@ -294,8 +424,17 @@ func (d *Daemon) process(ctx context.Context, sm *socketmode.Client, envelopeID 
 	log := d.log.With().Str("envelope_id", envelopeID).Str("event_id", eventID).Logger()
 	if err != nil {
 		log.Warn().Err(err).Msg("acknowledged and skipped a malformed event")
+		d.metrics.events.WithLabelValues("malformed").Inc()
 		d.ack(ctx, sm, envelopeID)
 		return
+	}
+	if skip == "" {
+		skip = d.outOfScope(c)
+		if skip != "" {
+			d.metrics.events.WithLabelValues("out_of_scope").Inc()
+		}
+	} else {
+		d.metrics.events.WithLabelValues("skipped").Inc()
 	}
 	if skip != "" {
 		log.Trace().Str("reason", skip).Msg("skipped event")
@@ -303,18 +442,43 @@ func (d *Daemon) process(ctx context.Context, sm *socketmode.Client, envelopeID 
 		return
 	}
 	rs := d.rules.Load()
+	start := time.Now()
 	matches := rs.set.ScanNormalized(c.Text)
-	if len(matches) == 0 {
+	d.metrics.scanSeconds.Observe(time.Since(start).Seconds())
+	allowlisted := 0
+	findings := make([]store.Finding, 0, len(matches))
+	deleteMsg := false
+	for _, m := range matches {
+		if m.MAC != "" && rs.allowed[m.MAC] {
+			allowlisted++
+			continue
+		}
+		action := rs.actions[m.RuleID]
+		if action == "" || d.opts.Mode == ModeMonitor {
+			action = map[bool]string{true: store.ActionMonitor, false: store.ActionDelete}[d.opts.Mode == ModeMonitor]
+		}
+		deleteMsg = deleteMsg || action == store.ActionDelete
+		findings = append(findings, store.Finding{RegexID: m.RuleID, Rule: m.Description, Excerpt: m.Excerpt,
+			Start: m.Start, End: m.End, Action: action, MAC: m.MAC})
+	}
+	if len(findings) == 0 {
+		outcome := "clean"
+		if allowlisted > 0 {
+			outcome = "allowlisted"
+			log.Info().Str("channel", c.Channel).Str("ts", c.TS).Int("values", allowlisted).Msg("allowlisted value seen; not a leak")
+		}
+		d.metrics.events.WithLabelValues(outcome).Inc()
 		d.ack(ctx, sm, envelopeID)
 		return
 	}
-	findings := make([]store.Finding, len(matches))
-	for i, m := range matches {
-		findings[i] = store.Finding{RegexID: m.RuleID, Rule: m.Description, Excerpt: m.Excerpt, Start: m.Start, End: m.End}
-	}
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS}
-	res, err := d.record(ctx, msg, findings)
+	var notes []store.OutboxItem
+	if !deleteMsg {
+		notes = d.outcomeNotes(msg, findings, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+	}
+	res, err := d.record(ctx, msg, findings, deleteMsg, notes)
 	if err != nil {
+		d.metrics.events.WithLabelValues("record_failed").Inc()
 		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
 			Msg("could not record a leak; not acknowledging, so Slack redelivers the event")
 		return
@@ -324,25 +488,41 @@ func (d *Daemon) process(ctx context.Context, sm *socketmode.Client, envelopeID 
 	switch {
 	case res.NewLeaks == 0:
 		outcome = "already recorded (redelivered event)"
+		d.metrics.events.WithLabelValues("redelivered").Inc()
+	case !deleteMsg:
+		outcome = "recorded (monitor: not deleted)"
 	case !res.NewDeletion:
 		outcome = "added to the message's pending deletion"
 	}
-	for _, m := range matches {
+	if res.NewLeaks > 0 {
+		d.metrics.events.WithLabelValues("leak").Inc()
+		for _, f := range findings {
+			d.metrics.leaks.WithLabelValues(strconv.FormatInt(f.RegexID, 10), f.Action).Inc()
+		}
+	}
+	for _, f := range findings {
 		log.Info().Str("channel", c.Channel).Str("channel_type", c.ChannelType).Str("ts", c.TS).Str("user", c.User).
-			Str("subtype", c.Subtype).Int64("regex_id", m.RuleID).Str("rule", m.Description).Str("excerpt", m.Excerpt).
-			Int("retry_attempt", retry).Str("outcome", outcome).Msg("leak detected")
+			Str("subtype", c.Subtype).Int64("regex_id", f.RegexID).Str("rule", f.Rule).Str("excerpt", f.Excerpt).
+			Str("action", f.Action).Int("retry_attempt", retry).Str("outcome", outcome).Msg("leak detected")
 	}
 	if res.NewDeletion {
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
+		nudge(d.wake)
+	}
+	if len(notes) > 0 && res.NewLeaks > 0 {
+		nudge(d.notifyWake)
+	}
+}
+
+func nudge(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
 // record stores a leak, retrying briefly on a busy database: Slack's ack
 // deadline is 3 s, and an unacknowledged event is redelivered anyway.
-func (d *Daemon) record(ctx context.Context, msg store.Message, fs []store.Finding) (store.RecordResult, error) {
+func (d *Daemon) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool, notes []store.OutboxItem) (store.RecordResult, error) {
 	var err error
 	for attempt := range 3 {
 		if attempt > 0 {
@@ -353,7 +533,7 @@ func (d *Daemon) record(ctx context.Context, msg store.Message, fs []store.Findi
 			}
 		}
 		var res store.RecordResult
-		res, err = d.store.RecordLeak(ctx, msg, fs, true)
+		res, err = d.store.RecordLeak(ctx, msg, fs, deleteMsg, notes...)
 		if err == nil {
 			return res, nil
 		}
@@ -366,7 +546,9 @@ func (d *Daemon) ack(ctx context.Context, sm *socketmode.Client, envelopeID stri
 	defer cancel()
 	if err := sm.AckCtx(ctx, envelopeID, nil); err != nil {
 		d.log.Warn().Err(err).Str("envelope_id", envelopeID).Msg("could not acknowledge; Slack will redeliver (harmless: leaks are deduplicated)")
+		return
 	}
+	d.metrics.acks.Inc()
 }
 
 // reload compiles the enabled regexes when the store's rule generation
@@ -384,19 +566,32 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	allowed, err := d.store.AllowedMACs(ctx)
+	if err != nil {
+		return err
+	}
 	set, errs := CompileRules(rs)
+	if d.opts.AllowlistKey != nil {
+		set = set.WithMACKey(d.opts.AllowlistKey)
+	}
+	actions := make(map[int64]string, len(rs))
+	for _, r := range rs {
+		actions[r.ID] = r.Action
+	}
 	for _, e := range errs {
 		var pe *detect.PatternError
 		if errors.As(e, &pe) {
 			d.log.Warn().Int64("regex_id", pe.ID).Err(pe.Err).Msg("skipping a regex that does not compile; fix or remove it with 'securechat regex'")
 		}
 	}
-	d.rules.Store(&ruleSet{set: set, generation: gen})
+	d.rules.Store(&ruleSet{set: set, generation: gen, actions: actions, allowed: allowed})
+	d.metrics.generation.Set(float64(gen))
+	d.metrics.rules.Set(float64(set.Len()))
 	ev := d.log.Info()
 	if set.Len() == 0 {
 		ev = d.log.Warn()
 	}
-	ev.Int("rules", set.Len()).Int("skipped", len(errs)).Int64("generation", gen).
+	ev.Int("rules", set.Len()).Int("skipped", len(errs)).Int("allowlisted_values", len(allowed)).Int64("generation", gen).
 		Dur("took", time.Since(start)).Msg("rules loaded")
 	return nil
 }

@@ -34,7 +34,7 @@ var transientCodes = []string{"internal_error", "fatal_error", "service_unavaila
 type outcomeKind int
 
 const (
-	outDeleted outcomeKind = iota
+	outDone outcomeKind = iota
 	outRetry
 	outRateLimited
 	outFailed
@@ -51,7 +51,7 @@ type outcome struct {
 // had made `attempts` attempts before this one.
 func classifyDelete(err error, attempts int) outcome {
 	if err == nil {
-		return outcome{kind: outDeleted}
+		return outcome{kind: outDone}
 	}
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
@@ -63,7 +63,7 @@ func classifyDelete(err error, attempts int) outcome {
 		case se.Err == "message_not_found" && attempts > 0:
 			// An earlier attempt ended without an answer (timeout, 5xx,
 			// network): it most likely deleted the message.
-			return outcome{kind: outDeleted, reason: "message_not_found after an earlier attempt whose outcome was unknown"}
+			return outcome{kind: outDone, reason: "message_not_found after an earlier attempt whose outcome was unknown"}
 		case slices.Contains(terminalCodes, se.Err):
 			return outcome{kind: outFailed, reason: se.Err}
 		case slices.Contains(tokenCodes, se.Err):
@@ -123,9 +123,30 @@ func (d *Daemon) runDeleter(ctx context.Context) error {
 	}
 }
 
+// deletionFindings reads what was found in a message whose deletion ended,
+// for the notifications. Without notifications configured it reads nothing.
+func (d *Daemon) deletionFindings(ctx context.Context, del store.Deletion) (store.Message, []store.Finding) {
+	n := d.opts.Notify
+	if n.Author == "" && n.AlertChannel == "" && n.WebhookURL == "" {
+		return store.Message{Channel: del.Channel, TS: del.TS}, nil
+	}
+	ls, err := d.store.Leaks(ctx, store.LeakFilter{DeletionID: del.ID})
+	if err != nil || len(ls) == 0 {
+		d.log.Warn().Err(err).Int64("deletion", del.ID).Msg("cannot read the leaks of a deletion; notifications skipped")
+		return store.Message{Channel: del.Channel, TS: del.TS}, nil
+	}
+	return findingsOf(ls)
+}
+
 // deleteDue attempts every due deletion and returns how long to wait before
 // looking again.
 func (d *Daemon) deleteDue(ctx context.Context, log, sampled zerolog.Logger) (time.Duration, error) {
+	if now := time.Now(); now.Sub(d.gaugedAt) > time.Second {
+		d.gaugedAt = now // the deleter is the only goroutine that touches it
+		if counts, err := d.store.DeletionCounts(ctx); err == nil {
+			d.metrics.pending.Set(float64(counts[store.StatusPending]))
+		}
+	}
 	due, err := d.store.DueDeletions(ctx, d.opts.Now(), deleteBatch)
 	if err != nil {
 		return 0, err
@@ -164,6 +185,9 @@ func (d *Daemon) deleteOne(ctx context.Context, del store.Deletion, log, sampled
 	_, _, err := d.api.DeleteMessageContext(callCtx, del.Channel, del.TS)
 	cancel()
 	out := classifyDelete(err, del.Attempts)
+	if err != nil {
+		d.metrics.slackErrors.WithLabelValues("chat.delete", errCode(err)).Inc()
+	}
 	now := d.opts.Now()
 	// Record with a context that outlives shutdown by a little: an outcome
 	// lost here would mean one more chat.delete at the next start.
@@ -171,9 +195,15 @@ func (d *Daemon) deleteOne(ctx context.Context, del store.Deletion, log, sampled
 	defer scancel()
 	ev := log.With().Str("channel", del.Channel).Str("ts", del.TS).Int("attempt", del.Attempts+1).Logger()
 	switch out.kind {
-	case outDeleted:
-		if err := d.store.MarkDeleted(sctx, del.ID); err != nil {
+	case outDone:
+		msg, fs := d.deletionFindings(sctx, del)
+		notes := append(d.authorNote(msg, fs), d.outcomeNotes(msg, fs, store.ActionDelete, "deleted", "")...)
+		if err := d.store.MarkDeleted(sctx, del.ID, notes...); err != nil {
 			return 0, err
+		}
+		d.metrics.deletions.WithLabelValues("deleted").Inc()
+		if len(notes) > 0 {
+			nudge(d.notifyWake)
 		}
 		e := ev.Info().Dur("after", now.Sub(del.CreatedAt))
 		if out.reason != "" {
@@ -184,6 +214,7 @@ func (d *Daemon) deleteOne(ctx context.Context, del store.Deletion, log, sampled
 		if err := d.store.DeferDeletion(sctx, del.ID, now.Add(out.wait)); err != nil {
 			return 0, err
 		}
+		d.metrics.deletions.WithLabelValues("rate_limited").Inc()
 		sampled.Warn().Str("channel", del.Channel).Str("ts", del.TS).Dur("retry_in", out.wait).Msg("chat.delete rate limited by Slack; waiting as told")
 		return out.wait, nil
 	case outRetry:
@@ -191,11 +222,18 @@ func (d *Daemon) deleteOne(ctx context.Context, del store.Deletion, log, sampled
 		if err := d.store.RetryDeletion(sctx, del.ID, out.reason, now.Add(wait)); err != nil {
 			return 0, err
 		}
+		d.metrics.deletions.WithLabelValues("retry").Inc()
 		sampled.Warn().Str("channel", del.Channel).Str("ts", del.TS).Int("attempt", del.Attempts+1).
 			Str("reason", out.reason).Dur("retry_in", wait).Msg("chat.delete failed; will retry")
 	case outFailed:
-		if err := d.store.FailDeletion(sctx, del.ID, out.reason); err != nil {
+		msg, fs := d.deletionFindings(sctx, del)
+		notes := d.outcomeNotes(msg, fs, store.ActionDelete, "could not be deleted", out.reason)
+		if err := d.store.FailDeletion(sctx, del.ID, out.reason, notes...); err != nil {
 			return 0, err
+		}
+		d.metrics.deletions.WithLabelValues("failed").Inc()
+		if len(notes) > 0 {
+			nudge(d.notifyWake)
 		}
 		ev.Error().Str("reason", out.reason).Str("hint", failHint(out.reason)).Msg("message could not be deleted")
 	case outFatal:

@@ -15,10 +15,41 @@ import (
 // in rising order of precedence: the defaults, the TOML file (--config or
 // SECURECHAT_CONFIG), the environment, and flags the user set.
 type Config struct {
-	DB     string       `toml:"db"`
-	Slack  SlackConfig  `toml:"slack"`
-	Log    LogConfig    `toml:"log"`
-	Daemon DaemonConfig `toml:"daemon"`
+	DB        string          `toml:"db"`
+	Slack     SlackConfig     `toml:"slack"`
+	Log       LogConfig       `toml:"log"`
+	Daemon    DaemonConfig    `toml:"daemon"`
+	Scope     ScopeConfig     `toml:"scope"`
+	Notify    NotifyConfig    `toml:"notify"`
+	Allowlist AllowlistConfig `toml:"allowlist"`
+	Metrics   MetricsConfig   `toml:"metrics"`
+}
+
+// ScopeConfig says which messages are scanned (applied at start).
+type ScopeConfig struct {
+	Channels        []string `toml:"channels"`
+	ExcludeChannels []string `toml:"exclude_channels"`
+	Types           []string `toml:"types"`
+	ExemptUsers     []string `toml:"exempt_users"`
+}
+
+// NotifyConfig says who hears about a leak.
+type NotifyConfig struct {
+	Author        string `toml:"author"`
+	AuthorMessage string `toml:"author_message"`
+	BotToken      string `toml:"bot_token"`
+	AlertChannel  string `toml:"alert_channel"`
+	WebhookURL    string `toml:"webhook_url"`
+}
+
+// AllowlistConfig holds the key of the value fingerprints.
+type AllowlistConfig struct {
+	Secret string `toml:"secret"`
+}
+
+// MetricsConfig sets the metrics and health listener.
+type MetricsConfig struct {
+	Addr string `toml:"addr"`
 }
 
 // SlackConfig holds the tokens and the API endpoint.
@@ -42,6 +73,7 @@ type DaemonConfig struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	ScanBots        bool     `toml:"scan_bots"`
 	RetryMax        Duration `toml:"retry_max"`
+	Mode            string   `toml:"mode"`
 }
 
 // Duration is a time.Duration written as "1s" or "5m" in TOML.
@@ -72,9 +104,17 @@ func Defaults() Config {
 			ReloadInterval:  Duration{time.Second},
 			ShutdownTimeout: Duration{5 * time.Second},
 			RetryMax:        Duration{5 * time.Minute},
+			Mode:            "enforce",
 		},
+		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
+		Notify: NotifyConfig{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage},
 	}
 }
+
+// DefaultAuthorMessage is the notice a member gets when their message is
+// deleted. {rule}, {excerpt}, {channel} and {user} are filled in.
+const DefaultAuthorMessage = "Your message in <#{channel}> was removed by securechat because it contained what looks like a secret ({rule}: `{excerpt}`). " +
+	"If it is a real credential or card, treat it as exposed: rotate or revoke it now. Ask your workspace admins if this was a mistake."
 
 // LoadFile reads a TOML configuration over c. Unknown keys are an error, so a
 // typo does not silently leave a setting at its default.
@@ -110,6 +150,9 @@ const (
 	EnvAppToken  = "SLACK_APP_TOKEN"
 	EnvUserToken = "SLACK_USER_TOKEN"
 	EnvAPIURL    = "SLACK_API_URL"
+	EnvBotToken  = "SLACK_BOT_TOKEN"
+	EnvAllowKey  = "SECURECHAT_ALLOWLIST_SECRET"
+	EnvMetrics   = "SECURECHAT_METRICS_ADDR"
 )
 
 // LoadEnv applies the environment over c.
@@ -125,6 +168,9 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	set(&c.Slack.AppToken, EnvAppToken)
 	set(&c.Slack.UserToken, EnvUserToken)
 	set(&c.Slack.APIURL, EnvAPIURL)
+	set(&c.Notify.BotToken, EnvBotToken)
+	set(&c.Allowlist.Secret, EnvAllowKey)
+	set(&c.Metrics.Addr, EnvMetrics)
 }
 
 // Validate checks the settings every command uses and names the field that
@@ -158,6 +204,33 @@ func (c *Config) Validate() error {
 	}
 	if d.RetryMax.Duration < time.Second {
 		return fmt.Errorf("daemon retry_max = %s: use at least 1s", d.RetryMax)
+	}
+	if d.Mode != "enforce" && d.Mode != "monitor" {
+		return fmt.Errorf("daemon mode = %q: use enforce (each rule's action) or monitor (never delete)", d.Mode)
+	}
+	for _, t := range c.Scope.Types {
+		switch t {
+		case "channel", "group", "im", "mpim":
+		default:
+			return fmt.Errorf("scope types: %q is not one of channel (public), group (private), im (DM), mpim (group DM)", t)
+		}
+	}
+	switch c.Notify.Author {
+	case "ephemeral", "dm", "off":
+	default:
+		return fmt.Errorf("notify author = %q: use ephemeral, dm or off", c.Notify.Author)
+	}
+	if c.Notify.BotToken != "" {
+		if err := checkToken(c.Notify.BotToken, EnvBotToken, "bot_token", "xoxb-",
+			"it is optional: set it to post notices as the app's bot user (scopes chat:write and im:write)"); err != nil {
+			return err
+		}
+	}
+	if u := c.Notify.WebhookURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Errorf("notify webhook_url %q is not an http(s) URL", u)
+	}
+	if k := c.Allowlist.Secret; k != "" && len(k) < 16 {
+		return fmt.Errorf("allowlist secret is %d characters: use at least 16 random ones (e.g. openssl rand -hex 32), in %s or [allowlist] secret", len(k), EnvAllowKey)
 	}
 	return nil
 }

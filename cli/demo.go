@@ -201,7 +201,7 @@ func maskSpans(text string, ms []detect.Match) string {
 
 // printLeaks writes the leak table that 'leaks list' shows.
 func printLeaks(w io.Writer, leaks []store.Leak) error {
-	t := newTable(w, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "STATUS", "ATTEMPTS")
+	t := newTable(w, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "ACTION", "STATUS", "ATTEMPTS")
 	for _, l := range leaks {
 		rule := fmt.Sprint(l.RegexID)
 		if l.Rule != "" {
@@ -209,9 +209,9 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 		}
 		status := l.Status
 		if status == "" {
-			status = "-"
+			status = "-" // monitored: nothing to delete
 		}
-		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, status, fmt.Sprint(l.Attempts))
+		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
 	}
 	return t.flush()
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,7 +18,164 @@ func newLeaksCmd(a *app) *cobra.Command {
 		Aliases: []string{"leak"},
 		Short:   "Read the log of leaks securechat found",
 	}
-	cmd.AddCommand(newLeaksListCmd(a))
+	cmd.AddCommand(newLeaksListCmd(a), newLeaksAllowCmd(a), newLeaksAllowlistCmd(a), newLeaksUnallowCmd(a), newLeaksStatsCmd(a))
+	return cmd
+}
+
+func newLeaksAllowCmd(a *app) *cobra.Command {
+	var note string
+	cmd := &cobra.Command{
+		Use:   "allow LEAK-ID...",
+		Short: "Allowlist the value a leak matched (a test card, a sample key)",
+		Long: `Allowlist the exact value a leak matched, so that this value never fires again while
+other values of the same rule still do. Only a keyed fingerprint of the value (HMAC-SHA256
+with [allowlist] secret, or SECURECHAT_ALLOWLIST_SECRET) is stored, never the value; the
+daemon must have had the secret when it recorded the leak. A running daemon applies the
+allowlist within a couple of seconds.`,
+		Example: `  securechat leaks allow 42 --note "Stripe test card used in docs"`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseIDs(args)
+			if err != nil {
+				return err
+			}
+			s, err := a.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var errs []error
+			for _, id := range ids {
+				v, err := s.AllowValue(cmd.Context(), id, note)
+				if errors.Is(err, store.ErrNoFingerprint) {
+					err = fmt.Errorf("%w: it was recorded while no allowlist secret was set. Set %s (or [allowlist] secret) for the daemon; leaks recorded from then on can be allowed", err, EnvAllowKey)
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(a.Stderr, "Allowed the value of leak %d (%s) as allowlist entry %d.\n", id, v.Excerpt, v.ID)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVar(&note, "note", "", "why this value is not a leak")
+	return cmd
+}
+
+func newLeaksAllowlistCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "allowlist",
+		Short: "List the allowlisted values",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			vs, err := s.AllowedValues(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if vs == nil {
+					vs = []store.AllowedValue{}
+				}
+				return writeJSON(a.Stdout, vs)
+			}
+			if len(vs) == 0 {
+				fmt.Fprintln(a.Stderr, "No allowlisted values. Allow one with: securechat leaks allow LEAK-ID")
+				return nil
+			}
+			t := newTable(a.Stdout, "ID", "EXCERPT", "REGEX", "FROM LEAK", "NOTE", "ADDED")
+			for _, v := range vs {
+				t.row(strconv.FormatInt(v.ID, 10), v.Excerpt, strconv.FormatInt(v.RegexID, 10), strconv.FormatInt(v.LeakID, 10), v.Note, formatTime(v.CreatedAt))
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newLeaksUnallowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unallow ENTRY-ID...",
+		Short: "Take values off the allowlist (ids from 'leaks allowlist')",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseIDs(args)
+			if err != nil {
+				return err
+			}
+			s, err := a.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var errs []error
+			for _, id := range ids {
+				if err := s.RemoveAllowed(cmd.Context(), id); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(a.Stderr, "Removed allowlist entry %d.\n", id)
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
+
+func newLeaksStatsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	var top int
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Leaks per rule, per action and per channel: find the noisy rules",
+		Long: `Count leaks per rule, per action and per channel over the last 24 hours, the last 7
+days and all time, busiest first. A rule with many hits in monitor mode is a candidate for
+tightening (a validator, an allowlisted value) before it is switched to delete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Stats(cmd.Context(), a.Now(), top)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.Stdout, st)
+			}
+			section := func(title, key string, rows []store.StatRow, label bool) {
+				fmt.Fprintln(a.Stdout, title)
+				head := []string{key, "24H", "7D", "TOTAL"}
+				if label {
+					head = []string{key, "DESCRIPTION", "24H", "7D", "TOTAL"}
+				}
+				t := newTable(a.Stdout, head...)
+				for _, r := range rows {
+					cells := []string{r.Key, strconv.Itoa(r.Last24h), strconv.Itoa(r.Last7d), strconv.Itoa(r.Total)}
+					if label {
+						cells = append([]string{r.Key, truncate(r.Label, 40)}, cells[1:]...)
+					}
+					t.row(cells...)
+				}
+				_ = t.flush()
+				fmt.Fprintln(a.Stdout)
+			}
+			section("By rule:", "REGEX", st.ByRule, true)
+			section("By action:", "ACTION", st.ByAction, false)
+			section("By channel:", "CHANNEL", st.ByChannel, false)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&top, "top", 10, "channels to show (0: all)")
 	return cmd
 }
 
@@ -27,6 +185,7 @@ type leaksListOptions struct {
 	channel string
 	since   string
 	status  string
+	action  string
 	regexID int64
 }
 
@@ -47,6 +206,12 @@ func newLeaksListCmd(a *app) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := store.LeakFilter{Channel: o.channel, Limit: o.limit, RegexID: o.regexID}
+			switch o.action {
+			case "", store.ActionDelete, store.ActionMonitor:
+				f.Action = o.action
+			default:
+				return fmt.Errorf("--action %q: use delete or monitor", o.action)
+			}
 			if o.limit < 0 {
 				return fmt.Errorf("--limit %d: use 0 for no limit, or a positive number", o.limit)
 			}
@@ -97,6 +262,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 	fl.StringVar(&o.channel, "channel", "", "only leaks in this channel id (e.g. C024BE7LR)")
 	fl.StringVar(&o.since, "since", "", "only leaks detected in the last DURATION (30m, 24h, 7d, 2w) or since a date (2026-11-01)")
 	fl.StringVar(&o.status, "status", "", "only leaks whose deletion is pending, deleted or failed")
+	fl.StringVar(&o.action, "action", "", "only leaks that were to be deleted (delete) or only recorded (monitor)")
 	fl.Int64Var(&o.regexID, "regex", 0, "only leaks found by this regex id")
 	return cmd
 }

@@ -27,7 +27,7 @@ picks up changes within a couple of seconds, no restart needed.`,
 	}
 	cmd.AddCommand(newRegexAddCmd(a), newRegexListCmd(a), newRegexRmCmd(a),
 		newRegexEnableCmd(a, true), newRegexEnableCmd(a, false),
-		newRegexImportCmd(a), newRegexBuiltinsCmd(a))
+		newRegexImportCmd(a), newRegexBuiltinsCmd(a), newRegexUpdateCmd(a))
 	return cmd
 }
 
@@ -35,6 +35,7 @@ type regexAddOptions struct {
 	description string
 	builtin     string
 	validator   string
+	action      string
 	json        bool
 }
 
@@ -79,6 +80,10 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 			default:
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give a PATTERN, or --builtin NAME")}
 			}
+			if err := checkAction(o.action); err != nil {
+				return err
+			}
+			rule.Action = o.action
 			s, err := a.openStore(cmd.Context(), false)
 			if err != nil {
 				return err
@@ -103,7 +108,67 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "what the pattern finds (shown in leaks and logs)")
 	cmd.Flags().StringVar(&o.builtin, "builtin", "", "add a curated rule by name instead of a PATTERN (see 'securechat regex builtins')")
 	cmd.Flags().StringVar(&o.validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
+	cmd.Flags().StringVar(&o.action, "action", "delete", "what a match does: delete, or monitor (record and alert, do not delete)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the new regex as JSON")
+	return cmd
+}
+
+func checkAction(action string) error {
+	if action != store.ActionDelete && action != store.ActionMonitor {
+		return fmt.Errorf("--action %q: use delete, or monitor to record and alert without deleting", action)
+	}
+	return nil
+}
+
+func newRegexUpdateCmd(a *app) *cobra.Command {
+	var action, description string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change a regex's action or description",
+		Long: `Change a regex's action or description. Roll a new rule out safely: add it with
+--action monitor, watch 'securechat leaks list --regex ID' and 'securechat leaks stats',
+then switch it to delete. A running daemon applies the change within a couple of seconds.`,
+		Example: `  securechat regex update 7 --action delete
+  securechat regex update 7 --description "Visa cards (Luhn)"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseIDs(args)
+			if err != nil {
+				return err
+			}
+			var u store.RegexUpdate
+			if cmd.Flags().Changed("action") {
+				if err := checkAction(action); err != nil {
+					return err
+				}
+				u.Action = &action
+			}
+			if cmd.Flags().Changed("description") {
+				u.Description = &description
+			}
+			if u.Action == nil && u.Description == nil {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("nothing to change: give --action or --description")}
+			}
+			s, err := a.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			r, err := s.UpdateRegex(cmd.Context(), ids[0], u)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.Stdout, r)
+			}
+			fmt.Fprintf(a.Stderr, "Updated regex %d: action %s.\n", r.ID, r.Action)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&action, "action", "", "delete, or monitor (record and alert, do not delete)")
+	cmd.Flags().StringVarP(&description, "description", "d", "", "new description")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the updated regex as JSON")
 	return cmd
 }
 
@@ -239,7 +304,7 @@ func newRegexListCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.Stderr, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT")
 				return nil
 			}
-			t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "SOURCE", "ENABLED", "UPDATED")
+			t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "UPDATED")
 			for _, r := range rs {
 				enabled := "yes"
 				if !r.Enabled {
@@ -249,7 +314,7 @@ func newRegexListCmd(a *app) *cobra.Command {
 				if source == "" {
 					source = "-"
 				}
-				t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), truncate(source, 30), enabled, formatTime(r.UpdatedAt))
+				t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled, formatTime(r.UpdatedAt))
 			}
 			return t.flush()
 		},

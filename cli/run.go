@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -32,10 +34,12 @@ func (a *app) newLogger() zerolog.Logger {
 }
 
 type runOptions struct {
-	workers   int
-	queueSize int
-	apiURL    string
-	scanBots  bool
+	workers     int
+	queueSize   int
+	apiURL      string
+	scanBots    bool
+	metricsAddr string
+	monitor     bool
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -70,6 +74,12 @@ in ps).`,
 			if fl.Changed("scan-bots") {
 				a.cfg.Daemon.ScanBots = o.scanBots
 			}
+			if fl.Changed("metrics-addr") {
+				a.cfg.Metrics.Addr = o.metricsAddr
+			}
+			if o.monitor {
+				a.cfg.Daemon.Mode = "monitor"
+			}
 			if err := a.cfg.Validate(); err != nil {
 				return err
 			}
@@ -82,8 +92,20 @@ in ps).`,
 				return err
 			}
 			defer s.Close()
-			log.Info().Str("db", s.Path()).Str("version", Version).Msg("securechat starting")
-			d := bot.New(s, log, a.botOptions())
+			opts := a.botOptions()
+			if addr := a.cfg.Metrics.Addr; addr != "" {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return fmt.Errorf("listen for metrics on %s: %w (is the port in use? change --metrics-addr or [metrics] addr)", addr, err)
+				}
+				opts.MetricsListener = ln
+				log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
+			}
+			if a.cfg.Allowlist.Secret == "" {
+				log.Warn().Msg("no allowlist secret: leaks are recorded without value fingerprints, so 'leaks allow' cannot allowlist them; set " + EnvAllowKey)
+			}
+			log.Info().Str("db", s.Path()).Str("version", Version).Str("mode", a.cfg.Daemon.Mode).Msg("securechat starting")
+			d := bot.New(s, log, opts)
 			return d.Run(cmd.Context())
 		},
 	}
@@ -92,6 +114,8 @@ in ps).`,
 	fl.IntVar(&o.queueSize, "queue-size", 0, "events waiting for a worker before backpressure (default 1024, [daemon] queue_size)")
 	fl.StringVar(&o.apiURL, "api-url", "", "Slack Web API base URL (env "+EnvAPIURL+", default https://slack.com/api/)")
 	fl.BoolVar(&o.scanBots, "scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
+	fl.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env "+EnvMetrics+")")
+	fl.BoolVar(&o.monitor, "monitor", false, "record and alert only, never delete ([daemon] mode = \"monitor\")")
 	return cmd
 }
 
@@ -108,5 +132,18 @@ func (a *app) botOptions() bot.Options {
 		RetryMax:        c.Daemon.RetryMax.Duration,
 		ScanBots:        c.Daemon.ScanBots,
 		Now:             a.Now,
+		Mode:            c.Daemon.Mode,
+		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels,
+			Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
+		Notify: bot.Notify{Author: c.Notify.Author, AuthorMessage: c.Notify.AuthorMessage, BotToken: c.Notify.BotToken,
+			AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL},
+		AllowlistKey: allowKey(c.Allowlist.Secret),
 	}
+}
+
+func allowKey(secret string) []byte {
+	if secret == "" {
+		return nil
+	}
+	return []byte(secret)
 }

@@ -5,6 +5,9 @@
 package detect
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"regexp"
 	"strings"
@@ -23,6 +26,8 @@ type Match struct {
 	Start       int    `json:"start"` // byte offsets in the normalised text
 	End         int    `json:"end"`
 	Excerpt     string `json:"excerpt"` // masked
+	// MAC is the value's keyed fingerprint (see WithMACKey), "" without a key.
+	MAC string `json:"-"`
 }
 
 type compiled struct {
@@ -54,6 +59,29 @@ type Set struct {
 	dfa    *experimental.Set // literal-free rules; nil when there are none
 	dfaIdx []int             // DFA pattern index → rule index
 	always []int             // literal-free rules the DFA cannot take: they run on every text
+	macKey []byte            // see WithMACKey
+}
+
+// WithMACKey returns a Set that fingerprints every matched value: Match.MAC
+// is the hex HMAC-SHA256, under key, of the value with spaces and dashes
+// removed (so 4111 1111 1111 1111 and 4111-1111-1111-1111 are one value).
+// The fingerprint lets an admin allowlist a value without anyone storing it;
+// without the key it cannot be reversed, not even for a card number.
+func (s *Set) WithMACKey(key []byte) *Set {
+	c := *s
+	c.macKey = key
+	return &c
+}
+
+// fingerprint returns the keyed fingerprint of a value.
+func fingerprint(key []byte, value string) string {
+	m := hmac.New(sha256.New, key)
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c != ' ' && c != '-' && c != '\t' && c != '\n' && c != '\r' {
+			m.Write([]byte{c})
+		}
+	}
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Compile builds a Set from rules. A rule that does not compile is left out
@@ -185,6 +213,11 @@ func (s *Set) ScanNormalized(text string) []Match {
 	for i := range s.rules {
 		if cand[i] {
 			out = s.rules[i].appendMatches(out, text)
+		}
+	}
+	if s.macKey != nil {
+		for i := range out {
+			out[i].MAC = fingerprint(s.macKey, text[out[i].Start:out[i].End])
 		}
 	}
 	return out

@@ -231,3 +231,24 @@ func loadRules(tb testing.TB, path string) []Rule {
 	}
 	return rules
 }
+
+func TestFingerprints(t *testing.T) {
+	set := mustCompile(t, `\b4[0-9]{3}(?:[ -]?[0-9]{4}){3}\b`)
+	if ms := set.Scan("4111 1111 1111 1111"); ms[0].MAC != "" {
+		t.Error("a MAC without a key")
+	}
+	keyed := set.WithMACKey([]byte("k1-0123456789abcdef"))
+	a := keyed.Scan("4111 1111 1111 1111")[0].MAC
+	b := keyed.Scan("card 4111-1111-1111-1111")[0].MAC
+	c := keyed.Scan("4242 4242 4242 4242")[0].MAC
+	other := set.WithMACKey([]byte("k2-0123456789abcdef")).Scan("4111 1111 1111 1111")[0].MAC
+	if a == "" || a != b {
+		t.Errorf("the same value formatted two ways has MACs %q and %q", a, b)
+	}
+	if a == c || a == other {
+		t.Error("different values or keys gave the same MAC")
+	}
+	if strings.Contains(a, "4111") || len(a) != 64 {
+		t.Errorf("MAC %q", a)
+	}
+}

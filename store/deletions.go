@@ -62,19 +62,21 @@ func (s *Store) NextDeletionAt(ctx context.Context) (time.Time, bool, error) {
 	return fromMillis(next.Int64), true, nil
 }
 
-// MarkDeleted records that the message was deleted.
-func (s *Store) MarkDeleted(ctx context.Context, id int64) error {
-	return s.finishAttempt(ctx, id, StatusDeleted, "", s.now())
+// MarkDeleted records that the message was deleted, and queues the
+// notifications in the same transaction.
+func (s *Store) MarkDeleted(ctx context.Context, id int64, notes ...OutboxItem) error {
+	return s.finishAttempt(ctx, id, StatusDeleted, "", s.now(), notes)
 }
 
 // RetryDeletion records a failed attempt that is worth repeating at next.
 func (s *Store) RetryDeletion(ctx context.Context, id int64, reason string, next time.Time) error {
-	return s.finishAttempt(ctx, id, StatusPending, reason, next)
+	return s.finishAttempt(ctx, id, StatusPending, reason, next, nil)
 }
 
-// FailDeletion records an attempt that ended the deletion for good.
-func (s *Store) FailDeletion(ctx context.Context, id int64, reason string) error {
-	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now())
+// FailDeletion records an attempt that ended the deletion for good, and
+// queues the notifications in the same transaction.
+func (s *Store) FailDeletion(ctx context.Context, id int64, reason string, notes ...OutboxItem) error {
+	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now(), notes)
 }
 
 // DeferDeletion moves a pending deletion's next attempt without counting an
@@ -92,16 +94,28 @@ func (s *Store) DeferDeletion(ctx context.Context, id int64, next time.Time) err
 	return nil
 }
 
-func (s *Store) finishAttempt(ctx context.Context, id int64, status, reason string, next time.Time) error {
-	res, err := s.db.ExecContext(ctx,
+func (s *Store) finishAttempt(ctx context.Context, id int64, status, reason string, next time.Time, notes []OutboxItem) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update deletion %d: %w", id, classify(err))
+	}
+	defer tx.Rollback()
+	now := s.millis()
+	res, err := tx.ExecContext(ctx,
 		`UPDATE deletions SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
 		 WHERE id = ? AND status = 'pending'`,
-		status, reason, next.UnixMilli(), s.millis(), id)
+		status, reason, next.UnixMilli(), now, id)
 	if err != nil {
 		return fmt.Errorf("update deletion %d: %w", id, classify(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("update deletion %d: no pending deletion: %w", id, ErrNotFound)
+	}
+	if err := enqueue(ctx, tx, now, notes); err != nil {
+		return fmt.Errorf("update deletion %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update deletion %d: %w", id, classify(err))
 	}
 	return nil
 }

@@ -29,6 +29,10 @@ type Finding struct {
 	Excerpt string // masked, e.g. 6759********8453
 	Start   int
 	End     int
+	Action  string // ActionDelete or ActionMonitor; "" means delete
+	// MAC is a keyed fingerprint (hex HMAC-SHA256) of the matched value,
+	// for allowlisting it later; "" when no key is configured.
+	MAC string
 }
 
 // RecordResult says what RecordLeak changed.
@@ -45,8 +49,9 @@ type RecordResult struct {
 // RecordLeak records the findings of one message and, when deleteMsg is set,
 // queues the message's deletion, in one transaction: either both are on disk
 // or neither is. Recording the same message again (a redelivered event) adds
-// nothing and queues nothing new.
-func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding, deleteMsg bool) (RecordResult, error) {
+// nothing and queues nothing new. The outbox items are queued in the same
+// transaction, and only when a finding was new.
+func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding, deleteMsg bool, notes ...OutboxItem) (RecordResult, error) {
 	var res RecordResult
 	if len(findings) == 0 {
 		return res, nil
@@ -77,20 +82,29 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		deletionID = res.DeletionID
 	}
 	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (channel, ts, regex_id, start_offset, end_offset) DO NOTHING`)
 	if err != nil {
 		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 	}
 	defer stmt.Close()
 	for _, f := range findings {
-		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID)
+		action := f.Action
+		if action == "" {
+			action = ActionDelete
+		}
+		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC)
 		if err != nil {
 			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
 		if n, _ := r.RowsAffected(); n == 1 {
 			res.NewLeaks++
+		}
+	}
+	if res.NewLeaks > 0 {
+		if err := enqueue(ctx, tx, now, notes); err != nil {
+			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -116,16 +130,31 @@ type Leak struct {
 	Status    string `json:"status"`
 	Attempts  int    `json:"attempts"`
 	LastError string `json:"last_error,omitempty"`
+	// Action is what was decided at detection: delete or monitor.
+	Action string `json:"action"`
+	// Allowable is true when the leak carries a value fingerprint, so
+	// 'leaks allow' can allowlist its value.
+	Allowable bool `json:"allowable"`
+	// DeletionID is the message's deletion (0 for a monitored leak).
+	DeletionID int64 `json:"-"`
 }
 
 // LeakFilter narrows Leaks. Zero values mean "any".
 type LeakFilter struct {
-	Channel string
-	Status  string
-	Since   time.Time
-	RegexID int64
-	Limit   int
+	ID         int64
+	Channel    string
+	Status     string
+	Action     string
+	Since      time.Time
+	RegexID    int64
+	DeletionID int64
+	Limit      int
 }
+
+const leakSelect = `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule, l.excerpt, l.start_offset, l.end_offset,
+	             l.detected_at, COALESCE(d.status, ''), COALESCE(d.attempts, 0), COALESCE(d.last_error, ''),
+	             l.action, l.value_mac != '', COALESCE(l.deletion_id, 0)
+	      FROM leaks l LEFT JOIN deletions d ON d.id = l.deletion_id`
 
 // Leaks returns recorded leaks, newest first.
 func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
@@ -147,9 +176,19 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		where = append(where, "l.regex_id = ?")
 		args = append(args, f.RegexID)
 	}
-	q := `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule, l.excerpt, l.start_offset, l.end_offset,
-	             l.detected_at, COALESCE(d.status, ''), COALESCE(d.attempts, 0), COALESCE(d.last_error, '')
-	      FROM leaks l LEFT JOIN deletions d ON d.id = l.deletion_id`
+	if f.DeletionID != 0 {
+		where = append(where, "l.deletion_id = ?")
+		args = append(args, f.DeletionID)
+	}
+	if f.ID != 0 {
+		where = append(where, "l.id = ?")
+		args = append(args, f.ID)
+	}
+	if f.Action != "" {
+		where = append(where, "l.action = ?")
+		args = append(args, f.Action)
+	}
+	q := leakSelect
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -168,7 +207,7 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		var l Leak
 		var detected int64
 		if err := rows.Scan(&l.ID, &l.Channel, &l.User, &l.TS, &l.RegexID, &l.Rule, &l.Excerpt, &l.Start, &l.End,
-			&detected, &l.Status, &l.Attempts, &l.LastError); err != nil {
+			&detected, &l.Status, &l.Attempts, &l.LastError, &l.Action, &l.Allowable, &l.DeletionID); err != nil {
 			return nil, fmt.Errorf("list leaks: %w", err)
 		}
 		l.DetectedAt = fromMillis(detected)

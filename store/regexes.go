@@ -17,6 +17,9 @@ type Regex struct {
 	Pattern     string `json:"pattern"`
 	Description string `json:"description"`
 	Enabled     bool   `json:"enabled"`
+	// Action is what a match does: ActionDelete (the default) or
+	// ActionMonitor (record and alert, do not delete).
+	Action string `json:"action"`
 	// Source says where the rule came from: "" (added by hand),
 	// "builtin:NAME", "gitleaks:RULE-ID" or "file:NAME".
 	Source        string    `json:"source,omitempty"`
@@ -30,7 +33,13 @@ type Regex struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-const regexColumns = `id, pattern, description, enabled, source, validator, secret_group, entropy,
+// Rule actions.
+const (
+	ActionDelete  = "delete"
+	ActionMonitor = "monitor"
+)
+
+const regexColumns = `id, pattern, description, enabled, action, source, validator, secret_group, entropy,
 	keywords, allow_patterns, stopwords, created_at, updated_at`
 
 type rowScanner interface{ Scan(...any) error }
@@ -39,7 +48,7 @@ func scanRegex(row rowScanner) (Regex, error) {
 	var r Regex
 	var created, updated int64
 	var kw, allow, stop string
-	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Source, &r.Validator, &r.SecretGroup,
+	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Action, &r.Source, &r.Validator, &r.SecretGroup,
 		&r.Entropy, &kw, &allow, &stop, &created, &updated)
 	r.Keywords, r.AllowPatterns, r.Stopwords = splitLines(kw), splitLines(allow), splitLines(stop)
 	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
@@ -78,11 +87,17 @@ func (s *Store) AddRegex(ctx context.Context, pattern, description string) (Rege
 // *DuplicateError when the same pattern is stored already.
 func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	now := s.millis()
+	if r.Action == "" {
+		r.Action = ActionDelete
+	}
+	if r.Action != ActionDelete && r.Action != ActionMonitor {
+		return Regex{}, fmt.Errorf("add regex: action %q: %w", r.Action, ErrBadAction)
+	}
 	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO regexes (pattern, description, enabled, source, validator, secret_group, entropy,
+		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
 		                      keywords, allow_patterns, stopwords, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Pattern, r.Description, r.Enabled, r.Source, r.Validator, r.SecretGroup, r.Entropy,
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
 		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"), now, now)
 	if err != nil {
 		var se sqlite3.Error
@@ -168,8 +183,38 @@ func (s *Store) SetRegexEnabled(ctx context.Context, id int64, enabled bool) err
 	return nil
 }
 
-// RulesGeneration returns a number that changes whenever the regex table
-// changes, from this process or any other. It is one indexed read, cheap
+// ErrBadAction is returned for an action other than delete or monitor.
+var ErrBadAction = errors.New("action must be delete or monitor")
+
+// RegexUpdate lists the fields UpdateRegex changes; nil ones stay.
+type RegexUpdate struct {
+	Description *string
+	Action      *string
+	Enabled     *bool
+}
+
+// UpdateRegex changes a regex's description, action or enabled flag.
+// It returns ErrNotFound when there is no such regex and ErrBadAction for an
+// unknown action.
+func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate) (Regex, error) {
+	if u.Action != nil && *u.Action != ActionDelete && *u.Action != ActionMonitor {
+		return Regex{}, fmt.Errorf("update regex %d: action %q: %w", id, *u.Action, ErrBadAction)
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
+		        enabled = COALESCE(?, enabled), updated_at = ? WHERE id = ?`,
+		u.Description, u.Action, u.Enabled, s.millis(), id)
+	if err != nil {
+		return Regex{}, fmt.Errorf("update regex %d: %w", id, classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Regex{}, fmt.Errorf("regex %d: %w", id, ErrNotFound)
+	}
+	return s.Regex(ctx, id)
+}
+
+// RulesGeneration returns a number that changes whenever the regex table or
+// the allowlist changes, from this process or any other. It is one indexed read, cheap
 // enough to poll every second.
 func (s *Store) RulesGeneration(ctx context.Context) (int64, error) {
 	var g int64

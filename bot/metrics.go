@@ -1,0 +1,102 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the daemon's Prometheus metrics, on a registry of their own.
+type Metrics struct {
+	Registry       *prometheus.Registry
+	events         *prometheus.CounterVec // by outcome
+	acks           prometheus.Counter     // envelopes acknowledged
+	scanSeconds    prometheus.Histogram   // one message
+	leaks          *prometheus.CounterVec // by rule and action
+	deletions      *prometheus.CounterVec // attempts by result
+	pending        prometheus.Gauge       // deletions pending
+	slackErrors    *prometheus.CounterVec // by method and code
+	reconnects     prometheus.Counter     // Socket Mode connections after the first
+	generation     prometheus.Gauge       // rules generation loaded
+	rules          prometheus.Gauge       // rules compiled
+	notifications  *prometheus.CounterVec // by kind and result
+	connectedGauge prometheus.Gauge
+}
+
+// NewMetrics creates the metrics on a new registry (with Go and process
+// collectors).
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_events_total",
+			Help: "Socket Mode events handled, by outcome: clean, leak, redelivered, skipped, out_of_scope, allowlisted, malformed, record_failed."}, []string{"outcome"}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_events_acked_total", Help: "Envelopes acknowledged to Slack."}),
+		scanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "securechat_scan_duration_seconds",
+			Help: "Time to normalise and scan one message.", Buckets: prometheus.ExponentialBuckets(0.000005, 4, 10)}),
+		leaks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_leaks_total",
+			Help: "New leaks recorded, by regex id and action."}, []string{"regex_id", "action"}),
+		deletions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_deletions_total",
+			Help: "chat.delete outcomes: deleted, failed, retry, rate_limited."}, []string{"result"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_deletions_pending", Help: "Deletions waiting in the database."}),
+		slackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_slack_api_errors_total",
+			Help: "Slack Web API errors, by method and error code (or HTTP status)."}, []string{"method", "code"}),
+		reconnects:     prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_reconnects_total", Help: "Socket Mode reconnections."}),
+		generation:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_rules_generation", Help: "Generation of the rule set in use."}),
+		rules:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_rules", Help: "Rules compiled and in use."}),
+		connectedGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_connected", Help: "1 while the Socket Mode connection is up."}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_notifications_total",
+			Help: "Notifications (author, alert, webhook) by result: sent, failed, retry."}, []string{"kind", "result"}),
+	}
+	r.MustRegister(m.events, m.acks, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
+		m.generation, m.rules, m.notifications, m.connectedGauge,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz on addr until ctx ends.
+// /healthz answers 200 while the database answers; /readyz also needs the
+// Socket Mode connection up.
+func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
+	check := func(needConnection bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := d.store.Ping(pctx); err != nil {
+				http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			if needConnection && !d.Connected() {
+				http.Error(w, "not connected to Slack", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ok\n"))
+		}
+	}
+	mux.HandleFunc("/healthz", check(false))
+	mux.HandleFunc("/readyz", check(true))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-errc
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Outbox kinds.
+const (
+	KindAuthor  = "author"  // a notice to the member whose message leaked
+	KindAlert   = "alert"   // a line in the admins' alert channel
+	KindWebhook = "webhook" // a JSON POST to the configured webhook
+)
+
+// Outbox statuses.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// OutboxItem is a notification to send. Payload is JSON and holds masked
+// data only.
+type OutboxItem struct {
+	ID            int64
+	Kind          string
+	Payload       string
+	Status        string
+	Attempts      int
+	LastError     string
+	NextAttemptAt time.Time
+	CreatedAt     time.Time
+}
+
+func enqueue(ctx context.Context, tx *sql.Tx, now int64, items []OutboxItem) error {
+	for _, it := range items {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO outbox (kind, payload, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)`,
+			it.Kind, it.Payload, now, now, now); err != nil {
+			return fmt.Errorf("queue %s notification: %w", it.Kind, classify(err))
+		}
+	}
+	return nil
+}
+
+// DueOutbox returns up to limit pending notifications due at now, oldest first.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, kind, payload, status, attempts, last_error, next_attempt_at, created_at
+		 FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`,
+		now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list due notifications: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		var it OutboxItem
+		var next, created int64
+		if err := rows.Scan(&it.ID, &it.Kind, &it.Payload, &it.Status, &it.Attempts, &it.LastError, &next, &created); err != nil {
+			return nil, fmt.Errorf("list due notifications: %w", err)
+		}
+		it.NextAttemptAt, it.CreatedAt = fromMillis(next), fromMillis(created)
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list due notifications: %w", classify(err))
+	}
+	return out, nil
+}
+
+// NextOutboxAt returns when the earliest pending notification is due.
+func (s *Store) NextOutboxAt(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'`).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("find next notification: %w", classify(err))
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMillis(next.Int64), true, nil
+}
+
+// FinishOutbox records a send attempt: status sent or failed ends it,
+// pending retries it at next.
+func (s *Store) FinishOutbox(ctx context.Context, id int64, status, reason string, next time.Time) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
+		 WHERE id = ? AND status = 'pending'`, status, reason, next.UnixMilli(), s.millis(), id)
+	if err != nil {
+		return fmt.Errorf("update notification %d: %w", id, classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("update notification %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// OutboxCounts returns how many notifications of each kind are in each status.
+func (s *Store) OutboxCounts(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, status, COUNT(*) FROM outbox GROUP BY kind, status`)
+	if err != nil {
+		return nil, fmt.Errorf("count notifications: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var kind, status string
+		var n int
+		if err := rows.Scan(&kind, &status, &n); err != nil {
+			return nil, fmt.Errorf("count notifications: %w", err)
+		}
+		if out[kind] == nil {
+			out[kind] = map[string]int{}
+		}
+		out[kind][status] = n
+	}
+	return out, rows.Err()
+}
