@@ -113,7 +113,9 @@ func TestMonitorRuleRecordsAndAlertsWithoutDeleting(t *testing.T) {
 	}
 	h.wait("rule loaded", func(*fakeslack.State) bool { return strings.Contains(h.logs.String(), `"rules":1`) })
 	ts, env := h.post(fakeslack.Message{Text: "card " + card})
-	h.wait("alert", func(st *fakeslack.State) bool { return st.Acked(env) && len(postsTo(st, "chat.postMessage", "C0ALERTS01")) == 1 })
+	h.wait("alert", func(st *fakeslack.State) bool {
+		return st.Acked(env) && len(postsTo(st, "chat.postMessage", "C0ALERTS01")) == 1
+	})
 	h.wait("webhook", func(*fakeslack.State) bool { evs, _ := hook.got(); return len(evs) == 1 })
 	evs, _ := hook.got()
 	if evs[0].Outcome != "monitored" || evs[0].Action != "monitor" {
