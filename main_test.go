@@ -247,7 +247,7 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"4 of 5 messages leaked and were deleted", "kept", "DELETED", "6759********8453", "deleted  1"} {
+	for _, want := range []string{"4 of 6 messages leaked and were deleted", "kept", "DELETED", "6759********8453", "deleted  1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -59,7 +59,7 @@ func TestRunRefusesMissingTokens(t *testing.T) {
 func TestDemoThroughTheCommandTree(t *testing.T) {
 	e := newEnv(t)
 	r := e.mustRun("demo")
-	if !strings.Contains(r.stdout, "4 of 5 messages leaked and were deleted") {
+	if !strings.Contains(r.stdout, "4 of 6 messages leaked and were deleted") {
 		t.Errorf("demo output:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 	// With --db the demo leaves its database for a look afterwards.

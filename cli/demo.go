@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,11 +20,15 @@ import (
 	"github.com/securechat/securechat/store"
 )
 
-// demoRules are the README's example rule and one more.
-var demoRules = []struct{ pattern, description string }{
-	{`.*(5018|5020|5038|6304|6759|6761|6763)[0-9]{8,15}.*`, "Maestro cards"},
-	{`(?:AKIA|ASIA)[A-Z2-7]{16}`, "AWS access key id"},
+// demoRules are the README's example rule, one more, and a builtin rolled
+// out in monitor mode.
+var demoRules = []store.Regex{
+	{Pattern: `.*(5018|5020|5038|6304|6759|6761|6763)[0-9]{8,15}.*`, Description: "Maestro cards", Enabled: true},
+	{Pattern: `(?:AKIA|ASIA)[A-Z2-7]{16}`, Description: "AWS access key id", Enabled: true},
 }
+
+// demoAlerts is the fake admins' alert channel.
+const demoAlerts = "C0SECURITY1"
 
 type demoPost struct {
 	channel, name, user, text string
@@ -35,6 +40,7 @@ var demoPosts = []demoPost{
 	{channel: "C0GENERAL01", name: "#general", user: "U0BOB", text: "sure, I'll pay, card is 6759649826438453"},
 	{channel: "C0DEVOPS001", name: "#devops", user: "U0CAROL", text: "prod creds: AKIAIOSFODNN7EXAMPL2 <- rotate after"},
 	{channel: "D0DIRECT001", name: "DM", user: "U0DAN", text: "my other card 676100041090 & the PIN later"},
+	{channel: "C0DEVOPS001", name: "#devops", user: "U0ERIN", text: "staging db password = Winter2026!x"},
 	{channel: "C0GENERAL01", name: "#general", user: "U0ALICE", text: "the deploy is done :tada:", editTo: "the deploy is done, key AKIAIOSFODNN7EXAMPL3"},
 }
 
@@ -81,9 +87,12 @@ func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "  fake Slack   %s (Web API) and Socket Mode, on 127.0.0.1\n", fake.APIURL())
 	fmt.Fprintf(out, "  database     %s\n", dbPath)
-	var rules []detect.Rule
-	for _, r := range demoRules {
-		reg, err := st.AddRegex(ctx, r.pattern, r.description)
+	pw, _ := detect.LookupBuiltin("password-assignment")
+	rulesToAdd := append(slices.Clone(demoRules), store.Regex{Pattern: pw.Pattern, Description: pw.Description, Enabled: true,
+		Action: store.ActionMonitor, Source: "builtin:" + pw.Name, SecretGroup: pw.SecretGroup, AllowPatterns: pw.Allow, Stopwords: pw.Stopwords})
+	var stored []store.Regex
+	for _, r := range rulesToAdd {
+		reg, err := st.AddRule(ctx, r)
 		var dup *store.DuplicateError
 		if errors.As(err, &dup) {
 			reg, err = st.Regex(ctx, dup.ID)
@@ -91,10 +100,14 @@ func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
 		if err != nil {
 			return err
 		}
-		rules = append(rules, detect.Rule{ID: reg.ID, Pattern: reg.Pattern, Description: reg.Description})
-		fmt.Fprintf(out, "  regex %-6d %s  (%s)\n", reg.ID, reg.Pattern, reg.Description)
+		stored = append(stored, reg)
+		fmt.Fprintf(out, "  regex %-6d %s  (%s, %s)\n", reg.ID, truncate(reg.Pattern, 60), reg.Description, reg.Action)
 	}
-	display, _ := detect.Compile(rules)
+	display, _ := bot.CompileRules(stored)
+	actions := map[int64]string{}
+	for _, r := range stored {
+		actions[r.ID] = r.Action
+	}
 
 	logLevel := zerolog.WarnLevel
 	if verbose {
@@ -104,6 +117,7 @@ func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
 	d := bot.New(st, log, bot.Options{
 		AppToken: fake.AppToken(), UserToken: fake.UserToken(), APIURL: fake.APIURL(),
 		ReloadInterval: 200 * time.Millisecond, RetryMax: time.Second, Now: a.Now,
+		Notify: bot.Notify{Author: "ephemeral", AuthorMessage: a.cfg.Notify.AuthorMessage, AlertChannel: demoAlerts},
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -152,21 +166,50 @@ func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
 			fmt.Fprintf(out, "%s  kept\n", line)
 			continue
 		}
+		if actions[leaks[0].RuleID] == store.ActionMonitor {
+			if err := fake.Wait(waitCtx, func(*fakeslack.State) bool {
+				ls, err := st.Leaks(ctx, store.LeakFilter{Channel: p.channel, Action: store.ActionMonitor})
+				return err == nil && len(ls) > 0
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s  RECORDED, not deleted (regex %d is in monitor mode)\n", line, leaks[0].RuleID)
+			continue
+		}
 		if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.SuccessfulDeletes(p.channel, ts) > 0 }); err != nil {
 			return fmt.Errorf("the leaking message was not deleted: %w", err)
 		}
 		deleted++
 		fmt.Fprintf(out, "%s  DELETED after %s (regex %d, %s)\n", line, time.Since(posted).Round(time.Millisecond), leaks[0].RuleID, leaks[0].Description)
 	}
-	// Let the deleter record its last outcome before reading the table.
+	// Let the deleter and the notifier finish before reading the results.
 	_ = fake.Wait(waitCtx, func(*fakeslack.State) bool {
 		c, err := st.DeletionCounts(ctx)
-		return err == nil && c[store.StatusPending] == 0
+		o, oerr := st.OutboxCounts(ctx)
+		return err == nil && oerr == nil && c[store.StatusPending] == 0 && o[store.KindAuthor][store.OutboxPending] == 0 &&
+			o[store.KindAlert][store.OutboxPending] == 0
 	})
 	stop()
 	if err := <-done; err != nil {
 		return err
 	}
+
+	fake.Snapshot(func(s *fakeslack.State) {
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "What the authors saw (ephemeral, only to them):")
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postEphemeral" {
+				fmt.Fprintf(out, "  to %-8s %s\n", p.User, p.Text)
+			}
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "What the admins saw in the alert channel:")
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postMessage" && p.Channel == demoAlerts {
+				fmt.Fprintf(out, "  %s\n", p.Text)
+			}
+		}
+	})
 
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "The leak log (securechat leaks list):")
@@ -178,7 +221,7 @@ func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
 		return err
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "%d of %d messages leaked and were deleted; the database holds only masked excerpts.\n", deleted, len(demoPosts))
+	fmt.Fprintf(out, "%d of %d messages leaked and were deleted, 1 was recorded by a monitor rule; the database holds only masked excerpts.\n", deleted, len(demoPosts))
 	fmt.Fprintln(out, "Next: create the Slack app (securechat manifest) and run 'securechat run'; see README.md.")
 	return nil
 }
