@@ -83,27 +83,40 @@ func TestACMatcherAgainstBruteForce(t *testing.T) {
 	}
 }
 
-// TestPrefilterEqualsFullScan checks the engine against running every rule
-// on the benchmark rules and a realistic corpus, plus fold evasions.
+// TestPrefilterEqualsFullScan checks the engine and the keyword peer
+// against running every rule, on a realistic corpus plus fold evasions:
+// many messages with the 100 benchmark rules, fewer with the 1,000 (the
+// full scan of 1,000 rules is slow, the more so under -race).
 func TestPrefilterEqualsFullScan(t *testing.T) {
-	set, errs := Compile(rules1000(t))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	msgs := corpus.New(corpus.Options{Seed: 3, SecretShare: 0.2}).Messages(1500)
 	extra := []string{"PAſSWORD = hunter2hunter2", "\u212aEY: xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx", "Password is TOPSECRET99"}
-	for _, m := range msgs {
-		extra = append(extra, m.Text)
-	}
-	for _, text := range extra {
-		norm := Normalize(text)
-		got, want := set.ScanNormalized(norm), set.scanAll(norm)
-		if peer := set.scanKeywords(norm); !slices.Equal(peer, want) {
-			t.Fatalf("keyword scan differs on %q", norm[:min(len(norm), 200)])
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("prefiltered scan differs on %q:\n got  %v\n want %v", norm[:min(len(norm), 200)], got, want)
-		}
+	for _, tc := range []struct {
+		name  string
+		rules []Rule
+		msgs  int
+	}{
+		{"100 rules", loadRules(t, "testdata/patterns100.txt"), 1500},
+		{"1000 rules", rules1000(t), 150},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, errs := Compile(tc.rules)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			texts := slices.Clone(extra)
+			for _, m := range corpus.New(corpus.Options{Seed: 3, SecretShare: 0.2}).Messages(tc.msgs) {
+				texts = append(texts, m.Text)
+			}
+			for _, text := range texts {
+				norm := Normalize(text)
+				got, want := set.ScanNormalized(norm), set.scanAll(norm)
+				if peer := set.scanKeywords(norm); !slices.Equal(peer, want) {
+					t.Fatalf("keyword scan differs on %q", norm[:min(len(norm), 200)])
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("prefiltered scan differs on %q:\n got  %v\n want %v", norm[:min(len(norm), 200)], got, want)
+				}
+			}
+		})
 	}
 }
 
