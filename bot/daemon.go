@@ -154,7 +154,6 @@ type Daemon struct {
 	notifyWake chan struct{} // nudges the notifier when a notification is queued
 
 	connected atomic.Bool
-	self      string    // the token user's id, from auth.test
 	gaugedAt  time.Time // when the deleter last counted pending deletions
 }
 

@@ -294,11 +294,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"regex", "rm"}, "requires at least 1 arg"},
 		{[]string{"nosuch"}, "unknown command"},
 		{[]string{"leaks", "list", "--bogus"}, "unknown flag"},
-		{[]string{"regex", "rm", "abc"}, "not a regex id"},
+		{[]string{"regex", "rm", "abc"}, "is not an id"},
 	}
 	for _, tt := range tests {
 		r := e.run("", tt.args...)
-		if r.code != ExitError || !strings.Contains(r.stderr, tt.says) || !strings.Contains(r.stderr, "help") && tt.says != "not a regex id" {
+		if r.code != ExitError || !strings.Contains(r.stderr, tt.says) || !strings.Contains(r.stderr, "help") && tt.says != "is not an id" {
 			t.Errorf("%v: exit %d, stderr %q", tt.args, r.code, r.stderr)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -214,7 +215,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 			fmt.Fprintf(w, "skipped   %s: %s\n", it.name, it.skip)
 			continue
 		}
-		for _, warn := range dedupStrings(it.warnings) {
+		for _, warn := range slices.Compact(slices.Sorted(slices.Values(it.warnings))) {
 			fmt.Fprintf(w, "warning   %s: %s\n", it.name, warn)
 		}
 		if dryRun {
@@ -236,16 +237,4 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		}
 	}
 	return res, nil
-}
-
-func dedupStrings(ss []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range ss {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -35,28 +36,13 @@ allowlist within a couple of seconds.`,
 		Example: `  securechat leaks allow 42 --note "Stripe test card used in docs"`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			s, err := a.openStore(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var errs []error
-			for _, id := range ids {
-				v, err := s.AllowValue(cmd.Context(), id, note)
+			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
+				v, err := s.AllowValue(ctx, id, note)
 				if errors.Is(err, store.ErrNoFingerprint) {
 					err = fmt.Errorf("%w: it was recorded while no allowlist secret was set. Set %s (or [allowlist] secret) for the daemon; leaks recorded from then on can be allowed", err, EnvAllowKey)
 				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintf(a.Stderr, "Allowed the value of leak %d (%s) as allowlist entry %d.\n", id, v.Excerpt, v.ID)
-			}
-			return errors.Join(errs...)
+				return fmt.Sprintf("Allowed the value of leak %d (%s) as allowlist entry %d.", id, v.Excerpt, v.ID), err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why this value is not a leak")
@@ -106,24 +92,9 @@ func newLeaksUnallowCmd(a *app) *cobra.Command {
 		Short: "Take values off the allowlist (ids from 'leaks allowlist')",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			s, err := a.openStore(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var errs []error
-			for _, id := range ids {
-				if err := s.RemoveAllowed(cmd.Context(), id); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintf(a.Stderr, "Removed allowlist entry %d.\n", id)
-			}
-			return errors.Join(errs...)
+			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
+				return fmt.Sprintf("Removed allowlist entry %d.", id), s.RemoveAllowed(ctx, id)
+			})
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -323,12 +324,36 @@ func newRegexListCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// forEachID runs f for every id in args against the store, printing what f
+// reports on stderr. Every id is tried; the errors are returned together.
+func (a *app) forEachID(cmd *cobra.Command, args []string, f func(ctx context.Context, s *store.Store, id int64) (string, error)) error {
+	ids, err := parseIDs(args)
+	if err != nil {
+		return err
+	}
+	s, err := a.openStore(cmd.Context(), true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var errs []error
+	for _, id := range ids {
+		done, err := f(cmd.Context(), s, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(a.Stderr, done)
+	}
+	return errors.Join(errs...)
+}
+
 func parseIDs(args []string) ([]int64, error) {
 	ids := make([]int64, len(args))
 	for i, s := range args {
 		id, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("%q is not a regex id (ids are positive numbers; see 'securechat regex list')", s)
+			return nil, fmt.Errorf("%q is not an id: ids are positive numbers, as the list commands show them", s)
 		}
 		ids[i] = id
 	}
@@ -344,24 +369,9 @@ func newRegexRmCmd(a *app) *cobra.Command {
 description. Every id is tried; the command fails if any of them did not exist.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			s, err := a.openStore(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var errs []error
-			for _, id := range ids {
-				if err := s.DeleteRegex(cmd.Context(), id); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintf(a.Stderr, "Removed regex %d.\n", id)
-			}
-			return errors.Join(errs...)
+			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
+				return fmt.Sprintf("Removed regex %d.", id), s.DeleteRegex(ctx, id)
+			})
 		},
 	}
 }
@@ -376,24 +386,9 @@ func newRegexEnableCmd(a *app, enable bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			s, err := a.openStore(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var errs []error
-			for _, id := range ids {
-				if err := s.SetRegexEnabled(cmd.Context(), id, enable); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintf(a.Stderr, "%s regex %d.\n", done, id)
-			}
-			return errors.Join(errs...)
+			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
+				return fmt.Sprintf("%s regex %d.", done, id), s.SetRegexEnabled(ctx, id, enable)
+			})
 		},
 	}
 }

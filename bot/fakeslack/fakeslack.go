@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -976,12 +975,4 @@ func (s *Server) Drop() {
 		}
 		c.ws.NetConn().Close()
 	}
-}
-
-// ParseTS turns a message ts into a time.
-func ParseTS(ts string) time.Time {
-	sec, frac, _ := strings.Cut(ts, ".")
-	s, _ := strconv.ParseInt(sec, 10, 64)
-	us, _ := strconv.ParseInt(frac, 10, 64)
-	return time.Unix(s, us*1000)
 }
