@@ -15,6 +15,11 @@ import (
 // RequiredUserScopes are the user-token scopes securechat needs.
 var RequiredUserScopes = []string{"chat:write", "channels:history", "groups:history", "im:history", "mpim:history"}
 
+// ManifestUserScopes are the user-token scopes the app manifest asks for:
+// the required ones, and im:write, which direct-message notices to authors
+// need when no bot token is configured.
+var ManifestUserScopes = append(append([]string(nil), RequiredUserScopes...), "im:write")
+
 const (
 	appTokenHint = "create an app-level token with the connections:write scope under Basic Information → App-Level Tokens, " +
 		"make sure Socket Mode is enabled for the app, and set SLACK_APP_TOKEN"
@@ -133,6 +138,10 @@ func (d *Daemon) checkAuth(ctx context.Context) error {
 		if len(missing) > 0 {
 			return &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
 				Hint: "add them under OAuth & Permissions → User Token Scopes (or use 'securechat manifest'), reinstall the app, and use the new token"}
+		}
+		if d.opts.Notify.Author != "" && d.opts.Notify.BotToken == "" && !slices.Contains(have, "im:write") {
+			d.log.Warn().Msg("the user token lacks im:write: author notices cannot fall back to a direct message " +
+				"(add im:write under User Token Scopes and reinstall, or set a bot token)")
 		}
 	} else {
 		d.log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")

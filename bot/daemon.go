@@ -351,6 +351,7 @@ func (d *Daemon) readEvents(ctx context.Context, sm *socketmode.Client, queue ch
 				if err := appTokenError(ce.ErrorObj); isTokenError(err) {
 					return err
 				}
+				d.metrics.slackErrors.WithLabelValues("apps.connections.open", errCode(ce.ErrorObj)).Inc()
 				d.log.Warn().Err(ce.ErrorObj).Dur("retry_in", ce.Backoff).Msg("cannot connect to Slack; retrying")
 			}
 			continue

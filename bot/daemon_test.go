@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -610,5 +611,57 @@ func TestSlackUnreachableAtStart(t *testing.T) {
 	h.wait("connected after auth.test recovered", func(st *fakeslack.State) bool { return st.Connections() >= 1 })
 	if !strings.Contains(h.logs.String(), "auth.test failed; retrying") {
 		t.Error("retries of auth.test not logged")
+	}
+}
+
+// TestRedeliveryToAnotherDaemon runs two daemons (two Socket Mode
+// connections) on one database: an envelope redelivered to the other
+// connection still yields one leak record and one chat.delete.
+func TestRedeliveryToAnotherDaemon(t *testing.T) {
+	h := newHarness(t, setup{})
+	st2, err := store.Open(context.Background(), h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	second := bot.New(st2, zerolog.New(h.logs), bot.Options{AppToken: h.slack.AppToken(), UserToken: h.slack.UserToken(),
+		APIURL: h.slack.APIURL(), ReloadInterval: 100 * time.Millisecond, PingInterval: 3 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h.wait("two connections", func(st *fakeslack.State) bool { return st.Connections() == 2 })
+
+	var tss []string
+	for i := range 10 {
+		ts, env := h.post(fakeslack.Message{Text: "card " + card + " #" + strconv.Itoa(i)})
+		if err := h.slack.Redeliver(env); err != nil { // round robin: the other connection
+			t.Fatal(err)
+		}
+		tss = append(tss, ts)
+	}
+	for _, ts := range tss {
+		h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	}
+	h.wait("all acked twice", func(st *fakeslack.State) bool {
+		for _, d := range st.Deliveries() {
+			if d.Acks < d.Attempts {
+				return false
+			}
+		}
+		return true
+	})
+	h.wait("deletions recorded", func(*fakeslack.State) bool {
+		return len(h.leaks(store.LeakFilter{Status: store.StatusDeleted})) == len(tss)
+	})
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		for _, ts := range tss {
+			if n := st.DeleteCalls("C0GENERAL01", ts); n != 1 {
+				t.Errorf("%s: %d chat.delete calls, want 1", ts, n)
+			}
+		}
+	})
+	if n := len(h.leaks(store.LeakFilter{})); n != len(tss) {
+		t.Errorf("%d leak records for %d messages", n, len(tss))
 	}
 }

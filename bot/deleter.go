@@ -155,6 +155,13 @@ func (d *Daemon) deleteDue(ctx context.Context, log, sampled zerolog.Logger) (ti
 		if ctx.Err() != nil {
 			return 0, nil
 		}
+		claimed, err := d.store.ClaimDeletion(ctx, del.ID, d.opts.Now(), callTimeout+5*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		if !claimed {
+			continue // another daemon on this database has it
+		}
 		pause, err := d.deleteOne(ctx, del, log, sampled)
 		if err != nil {
 			return 0, err

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -35,7 +38,7 @@ func newCheckCmd(a *app) *cobra.Command {
 		Short: "Scan text with the current patterns, without Slack",
 		Long: `Scan text with the enabled patterns, exactly as the daemon would, and print each hit
 with a masked excerpt. Each TEXT argument is one message; with no arguments, every line
-of stdin is one message.
+of stdin is one message. Lines are scanned on every core, and reported in order.
 
 Exit status: 0 when nothing leaks, 1 when something does, 2 on error, so check can
 guard scripts, commit hooks and CI pipelines.`,
@@ -60,55 +63,68 @@ guard scripts, commit hooks and CI pipelines.`,
 	return cmd
 }
 
+// checkBatch is how many lines check reads before scanning them in
+// parallel; it bounds the memory a huge stdin takes.
+const checkBatch = 2048
+
 func runCheck(a *app, o checkOptions, set *detect.Set, args []string) error {
 	out := bufio.NewWriter(a.Stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	hits := 0
-	scan := func(line int, text string) error {
-		var matches []detect.Match
+	scan := func(text string) []detect.Match {
 		if o.slack {
-			matches = set.Scan(text)
-		} else {
-			matches = set.ScanNormalized(text)
+			return set.Scan(text)
 		}
-		for _, m := range matches {
-			hits++
-			if o.json {
-				if err := enc.Encode(checkHit{Line: line, RegexID: m.RuleID, Description: m.Description, Excerpt: m.Excerpt, Start: m.Start, End: m.End}); err != nil {
-					return err
+		return set.ScanNormalized(text)
+	}
+	// report prints one batch's matches in line order.
+	report := func(first int, results [][]detect.Match) error {
+		for i, matches := range results {
+			line := first + i
+			for _, m := range matches {
+				hits++
+				if o.json {
+					if err := enc.Encode(checkHit{Line: line, RegexID: m.RuleID, Description: m.Description, Excerpt: m.Excerpt, Start: m.Start, End: m.End}); err != nil {
+						return err
+					}
+					continue
 				}
-				continue
+				desc := ""
+				if m.Description != "" {
+					desc = " (" + m.Description + ")"
+				}
+				fmt.Fprintf(out, "line %d: regex %d%s: %s\n", line, m.RuleID, desc, m.Excerpt)
 			}
-			desc := ""
-			if m.Description != "" {
-				desc = " (" + m.Description + ")"
-			}
-			fmt.Fprintf(out, "line %d: regex %d%s: %s\n", line, m.RuleID, desc, m.Excerpt)
 		}
 		return nil
 	}
 	if len(args) > 0 {
-		for i, text := range args {
-			if err := scan(i+1, text); err != nil {
-				return err
-			}
+		if err := report(1, scanParallel(args, scan)); err != nil {
+			return err
 		}
 	} else {
 		r := bufio.NewReaderSize(a.Stdin, 64*1024)
-		for line := 1; ; line++ {
+		first := 1
+		batch := make([]string, 0, checkBatch)
+		for eof := false; !eof; {
 			text, err := r.ReadString('\n')
 			if len(text) > 0 {
-				if err := scan(line, strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")); err != nil {
+				batch = append(batch, strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r"))
+			}
+			switch {
+			case errors.Is(err, io.EOF):
+				eof = true
+			case err != nil:
+				return fmt.Errorf("read stdin: %w", err)
+			}
+			if len(batch) == checkBatch || (eof && len(batch) > 0) {
+				if err := report(first, scanParallel(batch, scan)); err != nil {
 					return err
 				}
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("read stdin: %w", err)
+				first += len(batch)
+				batch = batch[:0]
 			}
 		}
 	}
@@ -119,4 +135,26 @@ func runCheck(a *app, o checkOptions, set *detect.Set, args []string) error {
 		return errLeaksFound
 	}
 	return nil
+}
+
+// scanParallel scans texts on every core and returns the matches in input
+// order.
+func scanParallel(texts []string, scan func(string) []detect.Match) [][]detect.Match {
+	results := make([][]detect.Match, len(texts))
+	workers := min(runtime.GOMAXPROCS(0), len(texts))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(texts) {
+					return
+				}
+				results[i] = scan(texts[i])
+			}
+		})
+	}
+	wg.Wait()
+	return results
 }

@@ -79,6 +79,24 @@ func (s *Store) FailDeletion(ctx context.Context, id int64, reason string, notes
 	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now(), notes)
 }
 
+// ClaimDeletion takes a due pending deletion for one attempt by moving its
+// next attempt lease into the future. It reports false when the deletion is
+// no longer due (another daemon sharing the database took it, or it ended),
+// so that two daemons never call chat.delete for one message at once. If the
+// attempt's outcome is never recorded (a crash), the deletion is due again
+// once the lease has passed.
+func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE deletions SET next_attempt_at = ?, updated_at = ?
+		 WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?`,
+		now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim deletion %d: %w", id, classify(err))
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
 // DeferDeletion moves a pending deletion's next attempt without counting an
 // attempt (used when Slack rate-limits the whole method).
 func (s *Store) DeferDeletion(ctx context.Context, id int64, next time.Time) error {

@@ -397,3 +397,29 @@ func TestNoSecretOnDisk(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimDeletionIsExclusive(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s, path := openTemp(t, store.WithClock(func() time.Time { return now }))
+	other, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	r, err := s.RecordLeak(ctx, store.Message{Channel: "C1", TS: "1.1"}, []store.Finding{{RegexID: 1, Excerpt: "****"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok1, err1 := s.ClaimDeletion(ctx, r.DeletionID, now, 30*time.Second)
+	ok2, err2 := other.ClaimDeletion(ctx, r.DeletionID, now, 30*time.Second)
+	if err1 != nil || err2 != nil || !ok1 || ok2 {
+		t.Fatalf("claims = %v/%v, %v/%v; want exactly the first", ok1, err1, ok2, err2)
+	}
+	if due, _ := s.DueDeletions(ctx, now.Add(10*time.Second), 10); len(due) != 0 {
+		t.Error("a claimed deletion is due again within its lease")
+	}
+	if ok, _ := other.ClaimDeletion(ctx, r.DeletionID, now.Add(31*time.Second), 30*time.Second); !ok {
+		t.Error("a deletion whose lease ran out (a crashed attempt) could not be claimed again")
+	}
+}
