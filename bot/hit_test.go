@@ -291,3 +291,23 @@ func repeatResp(r fakeslack.Response, n int) []fakeslack.Response {
 	}
 	return out
 }
+
+func TestWebhookErrorsDoNotRevealItsURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/hooks/SECRETPATHTOKEN"
+	ln.Close() // nothing listens: every POST fails
+	h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{WebhookURL: dead}}})
+	ts, _ := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	h.wait("a failed webhook attempt", func(*fakeslack.State) bool { return strings.Contains(h.logs.String(), `"kind":"webhook"`) })
+	if strings.Contains(h.logs.String(), "SECRETPATHTOKEN") {
+		t.Error("the logs reveal the webhook URL")
+	}
+	b, _ := os.ReadFile(h.dbPath + "-wal")
+	if bytes.Contains(b, []byte("SECRETPATHTOKEN")) {
+		t.Error("the database records the webhook URL")
+	}
+}

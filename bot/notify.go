@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,9 @@ import (
 
 	"github.com/securechat/securechat/store"
 )
+
+// outboxRetention is how long sent notifications stay in the database.
+const outboxRetention = 7 * 24 * time.Hour
 
 // notice is an outbox payload. It holds masked data only.
 type notice struct {
@@ -138,7 +142,16 @@ func findingsOf(ls []store.Leak) (store.Message, []store.Finding) {
 func (d *Daemon) runNotifier(ctx context.Context) {
 	log := d.log.With().Str("component", "notifier").Logger()
 	sampled := log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
+	var pruned time.Time
 	for {
+		if now := d.opts.Now(); now.Sub(pruned) > time.Hour {
+			pruned = now
+			if n, err := d.store.PruneOutbox(ctx, now.Add(-outboxRetention)); err != nil {
+				sampled.Warn().Err(err).Msg("cannot prune sent notifications")
+			} else if n > 0 {
+				log.Debug().Int64("pruned", n).Msg("pruned sent notifications")
+			}
+		}
 		wait := d.notifyDue(ctx, log, sampled)
 		t := time.NewTimer(wait)
 		select {
@@ -259,11 +272,11 @@ func (d *Daemon) slackOutcome(method string, err error, attempts int) outcome {
 }
 
 func (d *Daemon) postWebhook(ctx context.Context, body []byte) outcome {
-	url := d.opts.Notify.WebhookURL
-	if url == "" {
+	target := d.opts.Notify.WebhookURL
+	if target == "" {
 		return outcome{kind: outFailed, reason: "no webhook_url configured any more"}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return outcome{kind: outFailed, reason: err.Error()}
 	}
@@ -271,6 +284,11 @@ func (d *Daemon) postWebhook(ctx context.Context, body []byte) outcome {
 	req.Header.Set("User-Agent", "securechat")
 	resp, err := d.opts.HTTPClient.Do(req)
 	if err != nil {
+		// A webhook URL often embeds a secret: report the error without it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return outcome{kind: outRetry, reason: "webhook: " + err.Error()}
 	}
 	resp.Body.Close()

@@ -119,3 +119,13 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]map[string]int, er
 	}
 	return out, rows.Err()
 }
+
+// PruneOutbox deletes notifications sent before the given time and returns
+// how many it deleted. Pending and failed ones are kept.
+func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE status = 'sent' AND updated_at < ?`, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("prune notifications: %w", classify(err))
+	}
+	return res.RowsAffected()
+}

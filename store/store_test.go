@@ -423,3 +423,37 @@ func TestClaimDeletionIsExclusive(t *testing.T) {
 		t.Error("a deletion whose lease ran out (a crashed attempt) could not be claimed again")
 	}
 }
+
+func TestOutbox(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s, _ := openTemp(t, store.WithClock(func() time.Time { return now }))
+	// Queued with a monitored leak, only when the leak is new.
+	note := store.OutboxItem{Kind: store.KindAlert, Payload: `{"text":"x"}`}
+	for range 2 {
+		if _, err := s.RecordLeak(ctx, store.Message{Channel: "C1", TS: "1.1"}, []store.Finding{{RegexID: 1, Excerpt: "****", Action: store.ActionMonitor}}, false, note); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, err := s.DueOutbox(ctx, now, 10)
+	if err != nil || len(due) != 1 || due[0].Kind != store.KindAlert {
+		t.Fatalf("due = %+v, %v; want the one alert (a redelivery queues nothing)", due, err)
+	}
+	if err := s.FinishOutbox(ctx, due[0].ID, store.OutboxPending, "HTTP 500", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if next, ok, _ := s.NextOutboxAt(ctx); !ok || !next.Equal(now.Add(time.Minute)) {
+		t.Errorf("next = %v %v", next, ok)
+	}
+	if err := s.FinishOutbox(ctx, due[0].ID, store.OutboxSent, "", now); err != nil {
+		t.Fatal(err)
+	}
+	counts, _ := s.OutboxCounts(ctx)
+	if counts[store.KindAlert][store.OutboxSent] != 1 {
+		t.Errorf("counts = %v", counts)
+	}
+	now = now.Add(8 * 24 * time.Hour)
+	if n, err := s.PruneOutbox(ctx, now.Add(-7*24*time.Hour)); err != nil || n != 1 {
+		t.Errorf("pruned %d, %v; want 1", n, err)
+	}
+}
