@@ -279,7 +279,7 @@ func TestCheck(t *testing.T) {
 	}
 	e.mustRun("regex", "disable", "1")
 	r = e.run("", "check", "6759649826438453")
-	if r.code != ExitError || !strings.Contains(r.stderr, "no enabled regexes") {
+	if r.code != ExitError || !strings.Contains(r.stderr, "no enabled regex compiles") {
 		t.Errorf("check with no enabled rules: %+v", r)
 	}
 }
@@ -447,4 +447,21 @@ func FuzzParseSince(f *testing.F) {
 			t.Fatalf("parseSince(%q) = %v, in the future", s, got)
 		}
 	})
+}
+
+func TestCheckFailsWhenNoRuleCompiles(t *testing.T) {
+	e := newEnv(t)
+	s, err := store.Open(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stored behind the CLI's back (by hand, or by an older version).
+	if _, err := s.AddRegex(context.Background(), "broken(", ""); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r := e.run("", "check", "6759649826438453")
+	if r.code != ExitError || !strings.Contains(r.stderr, "warning: skipping regex 1") || !strings.Contains(r.stderr, "no enabled regex compiles") {
+		t.Errorf("check with only a broken rule: %+v", r)
+	}
 }

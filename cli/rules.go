@@ -12,7 +12,7 @@ import (
 )
 
 // loadRuleSet compiles the enabled regexes. A stored pattern that no longer
-// compiles is reported on stderr and skipped; no enabled pattern at all is an
+// compiles is reported on stderr and skipped; no usable pattern at all is an
 // error, since a check with no rules would pass everything.
 func loadRuleSet(cmd *cobra.Command, a *app, s *store.Store) (*detect.Set, error) {
 	rs, err := s.Regexes(cmd.Context())
@@ -20,11 +20,11 @@ func loadRuleSet(cmd *cobra.Command, a *app, s *store.Store) (*detect.Set, error
 		return nil, err
 	}
 	set, errs := bot.CompileRules(rs)
-	if set.Len() == 0 && len(errs) == 0 {
-		return nil, errors.New("no enabled regexes to check with: add one with 'securechat regex add PATTERN' or --builtin NAME")
-	}
 	for _, err := range errs {
 		fmt.Fprintf(a.Stderr, "warning: skipping %v\n", err)
+	}
+	if set.Len() == 0 {
+		return nil, errors.New("no enabled regex compiles, so nothing can be checked: add one with 'securechat regex add PATTERN' or --builtin NAME")
 	}
 	return set, nil
 }
