@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/securechat/securechat/bot/fakeslack"
+	"github.com/securechat/securechat/store"
 )
 
 // These tests build the real binary and run it as an operator would.
@@ -158,6 +159,25 @@ func TestDaemonSurvivesSIGKILLAndHotReloadAcrossProcesses(t *testing.T) {
 		}
 		return len(s.Deletes()) >= 3
 	}, first.stderr.String)
+	// Kill between attempts, once every failure is on disk. (A kill during a
+	// call is fine too, but its claim delays the retry by 20 s.)
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, fake, "failed attempts recorded", func(*fakeslack.State) bool {
+		ls, err := st.Leaks(context.Background(), store.LeakFilter{})
+		if err != nil || len(ls) != 3 {
+			return false
+		}
+		for _, l := range ls {
+			if l.Attempts == 0 || l.Status != store.StatusPending {
+				return false
+			}
+		}
+		return true
+	}, first.stderr.String)
+	st.Close()
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
