@@ -3,6 +3,7 @@ package bot_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/mattn/go-sqlite3"
 	"github.com/rs/zerolog"
 
 	"github.com/securechat/securechat/bot"
@@ -663,5 +665,52 @@ func TestRedeliveryToAnotherDaemon(t *testing.T) {
 	})
 	if n := len(h.leaks(store.LeakFilter{})); n != len(tss) {
 		t.Errorf("%d leak records for %d messages", n, len(tss))
+	}
+}
+
+// TestLockedDatabaseLosesNothing holds the database locked while a leak
+// arrives: the daemon cannot record it, so it must not acknowledge it;
+// Slack's redelivery, once the lock is gone, records and deletes it.
+func TestLockedDatabaseLosesNothing(t *testing.T) {
+	h := newHarness(t, setup{fake: fakeslack.Options{RedeliverAfter: 1500 * time.Millisecond}, noStart: true})
+	// The daemon gets a short busy timeout so the test does not wait 3 × 10 s.
+	short, err := store.Open(context.Background(), h.dbPath, store.WithBusyTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	h.daemon = bot.New(short, zerolog.New(h.logs).Level(zerolog.TraceLevel), bot.Options{AppToken: h.slack.AppToken(),
+		UserToken: h.slack.UserToken(), APIURL: h.slack.APIURL(), ReloadInterval: time.Hour, RetryMax: 200 * time.Millisecond})
+	h.start()
+	h.wait("connected", func(st *fakeslack.State) bool { return st.Connections() == 1 })
+
+	// Another process takes the write lock and keeps it.
+	locker, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_txlock=exclusive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, env := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("the failure logged", func(*fakeslack.State) bool {
+		return strings.Contains(h.logs.String(), "could not record a leak; not acknowledging")
+	})
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if st.Acked(env) {
+			t.Error("an envelope whose leak was not recorded was acknowledged")
+		}
+	})
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("redelivered, recorded and deleted", func(st *fakeslack.State) bool {
+		d, _ := st.Delivery(env)
+		return d.Attempts > 1 && st.Acked(env) && st.SuccessfulDeletes("C0GENERAL01", ts) == 1
+	})
+	if n := len(h.leaks(store.LeakFilter{})); n != 1 {
+		t.Errorf("%d leaks recorded, want 1", n)
 	}
 }

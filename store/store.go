@@ -44,16 +44,17 @@ var (
 // DefaultPath is the database file used when none is configured.
 const DefaultPath = "securechat.db"
 
-// busyTimeout is how long a connection waits for another writer before it
-// gives up with ErrBusy. Writes are short, so reaching it means something holds
-// a lock for far too long (a stuck sqlite3 shell, say).
-const busyTimeout = 10 * time.Second
+// DefaultBusyTimeout is how long a connection waits for another writer
+// before it gives up with ErrBusy. Writes are short, so reaching it means
+// something holds a lock for far too long (a stuck sqlite3 shell, say).
+const DefaultBusyTimeout = 10 * time.Second
 
 // Store is a handle on one securechat database. It is safe for concurrent use.
 type Store struct {
 	db   *sql.DB
 	path string
 	now  func() time.Time
+	busy time.Duration
 }
 
 // Option configures a Store.
@@ -62,6 +63,12 @@ type Option func(*Store)
 // WithClock sets the clock the store stamps rows with (tests use a fake one).
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
+}
+
+// WithBusyTimeout sets how long a write waits for a lock held by another
+// connection [DefaultBusyTimeout].
+func WithBusyTimeout(d time.Duration) Option {
+	return func(s *Store) { s.busy = d }
 }
 
 // Open opens the database at path, creating the file (mode 0600) and its
@@ -75,9 +82,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := prepareFile(path); err != nil {
 		return nil, err
 	}
+	s := &Store{path: path, now: time.Now, busy: DefaultBusyTimeout}
+	for _, o := range opts {
+		o(s)
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_busy_timeout", strconv.Itoa(int(busyTimeout/time.Millisecond)))
+	q.Set("_busy_timeout", strconv.Itoa(int(s.busy/time.Millisecond)))
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
 	// FULL: a commit is on disk before we acknowledge the event to Slack, so
@@ -88,10 +99,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
+	s.db = db
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
