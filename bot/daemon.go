@@ -454,8 +454,11 @@ func (d *Daemon) process(ctx context.Context, sm *socketmode.Client, envelopeID 
 			continue
 		}
 		action := rs.actions[m.RuleID]
-		if action == "" || d.opts.Mode == ModeMonitor {
-			action = map[bool]string{true: store.ActionMonitor, false: store.ActionDelete}[d.opts.Mode == ModeMonitor]
+		switch {
+		case d.opts.Mode == ModeMonitor:
+			action = store.ActionMonitor
+		case action == "":
+			action = store.ActionDelete
 		}
 		deleteMsg = deleteMsg || action == store.ActionDelete
 		findings = append(findings, store.Finding{RegexID: m.RuleID, Rule: m.Description, Excerpt: m.Excerpt,
