@@ -65,21 +65,13 @@ func newLeaksAllowlistCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if vs == nil {
-					vs = []store.AllowedValue{}
+			return printList(a, asJSON, vs, "No allowlisted values. Allow one with: securechat leaks allow LEAK-ID", func(vs []store.AllowedValue) error {
+				t := newTable(a.Stdout, "ID", "EXCERPT", "REGEX", "FROM LEAK", "NOTE", "ADDED")
+				for _, v := range vs {
+					t.row(strconv.FormatInt(v.ID, 10), v.Excerpt, strconv.FormatInt(v.RegexID, 10), strconv.FormatInt(v.LeakID, 10), v.Note, formatTime(v.CreatedAt))
 				}
-				return writeJSON(a.Stdout, vs)
-			}
-			if len(vs) == 0 {
-				fmt.Fprintln(a.Stderr, "No allowlisted values. Allow one with: securechat leaks allow LEAK-ID")
-				return nil
-			}
-			t := newTable(a.Stdout, "ID", "EXCERPT", "REGEX", "FROM LEAK", "NOTE", "ADDED")
-			for _, v := range vs {
-				t.row(strconv.FormatInt(v.ID, 10), v.Excerpt, strconv.FormatInt(v.RegexID, 10), strconv.FormatInt(v.LeakID, 10), v.Note, formatTime(v.CreatedAt))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -208,23 +200,15 @@ func newLeaksListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.json {
-				if leaks == nil {
-					leaks = []store.Leak{}
+			return printList(a, o.json, leaks, "No leaks recorded that match.", func(leaks []store.Leak) error {
+				if err := printLeaks(a.Stdout, leaks); err != nil {
+					return err
 				}
-				return writeJSON(a.Stdout, leaks)
-			}
-			if len(leaks) == 0 {
-				fmt.Fprintln(a.Stderr, "No leaks recorded that match.")
+				if o.limit > 0 && len(leaks) == o.limit {
+					fmt.Fprintf(a.Stderr, "Showing the newest %d; use --limit 0 for all.\n", o.limit)
+				}
 				return nil
-			}
-			if err := printLeaks(a.Stdout, leaks); err != nil {
-				return err
-			}
-			if o.limit > 0 && len(leaks) == o.limit {
-				fmt.Fprintf(a.Stderr, "Showing the newest %d; use --limit 0 for all.\n", o.limit)
-			}
-			return nil
+			})
 		},
 	}
 	fl := cmd.Flags()

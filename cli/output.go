@@ -45,3 +45,19 @@ func truncate(s string, n int) string {
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
+
+// printList prints items as a JSON array (empty, never null), or with table,
+// or, when there are none, the hint on stderr.
+func printList[T any](a *app, asJSON bool, items []T, emptyHint string, table func([]T) error) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return writeJSON(a.Stdout, items)
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(a.Stderr, emptyHint)
+		return nil
+	}
+	return table(items)
+}

@@ -295,29 +295,21 @@ func newRegexListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if rs == nil {
-					rs = []store.Regex{}
+			return printList(a, asJSON, rs, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT", func(rs []store.Regex) error {
+				t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "UPDATED")
+				for _, r := range rs {
+					enabled := "yes"
+					if !r.Enabled {
+						enabled = "no"
+					}
+					source := r.Source
+					if source == "" {
+						source = "-"
+					}
+					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled, formatTime(r.UpdatedAt))
 				}
-				return writeJSON(a.Stdout, rs)
-			}
-			if len(rs) == 0 {
-				fmt.Fprintln(a.Stderr, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT")
-				return nil
-			}
-			t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "UPDATED")
-			for _, r := range rs {
-				enabled := "yes"
-				if !r.Enabled {
-					enabled = "no"
-				}
-				source := r.Source
-				if source == "" {
-					source = "-"
-				}
-				t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled, formatTime(r.UpdatedAt))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (an array of objects)")
