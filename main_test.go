@@ -280,3 +280,43 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondSignalExitsAtOnce stops a daemon whose chat.delete call is slow:
+// the first SIGTERM waits for the call in flight, a second one exits at once
+// with status 130.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond})
+	defer fake.Close()
+	db := filepath.Join(t.TempDir(), "securechat.db")
+	env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=" + fake.AppToken(), "SLACK_USER_TOKEN=" + fake.UserToken(),
+		"SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_LOG_FORMAT=json"}
+	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`); code != 0 {
+		t.Fatalf("regex add: %s", out)
+	}
+	fake.Script("chat.delete", fakeslack.Response{Delay: 3 * time.Second, Status: 500})
+	p := start(t, env, "run")
+	waitFor(t, fake, "connection", func(s *fakeslack.State) bool { return s.Connections() == 1 }, p.stderr.String)
+	_, envID, err := fake.Post(fakeslack.Message{Text: "card 6759649826438453"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, fake, "ack", func(s *fakeslack.State) bool { return s.Acked(envID) }, p.stderr.String)
+	time.Sleep(300 * time.Millisecond) // the deleter is now in its slow call
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("exited before the call in flight finished:\n%s", p.stderr.String())
+	case <-time.After(700 * time.Millisecond):
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 3*time.Second); code != 130 {
+		t.Errorf("exit code %d after a second signal, want 130\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "second signal, exiting now") {
+		t.Errorf("no word about the second signal:\n%s", p.stderr.String())
+	}
+}
