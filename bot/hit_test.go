@@ -282,6 +282,11 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("/healthz = %d while only Slack is down", code)
 	}
 	h.slack.ClearScript("apps.connections.open")
+	// The database goes away: not healthy.
+	h.store.Close()
+	if code, body := get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "database") {
+		t.Errorf("/healthz = %d %q without a database", code, body)
+	}
 }
 
 func repeatResp(r fakeslack.Response, n int) []fakeslack.Response {
