@@ -146,6 +146,7 @@ func (d *Daemon) checkAuth(ctx context.Context) error {
 	} else {
 		d.log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")
 	}
+	d.self = resp.UserID
 	d.log.Info().Str("user", resp.User).Str("user_id", resp.UserID).Str("team", resp.Team).Str("url", resp.URL).
 		Msg("user token accepted")
 	return nil

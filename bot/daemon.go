@@ -155,6 +155,43 @@ type Daemon struct {
 
 	connected atomic.Bool
 	gaugedAt  time.Time // when the deleter last counted pending deletions
+	self      string    // the user token's user id, from auth.test
+	own       ownPosts  // messages the notifier posted
+}
+
+// ownPosts remembers the last messages securechat itself posted (alerts,
+// DM notices), by conversation and text, so that their message events are
+// not scanned: with a rule that happens to match a masked excerpt, scanning
+// them would loop. They are remembered before the post, since the event can
+// arrive before chat.postMessage answers.
+type ownPosts struct {
+	mu   sync.Mutex
+	set  map[string]int
+	ring [256]string
+	next int
+}
+
+func (o *ownPosts) add(channel, text string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.set == nil {
+		o.set = map[string]int{}
+	}
+	if old := o.ring[o.next]; old != "" {
+		if o.set[old]--; o.set[old] <= 0 {
+			delete(o.set, old)
+		}
+	}
+	key := channel + "\x00" + text
+	o.ring[o.next] = key
+	o.set[key]++
+	o.next = (o.next + 1) % len(o.ring)
+}
+
+func (o *ownPosts) has(channel, text string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.set[channel+"\x00"+text] > 0
 }
 
 type ruleSet struct {
@@ -191,6 +228,8 @@ func (d *Daemon) outOfScope(c content) string {
 		return "conversation type " + c.ChannelType + " not in scope.types"
 	case sc.exempt[c.User]:
 		return "author in scope.exempt_users"
+	case c.User == d.self && d.own.has(c.Channel, c.RawText):
+		return "securechat's own notice"
 	}
 	return ""
 }

@@ -20,6 +20,7 @@ type content struct {
 	TS          string // the ts to delete: message.ts for an edit
 	Subtype     string
 	Text        string // normalised text of text, attachments and blocks
+	RawText     string // the text field as delivered
 }
 
 // Why an event is not scanned.
@@ -117,6 +118,7 @@ func parseEvent(payload []byte, scanBots bool) (content, string, string, error) 
 		TS:          msg.TS,
 		Subtype:     ev.Subtype,
 		Text:        messageText(msg),
+		RawText:     msg.Text,
 	}
 	if c.User == "" {
 		c.User = msg.BotID

@@ -316,3 +316,32 @@ func TestWebhookErrorsDoNotRevealItsURL(t *testing.T) {
 		t.Error("the database records the webhook URL")
 	}
 }
+
+// TestOwnAlertsAreNotScanned posts alerts with the user token into a channel
+// the daemon listens to, with a rule that matches the masked excerpt in the
+// alert itself: the alert must not be scanned, or every alert would cause
+// another.
+func TestOwnAlertsAreNotScanned(t *testing.T) {
+	h := newHarness(t, setup{
+		patterns: []string{maestro, `[*]{8}[0-9]{4}`},
+		fake:     fakeslack.Options{EchoPosts: true},
+		opts:     bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS01"}},
+	})
+	ts, _ := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("deleted and alerted", func(st *fakeslack.State) bool {
+		return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 && len(postsTo(st, "chat.postMessage", "C0ALERTS01")) == 1
+	})
+	h.wait("the alert's own event acked", func(st *fakeslack.State) bool { return st.Unacked() == 0 })
+	time.Sleep(300 * time.Millisecond) // room for a loop to show
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if n := len(postsTo(st, "chat.postMessage", "C0ALERTS01")); n != 1 {
+			t.Errorf("%d alerts: securechat scanned its own alert", n)
+		}
+		if n := len(st.Deletes()); n != 1 {
+			t.Errorf("%d chat.delete calls, want only the leak's", n)
+		}
+	})
+	if !strings.Contains(h.logs.String(), "securechat's own notice") {
+		t.Error("the alert's event was not recognised as our own")
+	}
+}

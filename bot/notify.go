@@ -66,7 +66,7 @@ func (d *Daemon) outcomeNotes(msg store.Message, fs []store.Finding, action, out
 	if n.AlertChannel != "" {
 		var parts []string
 		for _, f := range fs {
-			parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, f.Rule, f.Excerpt))
+			parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(f.Rule), escape(f.Excerpt)))
 		}
 		text := fmt.Sprintf(":rotating_light: securechat: leak in <#%s> by <@%s> (ts %s): %s. Action: %s; %s.",
 			msg.Channel, msg.User, msg.TS, strings.Join(dedupStrings(parts), ", "), action, outcome)
@@ -110,7 +110,7 @@ func (d *Daemon) authorNote(msg store.Message, fs []store.Finding) []store.Outbo
 	if rule == "" {
 		rule = "regex " + strconv.FormatInt(fs[0].RegexID, 10)
 	}
-	text := strings.NewReplacer("{rule}", rule, "{excerpt}", fs[0].Excerpt, "{channel}", msg.Channel, "{user}", msg.User).
+	text := strings.NewReplacer("{rule}", escape(rule), "{excerpt}", escape(fs[0].Excerpt), "{channel}", msg.Channel, "{user}", msg.User).
 		Replace(n.AuthorMessage)
 	return []store.OutboxItem{{Kind: store.KindAuthor, Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.Author, Text: text})}}
 }
@@ -225,8 +225,7 @@ func (d *Daemon) send(ctx context.Context, it store.OutboxItem) outcome {
 	}
 	switch it.Kind {
 	case store.KindAlert:
-		_, _, err := d.poster.PostMessageContext(ctx, n.Channel, slack.MsgOptionText(n.Text, false))
-		return d.slackOutcome("chat.postMessage", err, it.Attempts)
+		return d.post(ctx, n.Channel, n.Text, it.Attempts)
 	case store.KindAuthor:
 		if n.Mode == "ephemeral" {
 			_, err := d.poster.PostEphemeralContext(ctx, n.Channel, n.User, slack.MsgOptionText(n.Text, false))
@@ -241,12 +240,24 @@ func (d *Daemon) send(ctx context.Context, it store.OutboxItem) outcome {
 		if err != nil {
 			return d.slackOutcome("conversations.open", err, it.Attempts)
 		}
-		_, _, err = d.poster.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(n.Text, false))
-		return d.slackOutcome("chat.postMessage", err, it.Attempts)
+		return d.post(ctx, ch.ID, n.Text, it.Attempts)
 	case store.KindWebhook:
 		return d.postWebhook(ctx, n.Body)
 	}
 	return outcome{kind: outFailed, reason: "unknown notification kind " + it.Kind}
+}
+
+// post sends a message with chat.postMessage, remembered as our own first.
+func (d *Daemon) post(ctx context.Context, channel, text string, attempts int) outcome {
+	d.own.add(channel, text)
+	_, _, err := d.poster.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false))
+	return d.slackOutcome("chat.postMessage", err, attempts)
+}
+
+// escape escapes &, < and > in text that goes into a Slack message, so
+// that an excerpt or a description is shown as written, not read as markup.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // slackOutcome classifies a Web API answer for a notification and counts

@@ -54,6 +54,10 @@ type Options struct {
 	// EchoDeletes makes a successful chat.delete send the message_deleted
 	// event Slack sends to subscribers (default true via New).
 	EchoDeletes *bool
+	// EchoPosts makes chat.postMessage send the message event a subscriber
+	// gets for the new message, as Slack does when the token's user (or bot)
+	// posts where the app listens.
+	EchoPosts bool
 }
 
 // Response is a scripted answer to a Web API call.
@@ -516,7 +520,29 @@ func (s *Server) chatPost(method string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "channel": call.Channel, "ts": ts,
 			"message": map[string]any{"type": "message", "text": call.Text, "ts": ts}})
+		if s.opts.EchoPosts {
+			s.echoPost(call, ts)
+		}
 	}
+}
+
+// echoPost registers a posted message and sends its message event, after
+// the API answer, as Slack does.
+func (s *Server) echoPost(call PostCall, ts string) {
+	text := call.Text // API text is mrkdwn, escaped by the poster
+	ev := map[string]any{"type": "message", "channel": call.Channel, "text": text, "ts": ts, "event_ts": ts, "team": TeamID,
+		"channel_type": map[bool]string{true: "im", false: "channel"}[strings.HasPrefix(call.Channel, "D")]}
+	user := AdminUserID
+	if call.Token == s.opts.BotToken && s.opts.BotToken != "" {
+		user = "U0BOT000001"
+		ev["bot_id"] = "B0BOT000001"
+		ev["subtype"] = "bot_message"
+	}
+	ev["user"] = user
+	s.mu.Lock()
+	s.messages[call.Channel+"/"+ts] = &message{channel: call.Channel, user: user, text: text}
+	s.mu.Unlock()
+	_, _ = s.sendEvent(ev, call.Channel, ts)
 }
 
 func (s *Server) conversationsOpen(w http.ResponseWriter, r *http.Request) {
