@@ -30,7 +30,7 @@ import (
 const (
 	DefaultAppToken  = "xapp-1-A0FAKEAPP01-1000000000001-0123456789abcdef0123456789abcdef"
 	DefaultUserToken = "xoxp-1000000000001-1000000000002-1000000000003-0123456789abcdef0123456789abcdef"
-	DefaultScopes    = "chat:write,channels:history,groups:history,im:history,mpim:history"
+	DefaultScopes    = "chat:write,channels:history,groups:history,im:history,mpim:history,im:write"
 	TeamID           = "T0FAKETEAM"
 	AppID            = "A0FAKEAPP01"
 	AdminUserID      = "U0ADMIN0001"
