@@ -71,7 +71,7 @@ func TestMask(t *testing.T) {
 }
 
 // TestMaskNeverRevealsMost checks the masking promise on every length: at most
-// a quarter of the characters, and never more than eight, are shown.
+// half of the characters, and never more than eight, are shown.
 func TestMaskNeverRevealsMost(t *testing.T) {
 	for n := 0; n <= 200; n++ {
 		secret := strings.Repeat("x", n)
