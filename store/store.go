@@ -51,8 +51,12 @@ const DefaultBusyTimeout = 10 * time.Second
 
 // Store is a handle on one securechat database. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	path string
+	db *sql.DB
+	// light is a connection for writes that need not survive a power cut
+	// (deletion claims: losing one only makes a deletion due again), made
+	// with synchronous=NORMAL so it costs no fsync.
+	light *sql.DB
+	path  string
 	now  func() time.Time
 	busy time.Duration
 }
@@ -94,8 +98,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// FULL: a commit is on disk before we acknowledge the event to Slack, so
 	// a leak that was acknowledged survives a power cut, not only a crash.
 	q.Set("_synchronous", "FULL")
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	db, err := sql.Open("sqlite3", dsn)
+	file := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
+	db, err := sql.Open("sqlite3", file+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -104,6 +108,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
 	}
+	q.Set("_synchronous", "NORMAL")
+	if s.light, err = sql.Open("sqlite3", file+q.Encode()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s.light.SetMaxOpenConns(1)
 	return s, nil
 }
 
@@ -128,7 +138,7 @@ func prepareFile(path string) error {
 func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.light.Close(), s.db.Close()) }
 
 // Ping checks that the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
