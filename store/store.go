@@ -57,8 +57,8 @@ type Store struct {
 	// with synchronous=NORMAL so it costs no fsync.
 	light *sql.DB
 	path  string
-	now  func() time.Time
-	busy time.Duration
+	now   func() time.Time
+	busy  time.Duration
 }
 
 // Option configures a Store.
