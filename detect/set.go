@@ -210,9 +210,10 @@ func (s *Set) ScanNormalized(text string) []Match {
 		}
 	}
 	var out []Match
+	st := &scanText{text: text}
 	for i := range s.rules {
 		if cand[i] {
-			out = s.rules[i].appendMatches(out, text)
+			out = s.rules[i].appendMatches(out, st)
 		}
 	}
 	if s.macKey != nil {
@@ -227,8 +228,9 @@ func (s *Set) ScanNormalized(text string) []Match {
 // must equal, and the naive baseline of the benchmarks.
 func (s *Set) scanAll(text string) []Match {
 	var out []Match
+	st := &scanText{text: text}
 	for i := range s.rules {
-		out = s.rules[i].appendMatches(out, text)
+		out = s.rules[i].appendMatches(out, st)
 	}
 	return out
 }
@@ -247,9 +249,10 @@ func (s *Set) scanKeywords(text string) []Match {
 		s.ac.scan(foldSpecial(text), func(id int32) { cand[id] = true })
 	}
 	var out []Match
+	st := &scanText{text: text}
 	for i := range s.rules {
 		if cand[i] {
-			out = s.rules[i].appendMatches(out, text)
+			out = s.rules[i].appendMatches(out, st)
 		}
 	}
 	return out
@@ -265,14 +268,30 @@ func foldSpecial(text string) string {
 	return strings.NewReplacer("\u017f", "s", "\u212a", "k").Replace(text)
 }
 
-func (r *compiled) appendMatches(out []Match, text string) []Match {
+// scanText is a message being scanned, with its lowercased form computed
+// at most once, for the rules with keywords.
+type scanText struct {
+	text  string
+	lower string
+	done  bool
+}
+
+func (t *scanText) lowered() string {
+	if !t.done {
+		t.lower, t.done = strings.ToLower(t.text), true
+	}
+	return t.lower
+}
+
+func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
+	text := st.text
 	if r.checks == nil {
 		for _, loc := range r.re.FindAllStringIndex(text, -1) {
 			out = append(out, r.match(text, loc[0], loc[1]))
 		}
 		return out
 	}
-	if len(r.checks.keywords) > 0 && !containsAnyFold(text, r.checks.keywords) {
+	if len(r.checks.keywords) > 0 && !containsAny(st.lowered(), r.checks.keywords) {
 		return out
 	}
 	var locs [][]int
@@ -298,10 +317,9 @@ func (r *compiled) match(text string, start, end int) Match {
 	return Match{RuleID: r.ID, Description: r.Description, Start: start, End: end, Excerpt: Mask(text[start:end])}
 }
 
-// containsAnyFold reports whether text contains one of the lowercased
-// words, ignoring ASCII case.
-func containsAnyFold(text string, words []string) bool {
-	lower := strings.ToLower(text)
+// containsAny reports whether the lowercased text contains one of the
+// lowercased words.
+func containsAny(lower string, words []string) bool {
 	for _, w := range words {
 		if strings.Contains(lower, w) {
 			return true
