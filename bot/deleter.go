@@ -47,12 +47,10 @@ type outcome struct {
 	wait   time.Duration // outRateLimited
 }
 
-// classifyDelete decides what a chat.delete result means for a deletion that
-// had made `attempts` attempts before this one.
-func classifyDelete(err error, attempts int) outcome {
-	if err == nil {
-		return outcome{kind: outDone}
-	}
+// classifySlack says what a Web API error means whatever the method: rate
+// limited, worth retrying (5xx, network, a transient Slack error), a token
+// that stopped working, or a Slack answer that retrying will not change.
+func classifySlack(err error) outcome {
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		return outcome{kind: outRateLimited, wait: rl.RetryAfter, reason: "rate limited"}
@@ -60,21 +58,12 @@ func classifyDelete(err error, attempts int) outcome {
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {
 		switch {
-		case se.Err == "message_not_found" && attempts > 0:
-			// An earlier attempt ended without an answer (timeout, 5xx,
-			// network): it most likely deleted the message.
-			return outcome{kind: outDone, reason: "message_not_found after an earlier attempt whose outcome was unknown"}
-		case slices.Contains(terminalCodes, se.Err):
-			return outcome{kind: outFailed, reason: se.Err}
 		case slices.Contains(tokenCodes, se.Err):
 			return outcome{kind: outFatal, reason: se.Err}
 		case slices.Contains(transientCodes, se.Err):
 			return outcome{kind: outRetry, reason: se.Err}
 		}
-		if attempts+1 >= maxUnknownTries {
-			return outcome{kind: outFailed, reason: fmt.Sprintf("%s (gave up after %d attempts)", se.Err, attempts+1)}
-		}
-		return outcome{kind: outRetry, reason: se.Err}
+		return outcome{kind: outFailed, reason: se.Err}
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) {
@@ -84,6 +73,32 @@ func classifyDelete(err error, attempts int) outcome {
 		return outcome{kind: outRetry, reason: fmt.Sprintf("HTTP %d", sc.Code)}
 	}
 	return outcome{kind: outRetry, reason: err.Error()}
+}
+
+// classifyDelete decides what a chat.delete result means for a deletion that
+// had made `attempts` attempts before this one. On top of classifySlack: a
+// message_not_found after an attempt whose outcome was unknown counts as
+// deleted, and a Slack error chat.delete is not known to give is retried a
+// few times before it is taken as final.
+func classifyDelete(err error, attempts int) outcome {
+	if err == nil {
+		return outcome{kind: outDone}
+	}
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		known := slices.Contains(terminalCodes, se.Err) || slices.Contains(tokenCodes, se.Err) || slices.Contains(transientCodes, se.Err)
+		switch {
+		case se.Err == "message_not_found" && attempts > 0:
+			// An earlier attempt ended without an answer (timeout, 5xx,
+			// network): it most likely deleted the message.
+			return outcome{kind: outDone, reason: "message_not_found after an earlier attempt whose outcome was unknown"}
+		case !known && attempts+1 < maxUnknownTries:
+			return outcome{kind: outRetry, reason: se.Err}
+		case !known:
+			return outcome{kind: outFailed, reason: fmt.Sprintf("%s (gave up after %d attempts)", se.Err, attempts+1)}
+		}
+	}
+	return classifySlack(err)
 }
 
 // backoff is the wait before attempt n+1 after n failed attempts: 1s, 2s,

@@ -225,11 +225,11 @@ func (d *Daemon) send(ctx context.Context, it store.OutboxItem) outcome {
 	}
 	switch it.Kind {
 	case store.KindAlert:
-		return d.post(ctx, n.Channel, n.Text, it.Attempts)
+		return d.post(ctx, n.Channel, n.Text)
 	case store.KindAuthor:
 		if n.Mode == "ephemeral" {
 			_, err := d.poster.PostEphemeralContext(ctx, n.Channel, n.User, slack.MsgOptionText(n.Text, false))
-			out := d.slackOutcome("chat.postEphemeral", err, it.Attempts)
+			out := d.slackOutcome("chat.postEphemeral", err)
 			if out.kind != outFailed {
 				return out
 			}
@@ -238,9 +238,9 @@ func (d *Daemon) send(ctx context.Context, it store.OutboxItem) outcome {
 		}
 		ch, _, _, err := d.poster.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{n.User}})
 		if err != nil {
-			return d.slackOutcome("conversations.open", err, it.Attempts)
+			return d.slackOutcome("conversations.open", err)
 		}
-		return d.post(ctx, ch.ID, n.Text, it.Attempts)
+		return d.post(ctx, ch.ID, n.Text)
 	case store.KindWebhook:
 		return d.postWebhook(ctx, n.Body)
 	}
@@ -248,10 +248,10 @@ func (d *Daemon) send(ctx context.Context, it store.OutboxItem) outcome {
 }
 
 // post sends a message with chat.postMessage, remembered as our own first.
-func (d *Daemon) post(ctx context.Context, channel, text string, attempts int) outcome {
+func (d *Daemon) post(ctx context.Context, channel, text string) outcome {
 	d.own.add(channel, text)
 	_, _, err := d.poster.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false))
-	return d.slackOutcome("chat.postMessage", err, attempts)
+	return d.slackOutcome("chat.postMessage", err)
 }
 
 // escape escapes &, < and > in text that goes into a Slack message, so
@@ -261,22 +261,16 @@ func escape(s string) string {
 }
 
 // slackOutcome classifies a Web API answer for a notification and counts
-// errors in the metrics.
-func (d *Daemon) slackOutcome(method string, err error, attempts int) outcome {
+// errors in the metrics. A token problem fails the notification only: it
+// must not stop deletions (the deleter decides that for itself).
+func (d *Daemon) slackOutcome(method string, err error) outcome {
 	if err == nil {
 		return outcome{kind: outDone}
 	}
 	d.metrics.slackErrors.WithLabelValues(method, errCode(err)).Inc()
-	out := classifyDelete(err, 0)
-	switch out.kind {
-	case outDone: // message_not_found means nothing for a post
-		out = outcome{kind: outFailed, reason: "message_not_found"}
-	case outFatal:
-		out.kind = outFailed // a token problem here must not stop deletions
-	}
-	var se slack.SlackErrorResponse
-	if errors.As(err, &se) && out.kind == outRetry && !slices.Contains(transientCodes, se.Err) {
-		out.kind = outFailed // channel_not_found, user_not_found, not_in_channel…
+	out := classifySlack(err)
+	if out.kind == outFatal {
+		out.kind = outFailed
 	}
 	out.reason = method + ": " + out.reason
 	return out
