@@ -342,9 +342,11 @@ func TestRedeliveryYieldsOneLeakAndOneDelete(t *testing.T) {
 	}
 }
 
-func TestAutomaticRedeliveryOfUnackedEnvelope(t *testing.T) {
-	// Slack redelivers what was not acknowledged; with the daemon stopped
-	// while an envelope is in the air, the next daemon still handles it once.
+// TestAckedEnvelopeIsNotRedelivered runs the fake with Slack's redelivery
+// of unacknowledged envelopes on: the daemon acknowledges in time, so the
+// envelope is sent once. (TestLockedDatabaseLosesNothing covers an envelope
+// left unacknowledged on purpose.)
+func TestAckedEnvelopeIsNotRedelivered(t *testing.T) {
 	h := newHarness(t, setup{fake: fakeslack.Options{RedeliverAfter: 300 * time.Millisecond}})
 	ts, env := h.post(fakeslack.Message{Text: "card " + card})
 	h.wait("acked", acked(env))

@@ -66,7 +66,7 @@ func hintFor(err error) string {
 	case errors.Is(err, store.ErrNotDatabase):
 		return "check --db / SECURECHAT_DB points at securechat's database; a damaged file can be salvaged with: sqlite3 DBFILE .recover | sqlite3 NEWFILE"
 	case errors.Is(err, store.ErrNotFound):
-		return "run 'securechat regex list' or 'securechat leaks list' to see the ids that exist"
+		return "'securechat regex list', 'securechat leaks list' and 'securechat leaks allowlist' show the ids that exist"
 	}
 	return ""
 }
