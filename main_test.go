@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/securechat/securechat/bot/fakeslack"
+	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
 

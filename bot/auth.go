@@ -9,16 +9,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 )
 
-// RequiredUserScopes are the user-token scopes securechat needs.
-var RequiredUserScopes = []string{"chat:write", "channels:history", "groups:history", "im:history", "mpim:history"}
+// RequiredUserScopes returns the user-token scopes securechat needs.
+func RequiredUserScopes() []string {
+	return []string{"chat:write", "channels:history", "groups:history", "im:history", "mpim:history"}
+}
 
-// ManifestUserScopes are the user-token scopes the app manifest asks for:
-// the required ones, and im:write, which direct-message notices to authors
-// need when no bot token is configured.
-var ManifestUserScopes = append(append([]string(nil), RequiredUserScopes...), "im:write")
+// ManifestUserScopes returns the user-token scopes the app manifest asks
+// for: the required ones, and im:write, which direct-message notices to
+// authors need when no bot token is configured.
+func ManifestUserScopes() []string { return append(RequiredUserScopes(), "im:write") }
 
 const (
 	appTokenHint = "create an app-level token with the connections:write scope under Basic Information → App-Level Tokens, " +
@@ -44,13 +47,6 @@ func isTokenError(err error) bool {
 	return errors.As(err, &te)
 }
 
-// tokenCodes are Slack errors that mean the token itself is unusable.
-var tokenCodes = []string{
-	"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-	"not_allowed_token_type", "missing_scope", "no_permission", "team_access_not_granted",
-	"ekm_access_denied", "invalid_token",
-}
-
 // appTokenError turns an apps.connections.open failure that will not go
 // away by itself into a *TokenError; other errors come back unchanged.
 func appTokenError(err error) error {
@@ -74,16 +70,28 @@ func appTokenError(err error) error {
 	return err
 }
 
+// authTester is the part of the Slack client checkAuth uses.
+type authTester interface {
+	AuthTestContext(ctx context.Context) (*slack.AuthTestResponse, error)
+}
+
+type authOptions struct {
+	now         func() time.Time
+	apiURL      string // for messages
+	wantIMWrite bool   // author notices may fall back to a DM with the user token
+}
+
 // checkAuth verifies the user token with auth.test: it must be a user token,
-// accepted, with the scopes securechat needs. Network trouble and 5xx
-// answers are retried for about half a minute, then reported.
-func (d *Daemon) checkAuth(ctx context.Context) error {
+// accepted, with the scopes securechat needs. It returns the token's user
+// id. Network trouble and 5xx answers are retried for about half a minute,
+// then reported; a token Slack refuses is a *TokenError.
+func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOptions) (string, error) {
 	var resp *slack.AuthTestResponse
 	var err error
 	wait := 500 * time.Millisecond
-	deadline := d.opts.Now().Add(30 * time.Second)
+	deadline := o.now().Add(30 * time.Second)
 	for {
-		resp, err = d.api.AuthTestContext(ctx)
+		resp, err = api.AuthTestContext(ctx)
 		if err == nil {
 			break
 		}
@@ -96,32 +104,32 @@ func (d *Daemon) checkAuth(ctx context.Context) error {
 			case "token_revoked", "token_expired", "account_inactive":
 				hint = "the token's user or installation is gone; reinstall the app and " + userTokenHint
 			}
-			return &TokenError{Env: "SLACK_USER_TOKEN", Code: se.Err, Hint: hint}
+			return "", &TokenError{Env: "SLACK_USER_TOKEN", Code: se.Err, Hint: hint}
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return "", ctx.Err()
 		}
 		var sc slack.StatusCodeError
 		if errors.As(err, &sc) && sc.Code == http.StatusNotFound {
-			return fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", d.opts.APIURL)
+			return "", fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", o.apiURL)
 		}
-		if d.opts.Now().After(deadline) {
-			return fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", d.opts.APIURL, err)
+		if o.now().After(deadline) {
+			return "", fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", o.apiURL, err)
 		}
 		var rl *slack.RateLimitedError
 		if errors.As(err, &rl) {
 			wait = rl.RetryAfter
 		}
-		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("auth.test failed; retrying")
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("auth.test failed; retrying")
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 8*time.Second)
 	}
 	if resp.BotID != "" {
-		return &TokenError{Env: "SLACK_USER_TOKEN", Code: "bot token",
+		return "", &TokenError{Env: "SLACK_USER_TOKEN", Code: "bot token",
 			Hint: "it belongs to a bot, and a bot can delete only its own messages: " + userTokenHint}
 	}
 	if scopes := resp.Header.Get("X-OAuth-Scopes"); scopes != "" {
@@ -130,24 +138,23 @@ func (d *Daemon) checkAuth(ctx context.Context) error {
 			have[i] = strings.TrimSpace(have[i])
 		}
 		var missing []string
-		for _, s := range RequiredUserScopes {
+		for _, s := range RequiredUserScopes() {
 			if !slices.Contains(have, s) {
 				missing = append(missing, s)
 			}
 		}
 		if len(missing) > 0 {
-			return &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
+			return "", &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
 				Hint: "add them under OAuth & Permissions → User Token Scopes (or use 'securechat manifest'), reinstall the app, and use the new token"}
 		}
-		if d.opts.Notify.Author != "" && d.opts.Notify.BotToken == "" && !slices.Contains(have, "im:write") {
-			d.log.Warn().Msg("the user token lacks im:write: author notices cannot fall back to a direct message " +
+		if o.wantIMWrite && !slices.Contains(have, "im:write") {
+			log.Warn().Msg("the user token lacks im:write: author notices cannot fall back to a direct message " +
 				"(add im:write under User Token Scopes and reinstall, or set a bot token)")
 		}
 	} else {
-		d.log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")
+		log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")
 	}
-	d.self = resp.UserID
-	d.log.Info().Str("user", resp.User).Str("user_id", resp.UserID).Str("team", resp.Team).Str("url", resp.URL).
+	log.Info().Str("user", resp.User).Str("user_id", resp.UserID).Str("team", resp.Team).Str("url", resp.URL).
 		Msg("user token accepted")
-	return nil
+	return resp.UserID, nil
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/securechat/securechat/bot"
-	"github.com/securechat/securechat/bot/fakeslack"
 	"github.com/securechat/securechat/detect"
-	"github.com/securechat/securechat/detect/corpus"
+	"github.com/securechat/securechat/internal/corpus"
+	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
 
@@ -203,7 +203,11 @@ func readPatterns(tb testing.TB, path string) []string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return ps
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Pattern
+	}
+	return out
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {

@@ -18,7 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/securechat/securechat/bot"
-	"github.com/securechat/securechat/bot/fakeslack"
+	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/securechat/securechat/bot"
-	"github.com/securechat/securechat/bot/fakeslack"
+	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
 

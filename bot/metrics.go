@@ -60,21 +60,26 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// serveMetrics serves /metrics, /healthz and /readyz on addr until ctx ends.
+// pinger is what the health checks ask: *store.Store is one.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz on ln until ctx ends.
 // /healthz answers 200 while the database answers; /readyz also needs the
 // Socket Mode connection up.
-func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
+func serveMetrics(ctx context.Context, ln net.Listener, m *Metrics, db pinger, connected func() bool) error {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	check := func(needConnection bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
-			if err := d.store.Ping(pctx); err != nil {
+			if err := db.Ping(pctx); err != nil {
 				http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
-			if needConnection && !d.Connected() {
+			if needConnection && !connected() {
 				http.Error(w, "not connected to Slack", http.StatusServiceUnavailable)
 				return
 			}

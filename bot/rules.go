@@ -1,24 +1,81 @@
 package bot
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
 	"github.com/securechat/securechat/detect"
-	"github.com/securechat/securechat/store"
+	"github.com/securechat/securechat/ruleset"
 )
 
-// CompileRules compiles the enabled regexes, with their checks, into a rule
-// set. Regexes that do not compile are left out and reported as
-// *detect.PatternError values.
-func CompileRules(rs []store.Regex) (*detect.Set, []error) {
-	rules := make([]detect.Rule, 0, len(rs))
-	for _, r := range rs {
-		if !r.Enabled {
-			continue
-		}
-		rules = append(rules, detect.Rule{
-			ID: r.ID, Pattern: r.Pattern, Description: r.Description,
-			Validator: r.Validator, SecretGroup: r.SecretGroup, Entropy: r.Entropy,
-			Keywords: r.Keywords, AllowPatterns: r.AllowPatterns, Stopwords: r.Stopwords,
-		})
+// rules holds the rule snapshot in force and replaces it when the store's
+// rules generation moves. Readers take the current snapshot with current;
+// a snapshot is immutable, so a scan never sees half a change.
+type rules struct {
+	src     ruleset.Source
+	key     []byte
+	metrics *Metrics
+	log     zerolog.Logger
+	snap    atomic.Pointer[ruleset.Snapshot]
+}
+
+func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *rules {
+	return &rules{src: src, key: key, metrics: m, log: log}
+}
+
+// current returns the snapshot in force (nil before the first reload).
+func (r *rules) current() *ruleset.Snapshot { return r.snap.Load() }
+
+// reload loads a new snapshot when the rules generation changed. Patterns
+// that no longer compile are logged and skipped.
+func (r *rules) reload(ctx context.Context) error {
+	gen, err := r.src.RulesGeneration(ctx)
+	if err != nil {
+		return err
 	}
-	return detect.Compile(rules)
+	if cur := r.snap.Load(); cur != nil && cur.Generation == gen {
+		return nil
+	}
+	start := time.Now()
+	snap, err := ruleset.Load(ctx, r.src, r.key)
+	if err != nil {
+		return err
+	}
+	for _, e := range snap.Skipped {
+		var pe *detect.PatternError
+		if errors.As(e, &pe) {
+			r.log.Warn().Int64("regex_id", pe.ID).Err(pe.Err).Msg("skipping a regex that does not compile; fix or remove it with 'securechat regex'")
+		}
+	}
+	r.snap.Store(snap)
+	r.metrics.generation.Set(float64(snap.Generation))
+	r.metrics.rules.Set(float64(snap.Set.Len()))
+	ev := r.log.Info()
+	if snap.Set.Len() == 0 {
+		ev = r.log.Warn()
+	}
+	ev.Int("rules", snap.Set.Len()).Int("skipped", len(snap.Skipped)).Int("allowlisted_values", snap.Allowlisted).
+		Int64("generation", snap.Generation).Dur("took", time.Since(start)).Msg("rules loaded")
+	return nil
+}
+
+// run reloads every interval until ctx ends.
+func (r *rules) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	sampled := r.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.reload(ctx); err != nil && ctx.Err() == nil {
+			sampled.Warn().Err(err).Msg("could not reload rules; keeping the current ones")
+		}
+	}
 }

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/detect"
-	"github.com/securechat/securechat/detect/corpus"
+	"github.com/securechat/securechat/internal/corpus"
+	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
@@ -34,7 +34,7 @@ func BenchmarkCheckStdin(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, p := range patterns {
-		if _, err := st.AddRegex(context.Background(), p, ""); err != nil {
+		if _, err := st.AddRegex(context.Background(), p.Pattern, p.Description); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func BenchmarkCheckStdin(b *testing.B) {
 		b.ReportMetric(float64(n)/took.Seconds(), "msgs/s")
 	})
 	b.Run("engine", func(b *testing.B) {
-		set, _ := bot.CompileRules(rs)
+		set, _ := ruleset.Compile(rs)
 		var took time.Duration
 		n := 0
 		for b.Loop() {

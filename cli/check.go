@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/ruleset"
+	"github.com/securechat/securechat/store"
 )
 
 type checkOptions struct {
@@ -36,8 +38,8 @@ func newCheckCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [TEXT...]",
 		Short: "Scan text with the current patterns, without Slack",
-		Long: `Scan text with the enabled patterns, exactly as the daemon would, and print each hit
-with a masked excerpt. Each TEXT argument is one message; with no arguments, every line
+		Long: `Scan text with the enabled patterns, exactly as the daemon would (allowlisted values
+included, when the allowlist secret is set), and print each hit with a masked excerpt. Each TEXT argument is one message; with no arguments, every line
 of stdin is one message. Lines are scanned on every core, and reported in order.
 
 Exit status: 0 when nothing leaks, 1 when something does, 2 on error, so check can
@@ -50,12 +52,12 @@ guard scripts, commit hooks and CI pipelines.`,
 			if err != nil {
 				return err
 			}
-			set, err := loadRuleSet(cmd, a, s)
+			snap, err := a.loadSnapshot(cmd.Context(), s)
 			s.Close()
 			if err != nil {
 				return err
 			}
-			return runCheck(a, o, set, args)
+			return runCheck(a, o, snap, args)
 		},
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object per hit (JSON lines)")
@@ -67,35 +69,35 @@ guard scripts, commit hooks and CI pipelines.`,
 // parallel; it bounds the memory a huge stdin takes.
 const checkBatch = 2048
 
-func runCheck(a *app, o checkOptions, set *detect.Set, args []string) error {
+func runCheck(a *app, o checkOptions, snap *ruleset.Snapshot, args []string) error {
 	out := bufio.NewWriter(a.Stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	hits := 0
-	scan := func(text string) []detect.Match {
+	scan := func(text string) []store.Finding {
 		if o.slack {
-			return set.Scan(text)
+			text = detect.Normalize(text)
 		}
-		return set.ScanNormalized(text)
+		return snap.Decide(text, false).Findings
 	}
-	// report prints one batch's matches in line order.
-	report := func(first int, results [][]detect.Match) error {
-		for i, matches := range results {
+	// report prints one batch's findings in line order.
+	report := func(first int, results [][]store.Finding) error {
+		for i, findings := range results {
 			line := first + i
-			for _, m := range matches {
+			for _, f := range findings {
 				hits++
 				if o.json {
-					if err := enc.Encode(checkHit{Line: line, RegexID: m.RuleID, Description: m.Description, Excerpt: m.Excerpt, Start: m.Start, End: m.End}); err != nil {
+					if err := enc.Encode(checkHit{Line: line, RegexID: f.RegexID, Description: f.Rule, Excerpt: f.Excerpt, Start: f.Start, End: f.End}); err != nil {
 						return err
 					}
 					continue
 				}
 				desc := ""
-				if m.Description != "" {
-					desc = " (" + m.Description + ")"
+				if f.Rule != "" {
+					desc = " (" + f.Rule + ")"
 				}
-				fmt.Fprintf(out, "line %d: regex %d%s: %s\n", line, m.RuleID, desc, m.Excerpt)
+				fmt.Fprintf(out, "line %d: regex %d%s: %s\n", line, f.RegexID, desc, f.Excerpt)
 			}
 		}
 		return nil
@@ -137,10 +139,10 @@ func runCheck(a *app, o checkOptions, set *detect.Set, args []string) error {
 	return nil
 }
 
-// scanParallel scans texts on every core and returns the matches in input
+// scanParallel scans texts on every core and returns the findings in input
 // order.
-func scanParallel(texts []string, scan func(string) []detect.Match) [][]detect.Match {
-	results := make([][]detect.Match, len(texts))
+func scanParallel(texts []string, scan func(string) []store.Finding) [][]store.Finding {
+	results := make([][]store.Finding, len(texts))
 	workers := min(runtime.GOMAXPROCS(0), len(texts))
 	var next atomic.Int64
 	var wg sync.WaitGroup

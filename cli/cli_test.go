@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/store"
 )
 
@@ -365,7 +367,7 @@ func TestConfigExampleIsValid(t *testing.T) {
 	if err := c.LoadFile(f, "config.example.toml"); err != nil {
 		t.Fatalf("config.example.toml: %v", err)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(false); err != nil {
 		t.Fatalf("config.example.toml: %v", err)
 	}
 	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", Defaults()) { // nil and empty lists print alike
@@ -377,7 +379,7 @@ func TestValidateSlack(t *testing.T) {
 	good := Defaults()
 	good.Slack.AppToken = "xapp-1-A0123-456-abcdef"
 	good.Slack.UserToken = "xoxp-123-456-789-abcdef"
-	if err := good.ValidateSlack(); err != nil {
+	if err := good.validateSlack(); err != nil {
 		t.Fatalf("good tokens: %v", err)
 	}
 	tests := []struct {
@@ -396,7 +398,7 @@ func TestValidateSlack(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := good
 			c.Slack.AppToken, c.Slack.UserToken = tt.app, tt.user
-			err := c.ValidateSlack()
+			err := c.validateSlack()
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -463,5 +465,69 @@ func TestCheckFailsWhenNoRuleCompiles(t *testing.T) {
 	r := e.run("", "check", "6759649826438453")
 	if r.code != ExitError || !strings.Contains(r.stderr, "warning: skipping regex 1") || !strings.Contains(r.stderr, "no enabled regex compiles") {
 		t.Errorf("check with only a broken rule: %+v", r)
+	}
+}
+
+// TestResolveConfig checks the one resolution of the configuration, with a
+// command's own flags: defaults < file < environment < flags, validated
+// once, Slack settings checked only for a command that talks to Slack.
+func TestResolveConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.toml")
+	body := "db = \"" + filepath.Join(dir, "file.db") + "\"\n[daemon]\nworkers = 3\nqueue_size = 9\n[log]\nlevel = \"debug\"\n"
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(vars map[string]string, args ...string) (Config, error) {
+		t.Helper()
+		root := NewRootCmd(Deps{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard,
+			Getenv: func(k string) string { return vars[k] }, Now: time.Now})
+		cmd, rest, err := root.Find(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Fatal(err)
+		}
+		return resolveConfig(cmd, func(k string) string { return vars[k] }, io.Discard)
+	}
+	tokens := map[string]string{EnvAppToken: "xapp-1-A1-123456789-abc", EnvUserToken: "xoxp-123456789-abc"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range tokens {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+
+	c, err := resolve(with(map[string]string{EnvLogLevel: "warn"}), "run", "--config", cfgPath, "--workers", "7", "--monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Daemon.Workers != 7 || c.Daemon.QueueSize != 9 || c.Log.Level != "warn" || c.Daemon.Mode != bot.ModeMonitor || c.dbFrom != fromFile {
+		t.Errorf("run: workers %d (flag 7), queue %d (file 9), level %s (env warn), mode %s, db from %s",
+			c.Daemon.Workers, c.Daemon.QueueSize, c.Log.Level, c.Daemon.Mode, c.dbFrom)
+	}
+	if _, err := resolve(with(nil), "run", "--workers", "0"); err == nil || !strings.Contains(err.Error(), "workers = 0") {
+		t.Errorf("a bad run flag was not validated: %v", err)
+	}
+	if _, err := resolve(nil, "run"); err == nil || !strings.Contains(err.Error(), EnvAppToken) {
+		t.Errorf("run without tokens: %v", err)
+	}
+	if c, err := resolve(nil, "regex", "list"); err != nil || c.dbFrom != fromDefault || c.DB != store.DefaultPath {
+		t.Errorf("regex list needs no tokens: %v (db %s from %s)", err, c.DB, c.dbFrom)
+	}
+	if c, _ := resolve(map[string]string{EnvDB: "/tmp/x.db"}, "regex", "list"); c.dbFrom != fromEnv {
+		t.Errorf("db from %s, want the environment", c.dbFrom)
+	}
+	if c, _ := resolve(map[string]string{EnvDB: "/tmp/x.db"}, "regex", "list", "--db", "/tmp/y.db"); c.dbFrom != fromFlag || c.DB != "/tmp/y.db" {
+		t.Errorf("db %s from %s, want /tmp/y.db from the flag", c.DB, c.dbFrom)
+	}
+	def, bd := Defaults(), bot.Defaults()
+	if def.Notify.AuthorMessage != bd.Notify.AuthorMessage || def.Daemon.Workers != bd.Workers || def.Daemon.RetryMax.Duration != bd.RetryMax {
+		t.Error("the CLI's defaults differ from the daemon's")
 	}
 }

@@ -5,10 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/store"
 )
 
 // Config is everything securechat can be configured with. Values come from,
@@ -16,6 +23,7 @@ import (
 // SECURECHAT_CONFIG), the environment, and flags the user set.
 type Config struct {
 	DB        string          `toml:"db"`
+	dbFrom    string          // where DB came from: fromDefault, fromFile, fromEnv or fromFlag
 	Slack     SlackConfig     `toml:"slack"`
 	Log       LogConfig       `toml:"log"`
 	Daemon    DaemonConfig    `toml:"daemon"`
@@ -92,29 +100,115 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText writes the duration as Go does.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// Defaults returns the configuration used when nothing else is set.
+// Defaults returns the configuration used when nothing else is set. The
+// daemon's settings come from bot.Defaults, the one place they are kept.
 func Defaults() Config {
+	d := bot.Defaults()
 	return Config{
-		DB:    "securechat.db",
-		Slack: SlackConfig{APIURL: "https://slack.com/api/"},
+		DB:    store.DefaultPath,
+		Slack: SlackConfig{APIURL: d.APIURL},
 		Log:   LogConfig{Level: "info", Format: "console"},
 		Daemon: DaemonConfig{
-			Workers:         4,
-			QueueSize:       1024,
-			ReloadInterval:  Duration{time.Second},
-			ShutdownTimeout: Duration{5 * time.Second},
-			RetryMax:        Duration{5 * time.Minute},
-			Mode:            "enforce",
+			Workers:         d.Workers,
+			QueueSize:       d.QueueSize,
+			ReloadInterval:  Duration{d.ReloadInterval},
+			ShutdownTimeout: Duration{d.ShutdownTimeout},
+			RetryMax:        Duration{d.RetryMax},
+			Mode:            d.Mode,
 		},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
-		Notify: NotifyConfig{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage},
+		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage},
 	}
 }
 
-// DefaultAuthorMessage is the notice a member gets when their message is
-// deleted. {rule}, {excerpt}, {channel} and {user} are filled in.
-const DefaultAuthorMessage = "Your message in <#{channel}> was removed by securechat because it contained what looks like a secret ({rule}: `{excerpt}`). " +
-	"If it is a real credential or card, treat it as exposed: rotate or revoke it now. Ask your workspace admins if this was a mistake."
+// Where a setting came from, lowest precedence first.
+const (
+	fromDefault = "default"
+	fromFile    = "config file"
+	fromEnv     = "environment"
+	fromFlag    = "flag"
+)
+
+// resolveConfig builds the configuration of the command being run, once:
+// defaults < the TOML file (--config or SECURECHAT_CONFIG) < the environment
+// < the flags the user set on cmd. Then it validates the result, the daemon's
+// Slack settings too when cmd talks to Slack. Warnings (a config file others
+// can read that holds secrets) go to stderr.
+func resolveConfig(cmd *cobra.Command, getenv func(string) string, stderr io.Writer) (Config, error) {
+	c := Defaults()
+	c.dbFrom = fromDefault
+	flags := cmd.Flags()
+	path, _ := flags.GetString("config")
+	if path == "" {
+		path = getenv(EnvConfig)
+	}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return c, fmt.Errorf("config file %s does not exist (check --config or %s; config.example.toml documents every key)", path, EnvConfig)
+			}
+			return c, fmt.Errorf("open config file: %w", err)
+		}
+		defer f.Close()
+		db := c.DB
+		if err := c.LoadFile(f, path); err != nil {
+			return c, err
+		}
+		if c.DB != db {
+			c.dbFrom = fromFile
+		}
+		warnReadableSecrets(stderr, c, f, path)
+	}
+	if getenv(EnvDB) != "" {
+		c.dbFrom = fromEnv
+	}
+	c.LoadEnv(getenv)
+	if flags.Changed("db") {
+		c.dbFrom = fromFlag
+	}
+	c.applyFlags(flags)
+	return c, c.Validate(cmd.Annotations[annotNeedsSlack] != "")
+}
+
+// applyFlags applies the configuration flags the user set. Each flag is
+// looked up by name, so one table serves every command: a command has only
+// some of them.
+func (c *Config) applyFlags(fs *pflag.FlagSet) {
+	set := func(name string, apply func(f *pflag.Flag)) {
+		if f := fs.Lookup(name); f != nil && f.Changed {
+			apply(f)
+		}
+	}
+	str := func(name string, dst *string) { set(name, func(f *pflag.Flag) { *dst = f.Value.String() }) }
+	num := func(name string, dst *int) { set(name, func(*pflag.Flag) { *dst, _ = fs.GetInt(name) }) }
+	boolean := func(name string, dst *bool) { set(name, func(*pflag.Flag) { *dst, _ = fs.GetBool(name) }) }
+	str("db", &c.DB)
+	str("log-level", &c.Log.Level)
+	str("log-format", &c.Log.Format)
+	num("workers", &c.Daemon.Workers)
+	num("queue-size", &c.Daemon.QueueSize)
+	str("api-url", &c.Slack.APIURL)
+	boolean("scan-bots", &c.Daemon.ScanBots)
+	str("metrics-addr", &c.Metrics.Addr)
+	set("monitor", func(*pflag.Flag) {
+		if on, _ := fs.GetBool("monitor"); on {
+			c.Daemon.Mode = bot.ModeMonitor
+		}
+	})
+}
+
+// warnReadableSecrets warns when a config file holding tokens can be read by
+// other users.
+func warnReadableSecrets(w io.Writer, c Config, f *os.File, path string) {
+	if c.Slack.AppToken == "" && c.Slack.UserToken == "" {
+		return
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Mode().Perm()&0o044 != 0 {
+		fmt.Fprintf(w, "warning: %s holds Slack tokens and is readable by other users; run: chmod 600 %s\n", path, path)
+	}
+}
 
 // LoadFile reads a TOML configuration over c. Unknown keys are an error, so a
 // typo does not silently leave a setting at its default.
@@ -173,9 +267,10 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	set(&c.Metrics.Addr, EnvMetrics)
 }
 
-// Validate checks the settings every command uses and names the field that
-// is wrong.
-func (c *Config) Validate() error {
+// Validate checks the settings and names the field that is wrong. With
+// slack set it also checks what talking to Slack needs: both tokens, of the
+// right kind, and a usable API URL.
+func (c *Config) Validate(slack bool) error {
 	switch strings.ToLower(c.Log.Level) {
 	case "trace", "debug", "info", "warn", "error":
 	default:
@@ -232,12 +327,14 @@ func (c *Config) Validate() error {
 	if k := c.Allowlist.Secret; k != "" && len(k) < 16 {
 		return fmt.Errorf("allowlist secret is %d characters: use at least 16 random ones (e.g. openssl rand -hex 32), in %s or [allowlist] secret", len(k), EnvAllowKey)
 	}
+	if slack {
+		return c.validateSlack()
+	}
 	return nil
 }
 
-// ValidateSlack checks what `securechat run` needs on top of Validate: both
-// tokens, of the right kind, and a usable API URL.
-func (c *Config) ValidateSlack() error {
+// validateSlack checks both tokens, of the right kind, and the API URL.
+func (c *Config) validateSlack() error {
 	if err := checkToken(c.Slack.AppToken, EnvAppToken, "app_token", "xapp-",
 		"create an app-level token with the connections:write scope under Basic Information → App-Level Tokens"); err != nil {
 		return err

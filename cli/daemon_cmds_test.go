@@ -25,12 +25,12 @@ func TestManifest(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
 		t.Fatal(err)
 	}
-	if !m.Settings.SocketMode || strings.Join(m.OAuth.Scopes.User, ",") != strings.Join(bot.ManifestUserScopes, ",") ||
+	if !m.Settings.SocketMode || strings.Join(m.OAuth.Scopes.User, ",") != strings.Join(bot.ManifestUserScopes(), ",") ||
 		len(m.Settings.Events.UserEvents) != 4 {
 		t.Errorf("manifest = %+v", m)
 	}
 	y := e.mustRun("manifest").stdout
-	for _, want := range append(append([]string{"socket_mode_enabled: true"}, bot.ManifestUserScopes...), userEvents...) {
+	for _, want := range append(append([]string{"socket_mode_enabled: true"}, bot.ManifestUserScopes()...), userEvents...) {
 		if !strings.Contains(y, want) {
 			t.Errorf("YAML manifest lacks %q", want)
 		}

@@ -15,8 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
-	"github.com/securechat/securechat/bot/fakeslack"
 	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
@@ -73,25 +74,53 @@ at it afterwards with 'securechat leaks list --db PATH'.`,
 	return cmd
 }
 
-func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
-	out := a.Stdout
-	fake := fakeslack.New(fakeslack.Options{PingInterval: time.Second})
-	defer fake.Close()
-	st, err := store.Open(ctx, dbPath, store.WithClock(a.Now))
+// demo is one run of the demo: it owns the fake Slack, the store and the
+// daemon, and close releases them in order, waiting for the daemon first.
+type demo struct {
+	a      *app
+	out    io.Writer
+	fake   *fakeslack.Server
+	st     *store.Store
+	rules  *ruleset.Snapshot
+	stop   context.CancelFunc
+	done   chan error // the daemon's Run result; nil until it starts
+	result error      // what Run returned, once waited for
+	waited bool
+}
+
+func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) (err error) {
+	d := &demo{a: a, out: a.Stdout, fake: fakeslack.New(fakeslack.Options{PingInterval: time.Second})}
+	defer func() { err = errors.Join(err, d.close()) }()
+	if err := d.setup(ctx, dbPath, verbose); err != nil {
+		return err
+	}
+	deleted, err := d.postAndObserve(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	if err := d.wait(); err != nil {
+		return err
+	}
+	return d.report(ctx, deleted)
+}
 
-	fmt.Fprintln(out, "securechat demo: the whole pipeline on this machine, no Slack workspace needed.")
-	fmt.Fprintln(out)
-	fmt.Fprintf(out, "  fake Slack   %s (Web API) and Socket Mode, on 127.0.0.1\n", fake.APIURL())
-	fmt.Fprintf(out, "  database     %s\n", dbPath)
+// setup opens the store, adds the demo rules and starts the daemon against
+// the fake Slack, returning once it is connected.
+func (d *demo) setup(ctx context.Context, dbPath string, verbose bool) error {
+	st, err := store.Open(ctx, dbPath, store.WithClock(d.a.Now))
+	if err != nil {
+		return err
+	}
+	d.st = st
+	fmt.Fprintln(d.out, "securechat demo: the whole pipeline on this machine, no Slack workspace needed.")
+	fmt.Fprintln(d.out)
+	fmt.Fprintf(d.out, "  fake Slack   %s (Web API) and Socket Mode, on 127.0.0.1\n", d.fake.APIURL())
+	fmt.Fprintf(d.out, "  database     %s\n", dbPath)
 	pw, _ := detect.LookupBuiltin("password-assignment")
-	rulesToAdd := append(slices.Clone(demoRules), store.Regex{Pattern: pw.Pattern, Description: pw.Description, Enabled: true,
-		Action: store.ActionMonitor, Source: "builtin:" + pw.Name, SecretGroup: pw.SecretGroup, AllowPatterns: pw.Allow, Stopwords: pw.Stopwords})
+	monitored := ruleset.FromBuiltin(pw)
+	monitored.Action = store.ActionMonitor
 	var stored []store.Regex
-	for _, r := range rulesToAdd {
+	for _, r := range append(slices.Clone(demoRules), monitored) {
 		reg, err := st.AddRule(ctx, r)
 		var dup *store.DuplicateError
 		if errors.As(err, &dup) {
@@ -101,133 +130,163 @@ func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) error {
 			return err
 		}
 		stored = append(stored, reg)
-		fmt.Fprintf(out, "  regex %-6d %s  (%s, %s)\n", reg.ID, truncate(reg.Pattern, 60), reg.Description, reg.Action)
+		fmt.Fprintf(d.out, "  regex %-6d %s  (%s, %s)\n", reg.ID, truncate(reg.Pattern, 60), reg.Description, reg.Action)
 	}
-	display, _ := bot.CompileRules(stored)
-	actions := map[int64]string{}
-	for _, r := range stored {
-		actions[r.ID] = r.Action
-	}
+	d.rules = ruleset.New(stored, nil, nil)
 
 	logLevel := zerolog.WarnLevel
 	if verbose {
 		logLevel = zerolog.InfoLevel
 	}
-	log := a.newLogger().Level(logLevel)
-	d := bot.New(st, log, bot.Options{
-		AppToken: fake.AppToken(), UserToken: fake.UserToken(), APIURL: fake.APIURL(),
-		ReloadInterval: 200 * time.Millisecond, RetryMax: time.Second, Now: a.Now,
-		Notify: bot.Notify{Author: "ephemeral", AuthorMessage: a.cfg.Notify.AuthorMessage, AlertChannel: demoAlerts},
+	daemon := bot.New(st, d.a.newLogger().Level(logLevel), bot.Options{
+		AppToken: d.fake.AppToken(), UserToken: d.fake.UserToken(), APIURL: d.fake.APIURL(),
+		ReloadInterval: 200 * time.Millisecond, RetryMax: time.Second, Now: d.a.Now,
+		Notify: bot.Notify{Author: "ephemeral", AuthorMessage: d.a.cfg.Notify.AuthorMessage, AlertChannel: demoAlerts},
 	})
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	waitCtx, cancelWait := context.WithTimeout(ctx, 20*time.Second)
-	defer cancelWait()
-	if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Connections() > 0 }); err != nil {
-		stop()
-		if derr := <-done; derr != nil {
+	d.stop, d.done = stop, make(chan error, 1)
+	go func() { d.done <- daemon.Run(runCtx) }()
+	waitCtx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Connections() > 0 }); err != nil {
+		if derr := d.wait(); derr != nil {
 			return derr
 		}
 		return fmt.Errorf("the daemon did not connect to the fake Slack: %w", err)
 	}
-	fmt.Fprintln(out, "  daemon       connected over Socket Mode")
-	fmt.Fprintln(out)
-	fmt.Fprintln(out, "Members post (secrets shown masked here too):")
-
-	deleted := 0
-	for _, p := range demoPosts {
-		posted := time.Now()
-		ts, env, err := fake.Post(fakeslack.Message{Channel: p.channel, User: p.user, Text: p.text,
-			ChannelType: map[bool]string{true: "im", false: "channel"}[strings.HasPrefix(p.channel, "D")]})
-		if err != nil {
-			return err
-		}
-		text := p.text
-		if p.editTo != "" {
-			if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Acked(env) }); err != nil {
-				return err
-			}
-			if _, err := fake.Edit(p.channel, ts, p.editTo); err != nil {
-				return err
-			}
-			text = p.editTo
-		}
-		leaks := display.ScanNormalized(text)
-		line := fmt.Sprintf("  %-9s %-8s %-58q", p.name, p.user, maskSpans(text, leaks))
-		if p.editTo != "" {
-			line = fmt.Sprintf("  %-9s %-8s %-58q", p.name, p.user, "(edited) "+maskSpans(text, leaks))
-		}
-		if len(leaks) == 0 {
-			if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Acked(env) }); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "%s  kept\n", line)
-			continue
-		}
-		if actions[leaks[0].RuleID] == store.ActionMonitor {
-			if err := fake.Wait(waitCtx, func(*fakeslack.State) bool {
-				ls, err := st.Leaks(ctx, store.LeakFilter{Channel: p.channel, Action: store.ActionMonitor})
-				return err == nil && len(ls) > 0
-			}); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "%s  RECORDED, not deleted (regex %d is in monitor mode)\n", line, leaks[0].RuleID)
-			continue
-		}
-		if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.SuccessfulDeletes(p.channel, ts) > 0 }); err != nil {
-			return fmt.Errorf("the leaking message was not deleted: %w", err)
-		}
-		deleted++
-		fmt.Fprintf(out, "%s  DELETED after %s (regex %d, %s)\n", line, time.Since(posted).Round(time.Millisecond), leaks[0].RuleID, leaks[0].Description)
-	}
-	// Let the deleter and the notifier finish before reading the results.
-	_ = fake.Wait(waitCtx, func(*fakeslack.State) bool {
-		c, err := st.DeletionCounts(ctx)
-		o, oerr := st.OutboxCounts(ctx)
-		return err == nil && oerr == nil && c[store.StatusPending] == 0 && o[store.KindAuthor][store.OutboxPending] == 0 &&
-			o[store.KindAlert][store.OutboxPending] == 0
-	})
-	stop()
-	if err := <-done; err != nil {
-		return err
-	}
-
-	fake.Snapshot(func(s *fakeslack.State) {
-		fmt.Fprintln(out)
-		fmt.Fprintln(out, "What the authors saw (ephemeral, only to them):")
-		for _, p := range s.Posts() {
-			if p.Method == "chat.postEphemeral" {
-				fmt.Fprintf(out, "  to %-8s %s\n", p.User, p.Text)
-			}
-		}
-		fmt.Fprintln(out)
-		fmt.Fprintln(out, "What the admins saw in the alert channel:")
-		for _, p := range s.Posts() {
-			if p.Method == "chat.postMessage" && p.Channel == demoAlerts {
-				fmt.Fprintf(out, "  %s\n", p.Text)
-			}
-		}
-	})
-
-	fmt.Fprintln(out)
-	fmt.Fprintln(out, "The leak log (securechat leaks list):")
-	ls, err := st.Leaks(ctx, store.LeakFilter{})
-	if err != nil {
-		return err
-	}
-	if err := printLeaks(out, ls); err != nil {
-		return err
-	}
-	fmt.Fprintln(out)
-	fmt.Fprintf(out, "%d of %d messages leaked and were deleted, 1 was recorded by a monitor rule; the database holds only masked excerpts.\n", deleted, len(demoPosts))
-	fmt.Fprintln(out, "Next: create the Slack app (securechat manifest) and run 'securechat run'; see README.md.")
+	fmt.Fprintln(d.out, "  daemon       connected over Socket Mode")
 	return nil
 }
 
-// maskSpans replaces each match in text with its masked excerpt.
-func maskSpans(text string, ms []detect.Match) string {
+// demoTimeout bounds each wait of the demo.
+const demoTimeout = 20 * time.Second
+
+// postAndObserve posts the demo messages, prints what became of each and
+// returns how many were deleted. It returns once the deleter and the
+// notifier have nothing left to do.
+func (d *demo) postAndObserve(ctx context.Context) (int, error) {
+	fmt.Fprintln(d.out)
+	fmt.Fprintln(d.out, "Members post (secrets shown masked here too):")
+	waitCtx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	deleted := 0
+	for _, p := range demoPosts {
+		posted := d.a.Now()
+		ts, env, err := d.fake.Post(fakeslack.Message{Channel: p.channel, User: p.user, Text: p.text,
+			ChannelType: map[bool]string{true: "im", false: "channel"}[strings.HasPrefix(p.channel, "D")]})
+		if err != nil {
+			return 0, err
+		}
+		text := p.text
+		if p.editTo != "" {
+			if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Acked(env) }); err != nil {
+				return 0, err
+			}
+			if _, err := d.fake.Edit(p.channel, ts, p.editTo); err != nil {
+				return 0, err
+			}
+			text = p.editTo
+		}
+		v := d.rules.Decide(detect.Normalize(text), false)
+		shown := maskSpans(detect.Normalize(text), v.Findings)
+		if p.editTo != "" {
+			shown = "(edited) " + shown
+		}
+		line := fmt.Sprintf("  %-9s %-8s %-58q", p.name, p.user, shown)
+		switch {
+		case len(v.Findings) == 0:
+			if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Acked(env) }); err != nil {
+				return 0, err
+			}
+			fmt.Fprintf(d.out, "%s  kept\n", line)
+		case !v.Delete:
+			if err := d.fake.Wait(waitCtx, func(*fakeslack.State) bool {
+				ls, err := d.st.Leaks(ctx, store.LeakFilter{Channel: p.channel, Action: store.ActionMonitor})
+				return err == nil && len(ls) > 0
+			}); err != nil {
+				return 0, err
+			}
+			fmt.Fprintf(d.out, "%s  RECORDED, not deleted (regex %d is in monitor mode)\n", line, v.Findings[0].RegexID)
+		default:
+			if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.SuccessfulDeletes(p.channel, ts) > 0 }); err != nil {
+				return 0, fmt.Errorf("the leaking message was not deleted: %w", err)
+			}
+			deleted++
+			fmt.Fprintf(d.out, "%s  DELETED after %s (regex %d, %s)\n", line, d.a.Now().Sub(posted).Round(time.Millisecond), v.Findings[0].RegexID, v.Findings[0].Rule)
+		}
+	}
+	// Let the deleter and the notifier finish before the results are read.
+	_ = d.fake.Wait(waitCtx, func(*fakeslack.State) bool {
+		c, err := d.st.DeletionCounts(ctx)
+		o, oerr := d.st.OutboxCounts(ctx)
+		return err == nil && oerr == nil && c[store.StatusPending] == 0 && o[store.KindAuthor][store.OutboxPending] == 0 &&
+			o[store.KindAlert][store.OutboxPending] == 0
+	})
+	return deleted, nil
+}
+
+// report prints what the authors and the admins saw, and the leak log.
+func (d *demo) report(ctx context.Context, deleted int) error {
+	d.fake.Snapshot(func(s *fakeslack.State) {
+		fmt.Fprintln(d.out)
+		fmt.Fprintln(d.out, "What the authors saw (ephemeral, only to them):")
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postEphemeral" {
+				fmt.Fprintf(d.out, "  to %-8s %s\n", p.User, p.Text)
+			}
+		}
+		fmt.Fprintln(d.out)
+		fmt.Fprintln(d.out, "What the admins saw in the alert channel:")
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postMessage" && p.Channel == demoAlerts {
+				fmt.Fprintf(d.out, "  %s\n", p.Text)
+			}
+		}
+	})
+	fmt.Fprintln(d.out)
+	fmt.Fprintln(d.out, "The leak log (securechat leaks list):")
+	ls, err := d.st.Leaks(ctx, store.LeakFilter{})
+	if err != nil {
+		return err
+	}
+	if err := printLeaks(d.out, ls); err != nil {
+		return err
+	}
+	fmt.Fprintln(d.out)
+	fmt.Fprintf(d.out, "%d of %d messages leaked and were deleted, 1 was recorded by a monitor rule; the database holds only masked excerpts.\n", deleted, len(demoPosts))
+	fmt.Fprintln(d.out, "Next: create the Slack app (securechat manifest) and run 'securechat run'; see README.md.")
+	return nil
+}
+
+// wait stops the daemon, if it was started, and returns what its Run
+// returned. It may be called more than once.
+func (d *demo) wait() error {
+	if d.done == nil {
+		return nil
+	}
+	if !d.waited {
+		d.stop()
+		d.result, d.waited = <-d.done, true
+	}
+	return d.result
+}
+
+// close stops and waits for the daemon, then closes the store and the fake
+// Slack: the store never closes under a live daemon.
+func (d *demo) close() error {
+	var err error
+	if !d.waited {
+		err = d.wait() // not reported yet: runDemo stopped early
+	}
+	if d.st != nil {
+		err = errors.Join(err, d.st.Close())
+	}
+	d.fake.Close()
+	return err
+}
+
+// maskSpans replaces each finding in text with its masked excerpt.
+func maskSpans(text string, ms []store.Finding) string {
 	var b strings.Builder
 	last := 0
 	for _, m := range ms {
@@ -240,21 +299,4 @@ func maskSpans(text string, ms []detect.Match) string {
 	}
 	b.WriteString(text[last:])
 	return b.String()
-}
-
-// printLeaks writes the leak table that 'leaks list' shows.
-func printLeaks(w io.Writer, leaks []store.Leak) error {
-	t := newTable(w, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "ACTION", "STATUS", "ATTEMPTS")
-	for _, l := range leaks {
-		rule := fmt.Sprint(l.RegexID)
-		if l.Rule != "" {
-			rule += " " + truncate(l.Rule, 30)
-		}
-		status := l.Status
-		if status == "" {
-			status = "-" // monitored: nothing to delete
-		}
-		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
-	}
-	return t.flush()
 }

@@ -62,7 +62,7 @@ func hintFor(err error) string {
 	case errors.As(err, &ue):
 		return fmt.Sprintf("run '%s --help' for usage", ue.cmd)
 	case errors.Is(err, store.ErrBusy):
-		return "another process kept the database locked for over 10 s; retry, and look for a stuck sqlite3 shell or backup job (fuser DBFILE)"
+		return fmt.Sprintf("another process kept the database locked for over %s; retry, and look for a stuck sqlite3 shell or backup job (fuser DBFILE)", store.DefaultBusyTimeout)
 	case errors.Is(err, store.ErrNotDatabase):
 		return "check --db / SECURECHAT_DB points at securechat's database; a damaged file can be salvaged with: sqlite3 DBFILE .recover | sqlite3 NEWFILE"
 	case errors.Is(err, store.ErrNotFound):

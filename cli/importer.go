@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
@@ -78,18 +78,16 @@ func readImport(body []byte, name string) ([]importItem, []string, error) {
 }
 
 func readPlain(body []byte, name string) ([]importItem, []string, error) {
-	var items []importItem
-	for n, line := range strings.Split(string(body), "\n") {
-		line = strings.TrimRight(line, "\r")
-		pattern, desc, _ := strings.Cut(line, "\t")
-		pattern = strings.TrimSpace(pattern)
-		if pattern == "" || strings.HasPrefix(pattern, "#") {
-			continue
+	lines, err := detect.ReadPatterns(bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	items := make([]importItem, len(lines))
+	for i, l := range lines {
+		items[i] = importItem{
+			name: fmt.Sprintf("line %d", l.Line),
+			rule: store.Regex{Pattern: l.Pattern, Description: l.Description, Enabled: true, Source: "file:" + filepath.Base(name)},
 		}
-		items = append(items, importItem{
-			name: fmt.Sprintf("line %d", n+1),
-			rule: store.Regex{Pattern: pattern, Description: strings.TrimSpace(desc), Enabled: true, Source: "file:" + filepath.Base(name)},
-		})
 	}
 	return items, nil, nil
 }
@@ -148,7 +146,7 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 		}
 		if it.rule.SecretGroup == 0 {
 			// gitleaks takes the first capture group as the secret.
-			if re, err := regexp.Compile(r.Regex); err == nil && re.NumSubexp() > 0 {
+			if n, err := detect.NumGroups(r.Regex); err == nil && n > 0 {
 				it.rule.SecretGroup = 1
 			}
 		}
@@ -171,9 +169,6 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 				it.warnings = append(it.warnings, "allowlist paths and commits are ignored (messages have neither)")
 			}
 		}
-		if err := validateRule(it.rule); err != nil {
-			it.skip = err.Error()
-		}
 		items = append(items, it)
 	}
 	if cfg.Allowlist != nil && (len(cfg.Allowlist.Paths) > 0 || len(cfg.Allowlist.Commits) > 0) {
@@ -182,23 +177,10 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 	return items, notes, nil
 }
 
-// validateRule checks a rule as the daemon will compile it.
-func validateRule(r store.Regex) error {
-	_, errs := detect.Compile([]detect.Rule{{Pattern: r.Pattern, Validator: r.Validator, SecretGroup: r.SecretGroup,
-		Entropy: r.Entropy, Keywords: r.Keywords, AllowPatterns: r.AllowPatterns, Stopwords: r.Stopwords}})
-	if len(errs) > 0 {
-		var pe *detect.PatternError
-		if errors.As(errs[0], &pe) {
-			return errors.New(strings.TrimPrefix(pe.Error(), fmt.Sprintf("pattern %q is not usable: ", pe.Pattern)))
-		}
-		return errs[0]
-	}
-	return nil
-}
-
-// runImport stores the items that can be imported and reports each one.
-// Items whose pattern is stored already count as present, so importing the
-// same file again changes nothing.
+// runImport checks each item as the daemon will compile it, stores the ones
+// that can be imported and reports each one. Items whose pattern is stored
+// already count as present, so importing the same file again changes
+// nothing.
 func runImport(ctx context.Context, s *store.Store, items []importItem, notes []string, w io.Writer, dryRun bool) (importResult, error) {
 	var res importResult
 	for _, n := range notes {
@@ -206,7 +188,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 	}
 	for _, it := range items {
 		if it.skip == "" {
-			if err := validateRule(it.rule); err != nil {
+			if err := ruleset.Validate(it.rule); err != nil {
 				it.skip = err.Error()
 			}
 		}

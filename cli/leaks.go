@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -114,7 +115,7 @@ tightening (a validator, an allowlisted value) before it is switched to delete.`
 			if asJSON {
 				return writeJSON(a.Stdout, st)
 			}
-			section := func(title, key string, rows []store.StatRow, label bool) {
+			section := func(title, key string, rows []store.StatRow, label bool) error {
 				fmt.Fprintln(a.Stdout, title)
 				head := []string{key, "24H", "7D", "TOTAL"}
 				if label {
@@ -128,13 +129,16 @@ tightening (a validator, an allowlisted value) before it is switched to delete.`
 					}
 					t.row(cells...)
 				}
-				_ = t.flush()
-				fmt.Fprintln(a.Stdout)
+				if err := t.flush(); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(a.Stdout)
+				return err
 			}
-			section("By rule:", "REGEX", st.ByRule, true)
-			section("By action:", "ACTION", st.ByAction, false)
-			section("By channel:", "CHANNEL", st.ByChannel, false)
-			return nil
+			return errors.Join(
+				section("By rule:", "REGEX", st.ByRule, true),
+				section("By action:", "ACTION", st.ByAction, false),
+				section("By channel:", "CHANNEL", st.ByChannel, false))
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -251,4 +255,21 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return now.Add(-d), nil
+}
+
+// printLeaks writes the leak table that 'leaks list' (and the demo) shows.
+func printLeaks(w io.Writer, leaks []store.Leak) error {
+	t := newTable(w, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "ACTION", "STATUS", "ATTEMPTS")
+	for _, l := range leaks {
+		rule := fmt.Sprint(l.RegexID)
+		if l.Rule != "" {
+			rule += " " + truncate(l.Rule, 30)
+		}
+		status := l.Status
+		if status == "" {
+			status = "-" // monitored: nothing to delete
+		}
+		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
+	}
+	return t.flush()
 }

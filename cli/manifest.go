@@ -48,7 +48,7 @@ func manifest(name string) map[string]any {
 			"name":        name,
 			"description": "Deletes messages that leak secrets (cards, keys, tokens) and records the leak.",
 		},
-		"oauth_config": map[string]any{"scopes": map[string]any{"user": bot.ManifestUserScopes}},
+		"oauth_config": map[string]any{"scopes": map[string]any{"user": bot.ManifestUserScopes()}},
 		"settings": map[string]any{
 			"event_subscriptions":    map[string]any{"user_events": userEvents},
 			"interactivity":          map[string]any{"is_enabled": false},
@@ -88,5 +88,5 @@ oauth_config:
   org_deploy_enabled: false
   socket_mode_enabled: true
   token_rotation_enabled: false
-`, name, list(bot.ManifestUserScopes), list(userEvents))
+`, name, list(bot.ManifestUserScopes()), list(userEvents))
 }

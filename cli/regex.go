@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
@@ -64,18 +65,16 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 				if !ok {
 					return fmt.Errorf("no builtin rule %q: 'securechat regex builtins' lists them", o.builtin)
 				}
-				rule = store.Regex{Pattern: b.Pattern, Description: b.Description, Enabled: true, Source: "builtin:" + b.Name,
-					Validator: b.Validator, SecretGroup: b.SecretGroup, Entropy: b.Entropy, Keywords: b.Keywords,
-					AllowPatterns: b.Allow, Stopwords: b.Stopwords}
+				rule = ruleset.FromBuiltin(b)
 				if o.description != "" {
 					rule.Description = o.description
 				}
 			case len(args) == 1:
 				rule = store.Regex{Pattern: args[0], Description: o.description, Enabled: true, Validator: o.validator}
 				if err := detect.Validate(rule.Pattern); err != nil {
-					return err
+					return err // names the pattern
 				}
-				if err := validateRule(rule); err != nil {
+				if err := ruleset.Validate(rule); err != nil {
 					return err
 				}
 			default:

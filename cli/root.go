@@ -37,16 +37,16 @@ func OSDeps() Deps {
 	return Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
 }
 
-// app is the state the commands share: dependencies, flags and the loaded
-// configuration.
+// app is the state the commands share: the dependencies and the
+// configuration resolved for the command being run.
 type app struct {
 	Deps
-	cfg        Config
-	configPath string
-	dbFlag     string
-	logLevel   string
-	logFormat  string
+	cfg Config
 }
+
+// annotNeedsSlack marks a command that talks to Slack: its configuration
+// must also hold both tokens and a usable API URL.
+const annotNeedsSlack = "securechat/needs-slack"
 
 // NewRootCmd returns the securechat command tree.
 func NewRootCmd(d Deps) *cobra.Command {
@@ -64,10 +64,13 @@ Configuration is read in this order, later winning: defaults, the TOML file give
   securechat leaks list --since 24h
   git diff | securechat check           # exit 1 if something leaks
   securechat run --config /etc/securechat.toml`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Version:           Version,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.loadConfig(cmd) },
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) (err error) {
+			a.cfg, err = resolveConfig(cmd, a.Getenv, a.Stderr)
+			return err
+		},
 	}
 	root.SetIn(d.Stdin)
 	root.SetOut(d.Stdout)
@@ -76,10 +79,10 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		return &usageError{cmd: cmd.CommandPath(), err: err}
 	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.configPath, "config", "", "TOML config file (env "+EnvConfig+")")
-	pf.StringVar(&a.dbFlag, "db", "", "SQLite database file (env "+EnvDB+", default securechat.db)")
-	pf.StringVar(&a.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (env "+EnvLogLevel+")")
-	pf.StringVar(&a.logFormat, "log-format", "", "log format: console or json (env "+EnvLogFormat+")")
+	pf.String("config", "", "TOML config file (env "+EnvConfig+")")
+	pf.String("db", "", "SQLite database file (env "+EnvDB+", default "+store.DefaultPath+")")
+	pf.String("log-level", "", "log level: trace, debug, info, warn, error (env "+EnvLogLevel+")")
+	pf.String("log-format", "", "log format: console or json (env "+EnvLogFormat+")")
 
 	root.AddCommand(
 		newRegexCmd(a),
@@ -90,53 +93,6 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		newManifestCmd(a),
 	)
 	return root
-}
-
-// loadConfig builds a.cfg: defaults < file < environment < flags.
-func (a *app) loadConfig(cmd *cobra.Command) error {
-	a.cfg = Defaults()
-	path := a.configPath
-	if path == "" {
-		path = a.Getenv(EnvConfig)
-	}
-	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("config file %s does not exist (check --config or %s; config.example.toml documents every key)", path, EnvConfig)
-			}
-			return fmt.Errorf("open config file: %w", err)
-		}
-		defer f.Close()
-		if err := a.cfg.LoadFile(f, path); err != nil {
-			return err
-		}
-		a.warnReadableSecrets(f, path)
-	}
-	a.cfg.LoadEnv(a.Getenv)
-	flags := cmd.Flags()
-	if flags.Changed("db") {
-		a.cfg.DB = a.dbFlag
-	}
-	if flags.Changed("log-level") {
-		a.cfg.Log.Level = a.logLevel
-	}
-	if flags.Changed("log-format") {
-		a.cfg.Log.Format = a.logFormat
-	}
-	return a.cfg.Validate()
-}
-
-// warnReadableSecrets warns when a config file holding tokens can be read by
-// other users.
-func (a *app) warnReadableSecrets(f *os.File, path string) {
-	if a.cfg.Slack.AppToken == "" && a.cfg.Slack.UserToken == "" {
-		return
-	}
-	fi, err := f.Stat()
-	if err == nil && fi.Mode().Perm()&0o044 != 0 {
-		fmt.Fprintf(a.Stderr, "warning: %s holds Slack tokens and is readable by other users; run: chmod 600 %s\n", path, path)
-	}
 }
 
 // openStore opens the configured database. With mustExist, a missing file is

@@ -1,30 +1,28 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
-	"github.com/spf13/cobra"
-
-	"github.com/securechat/securechat/bot"
-	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
-// loadRuleSet compiles the enabled regexes. A stored pattern that no longer
-// compiles is reported on stderr and skipped; no usable pattern at all is an
-// error, since a check with no rules would pass everything.
-func loadRuleSet(cmd *cobra.Command, a *app, s *store.Store) (*detect.Set, error) {
-	rs, err := s.Regexes(cmd.Context())
+// loadSnapshot loads the rules in force, with the allowlist, exactly as the
+// daemon does. A stored pattern that no longer compiles is reported on stderr
+// and skipped; no usable pattern at all is an error, since a check with no
+// rules would pass everything.
+func (a *app) loadSnapshot(ctx context.Context, s *store.Store) (*ruleset.Snapshot, error) {
+	snap, err := ruleset.Load(ctx, s, allowKey(a.cfg.Allowlist.Secret))
 	if err != nil {
 		return nil, err
 	}
-	set, errs := bot.CompileRules(rs)
-	for _, err := range errs {
+	for _, err := range snap.Skipped {
 		fmt.Fprintf(a.Stderr, "warning: skipping %v\n", err)
 	}
-	if set.Len() == 0 {
+	if snap.Set.Len() == 0 {
 		return nil, errors.New("no enabled regex compiles, so nothing can be checked: add one with 'securechat regex add PATTERN' or --builtin NAME")
 	}
-	return set, nil
+	return snap, nil
 }

@@ -33,17 +33,7 @@ func (a *app) newLogger() zerolog.Logger {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
-type runOptions struct {
-	workers     int
-	queueSize   int
-	apiURL      string
-	scanBots    bool
-	metricsAddr string
-	monitor     bool
-}
-
 func newRunCmd(a *app) *cobra.Command {
-	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon: watch Slack over Socket Mode and delete leaking messages",
@@ -59,33 +49,9 @@ Tokens are read from the environment or the config file, never from flags (flags
 in ps).`,
 		Example: `  export SLACK_APP_TOKEN=xapp-… SLACK_USER_TOKEN=xoxp-…
   securechat run --db /var/lib/securechat/securechat.db --log-format json`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{annotNeedsSlack: "yes"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fl := cmd.Flags()
-			if fl.Changed("workers") {
-				a.cfg.Daemon.Workers = o.workers
-			}
-			if fl.Changed("queue-size") {
-				a.cfg.Daemon.QueueSize = o.queueSize
-			}
-			if fl.Changed("api-url") {
-				a.cfg.Slack.APIURL = o.apiURL
-			}
-			if fl.Changed("scan-bots") {
-				a.cfg.Daemon.ScanBots = o.scanBots
-			}
-			if fl.Changed("metrics-addr") {
-				a.cfg.Metrics.Addr = o.metricsAddr
-			}
-			if o.monitor {
-				a.cfg.Daemon.Mode = "monitor"
-			}
-			if err := a.cfg.Validate(); err != nil {
-				return err
-			}
-			if err := a.cfg.ValidateSlack(); err != nil {
-				return err
-			}
 			log := a.newLogger()
 			s, err := a.openStore(cmd.Context(), false)
 			if err != nil {
@@ -109,13 +75,15 @@ in ps).`,
 			return d.Run(cmd.Context())
 		},
 	}
+	// The values are read by resolveConfig (applyFlags), with the others.
+	def := bot.Defaults()
 	fl := cmd.Flags()
-	fl.IntVar(&o.workers, "workers", 0, "scanning goroutines (default 4, [daemon] workers)")
-	fl.IntVar(&o.queueSize, "queue-size", 0, "events waiting for a worker before backpressure (default 1024, [daemon] queue_size)")
-	fl.StringVar(&o.apiURL, "api-url", "", "Slack Web API base URL (env "+EnvAPIURL+", default https://slack.com/api/)")
-	fl.BoolVar(&o.scanBots, "scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
-	fl.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env "+EnvMetrics+")")
-	fl.BoolVar(&o.monitor, "monitor", false, "record and alert only, never delete ([daemon] mode = \"monitor\")")
+	fl.Int("workers", 0, fmt.Sprintf("scanning goroutines (default %d, [daemon] workers)", def.Workers))
+	fl.Int("queue-size", 0, fmt.Sprintf("events waiting for a worker before backpressure (default %d, [daemon] queue_size)", def.QueueSize))
+	fl.String("api-url", "", "Slack Web API base URL (env "+EnvAPIURL+", default "+def.APIURL+")")
+	fl.Bool("scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
+	fl.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env "+EnvMetrics+")")
+	fl.Bool("monitor", false, "record and alert only, never delete ([daemon] mode = \"monitor\")")
 	return cmd
 }
 

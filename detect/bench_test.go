@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/securechat/securechat/detect/corpus"
+	"github.com/securechat/securechat/internal/corpus"
 )
 
 // BenchmarkScan100 scans a realistic corpus (5,000 generated Slack messages

@@ -94,8 +94,9 @@ func FuzzReadPatterns(f *testing.F) {
 			return
 		}
 		for _, p := range ps {
-			if p == "" || strings.HasPrefix(p, "#") || p != strings.TrimSpace(p) {
-				t.Fatalf("ReadPatterns returned %q", p)
+			if p.Pattern == "" || strings.HasPrefix(p.Pattern, "#") || p.Pattern != strings.TrimSpace(p.Pattern) ||
+				strings.Contains(p.Pattern, "\n") || p.Description != strings.TrimSpace(p.Description) || p.Line < 1 {
+				t.Fatalf("ReadPatterns returned %+v", p)
 			}
 		}
 	})

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/securechat/securechat/detect/corpus"
+	"github.com/securechat/securechat/internal/corpus"
 )
 
 func TestRequiredLiterals(t *testing.T) {

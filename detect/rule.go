@@ -247,3 +247,13 @@ func trimDotStars(re *syntax.Regexp) (*syntax.Regexp, bool) {
 func isDotStar(re *syntax.Regexp) bool {
 	return re.Op == syntax.OpStar && (re.Sub[0].Op == syntax.OpAnyCharNotNL || re.Sub[0].Op == syntax.OpAnyChar)
 }
+
+// NumGroups returns how many capture groups a pattern has, as the rule set
+// compiles it. It returns a *PatternError for a pattern Validate refuses.
+func NumGroups(pattern string) (int, error) {
+	re, _, err := compilePattern(pattern)
+	if err != nil {
+		return 0, &PatternError{Pattern: pattern, Err: err}
+	}
+	return re.NumSubexp(), nil
+}

@@ -224,40 +224,6 @@ func (s *Set) ScanNormalized(text string) []Match {
 	return out
 }
 
-// scanAll runs every rule on the text: the reference the prefiltered scan
-// must equal, and the naive baseline of the benchmarks.
-func (s *Set) scanAll(text string) []Match {
-	var out []Match
-	st := &scanText{text: text}
-	for i := range s.rules {
-		out = s.rules[i].appendMatches(out, st)
-	}
-	return out
-}
-
-// scanKeywords is the gitleaks-style scan, the peer the benchmarks compare
-// with: the literal prefilter alone, every literal-free rule run by Go.
-func (s *Set) scanKeywords(text string) []Match {
-	cand := make([]bool, len(s.rules))
-	for _, i := range s.always {
-		cand[i] = true
-	}
-	for _, i := range s.dfaIdx {
-		cand[i] = true
-	}
-	if s.ac != nil {
-		s.ac.scan(foldSpecial(text), func(id int32) { cand[id] = true })
-	}
-	var out []Match
-	st := &scanText{text: text}
-	for i := range s.rules {
-		if cand[i] {
-			out = s.rules[i].appendMatches(out, st)
-		}
-	}
-	return out
-}
-
 // foldSpecial maps the two non-ASCII runes that (?i) folds to ASCII letters,
 // U+017F (ſ) to s and U+212A (Kelvin sign) to k, so that the prefilter sees
 // "paſsword" as "password", as the regexp does.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -189,16 +190,18 @@ func TestScanConcurrent(t *testing.T) {
 }
 
 func TestReadPatterns(t *testing.T) {
-	in := "# comment\n\n  ghp_[0-9a-zA-Z]{36}  \r\n(?i)password\n#another\n"
+	in := "# comment\n\n  ghp_[0-9a-zA-Z]{36}  \r\n(?i)password\t Passwords \n#another\n"
 	got, err := ReadPatterns(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(got, "\n") != "ghp_[0-9a-zA-Z]{36}\n(?i)password" {
-		t.Errorf("ReadPatterns = %q", got)
+	want := []PatternLine{{Line: 3, Pattern: "ghp_[0-9a-zA-Z]{36}"}, {Line: 4, Pattern: "(?i)password", Description: "Passwords"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("ReadPatterns = %+v, want %+v", got, want)
 	}
-	if _, err := ReadPatterns(strings.NewReader(strings.Repeat("x", MaxPatternLen+10))); err == nil {
-		t.Error("ReadPatterns accepted an over-long line")
+	_, err = ReadPatterns(strings.NewReader("ok\n" + strings.Repeat("x", maxListLine+10)))
+	if err == nil || !strings.Contains(err.Error(), "line 2 ") {
+		t.Errorf("ReadPatterns on an over-long second line: %v, want an error naming line 2", err)
 	}
 }
 
@@ -227,7 +230,7 @@ func loadRules(tb testing.TB, path string) []Rule {
 	}
 	rules := make([]Rule, len(patterns))
 	for i, p := range patterns {
-		rules[i] = Rule{ID: int64(i + 1), Pattern: p}
+		rules[i] = Rule{ID: int64(i + 1), Pattern: p.Pattern, Description: p.Description}
 	}
 	return rules
 }

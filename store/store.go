@@ -157,18 +157,51 @@ func (s *Store) migrate(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal (is the file on a network filesystem?)", mode)
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	ms, err := migrations()
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for i, name := range names {
-		version := i + 1
-		if err := s.applyMigration(ctx, version, name); err != nil {
-			return fmt.Errorf("migration %s: %w", filepath.Base(name), err)
+	for _, m := range ms {
+		if err := s.applyMigration(ctx, m.version, m.name); err != nil {
+			return fmt.Errorf("migration %s: %w", filepath.Base(m.name), err)
 		}
 	}
 	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+}
+
+// migrations lists the embedded migrations by the version their NNNN_ prefix
+// gives, and checks that the versions run 1, 2, 3… with no gap or repeat.
+func migrations() ([]migration, error) {
+	return parseMigrations(migrationFS)
+}
+
+func parseMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names {
+		base := filepath.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || len(num) != 4 || v < 1 {
+			return nil, fmt.Errorf("migration %s: the name must start with a 4-digit version and _ (0004_name.sql)", base)
+		}
+		ms = append(ms, migration{version: v, name: name})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d (versions run 1, 2, 3… without gaps or repeats)", filepath.Base(m.name), m.version, i+1)
+		}
+	}
+	return ms, nil
 }
 
 // applyMigration runs one numbered migration in its own transaction unless

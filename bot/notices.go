@@ -1,0 +1,159 @@
+package bot
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+// notice is an outbox payload. It holds masked data only.
+type notice struct {
+	Channel string          `json:"channel,omitempty"` // where to post (alert channel, or the message's channel)
+	User    string          `json:"user,omitempty"`    // the author, for author notices
+	Mode    string          `json:"mode,omitempty"`    // author notices: ephemeral or dm
+	Text    string          `json:"text,omitempty"`    // Slack text
+	Body    json.RawMessage `json:"body,omitempty"`    // webhook JSON
+}
+
+// WebhookEvent is the JSON body securechat POSTs to the webhook, one per
+// leaking message and outcome.
+type WebhookEvent struct {
+	Event    string           `json:"event"` // "leak"
+	Channel  string           `json:"channel"`
+	User     string           `json:"user"`
+	TS       string           `json:"ts"`
+	Action   string           `json:"action"`  // delete or monitor
+	Outcome  string           `json:"outcome"` // deleted, delete_failed, monitored
+	Reason   string           `json:"reason,omitempty"`
+	Findings []WebhookFinding `json:"findings"`
+	Time     time.Time        `json:"time"`
+}
+
+// WebhookFinding is one match in a WebhookEvent.
+type WebhookFinding struct {
+	RegexID int64  `json:"regex_id"`
+	Rule    string `json:"rule"`
+	Excerpt string `json:"excerpt"` // masked
+}
+
+// notices builds the outbox items for a leak: what the author, the alert
+// channel and the webhook are told. It only builds text; the notifier sends.
+type notices struct {
+	cfg Notify
+	now func() time.Time
+}
+
+// any reports whether any kind of notification is configured.
+func (n notices) any() bool {
+	return n.cfg.Author != "" || n.cfg.AlertChannel != "" || n.cfg.WebhookURL != ""
+}
+
+// outcome builds the admin alert and the webhook event for a leaking message
+// whose outcome is known. outcome is what the alert says ("deleted", "could
+// not be deleted", "recorded (monitor: not deleted)").
+func (n notices) outcome(msg store.Message, fs []store.Finding, action, outcome, reason string) []store.OutboxItem {
+	var out []store.OutboxItem
+	if n.cfg.AlertChannel != "" {
+		out = append(out, store.OutboxItem{Kind: store.KindAlert,
+			Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason)})})
+	}
+	if n.cfg.WebhookURL != "" {
+		ev := webhookEvent(msg, fs, action, outcome, reason, n.now())
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: json.RawMessage(marshal(ev))})})
+	}
+	return out
+}
+
+// author builds the notice to the member whose message was deleted.
+func (n notices) author(msg store.Message, fs []store.Finding) []store.OutboxItem {
+	if n.cfg.Author == "" || msg.User == "" || len(fs) == 0 {
+		return nil
+	}
+	return []store.OutboxItem{{Kind: store.KindAuthor,
+		Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(n.cfg.AuthorMessage, msg, fs)})}}
+}
+
+// alertText is the alert channel's line for one leaking message.
+func alertText(msg store.Message, fs []store.Finding, action, outcome, reason string) string {
+	var parts []string
+	for _, f := range fs {
+		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(f.Rule), escape(f.Excerpt)))
+	}
+	text := fmt.Sprintf(":rotating_light: securechat: leak in <#%s> by <@%s> (ts %s): %s. Action: %s; %s.",
+		msg.Channel, msg.User, msg.TS, strings.Join(dedupStrings(parts), ", "), action, outcome)
+	if reason != "" {
+		text += " Reason: " + reason + "."
+	}
+	return text
+}
+
+// authorText fills the author notice template.
+func authorText(template string, msg store.Message, fs []store.Finding) string {
+	var rules []string
+	for _, f := range fs {
+		rules = append(rules, f.Rule)
+	}
+	rule := strings.Join(dedupStrings(rules), ", ")
+	if rule == "" {
+		rule = "regex " + strconv.FormatInt(fs[0].RegexID, 10)
+	}
+	return strings.NewReplacer("{rule}", escape(rule), "{excerpt}", escape(fs[0].Excerpt), "{channel}", msg.Channel, "{user}", msg.User).
+		Replace(template)
+}
+
+// webhookEvent is the webhook's JSON body for one leaking message.
+func webhookEvent(msg store.Message, fs []store.Finding, action, outcome, reason string, now time.Time) WebhookEvent {
+	ev := WebhookEvent{Event: "leak", Channel: msg.Channel, User: msg.User, TS: msg.TS, Action: action,
+		Outcome: webhookOutcome(action, reason, outcome), Reason: reason, Time: now.UTC()}
+	for _, f := range fs {
+		ev.Findings = append(ev.Findings, WebhookFinding{RegexID: f.RegexID, Rule: f.Rule, Excerpt: f.Excerpt})
+	}
+	return ev
+}
+
+func webhookOutcome(action, reason, outcome string) string {
+	switch {
+	case action == store.ActionMonitor:
+		return "monitored"
+	case reason != "" && outcome != "deleted":
+		return "delete_failed"
+	}
+	return "deleted"
+}
+
+// findingsOf turns the leaks of one deletion back into findings for notes.
+func findingsOf(ls []store.Leak) (store.Message, []store.Finding) {
+	var msg store.Message
+	var fs []store.Finding
+	for _, l := range ls {
+		msg = store.Message{Channel: l.Channel, User: l.User, TS: l.TS}
+		fs = append(fs, store.Finding{RegexID: l.RegexID, Rule: l.Rule, Excerpt: l.Excerpt, Action: l.Action})
+	}
+	return msg, fs
+}
+
+// escape escapes &, < and > in text that goes into a Slack message, so
+// that an excerpt or a description is shown as written, not read as markup.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func dedupStrings(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func marshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,57 @@
+package bot
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+func TestNoticeTexts(t *testing.T) {
+	msg := store.Message{Channel: "C1", User: "U1", TS: "1.2"}
+	fs := []store.Finding{
+		{RegexID: 3, Rule: "cards <visa>", Excerpt: "4111********1111"},
+		{RegexID: 3, Rule: "cards <visa>", Excerpt: "4111********1111"},
+		{RegexID: 4, Rule: "", Excerpt: "AK**…**XY"},
+	}
+	alert := alertText(msg, fs, store.ActionDelete, "could not be deleted", "cant_delete_message")
+	for _, want := range []string{"<#C1>", "<@U1>", "regex 3 (cards &lt;visa&gt;) `4111********1111`", "regex 4", "Reason: cant_delete_message."} {
+		if !strings.Contains(alert, want) {
+			t.Errorf("alert %q lacks %q", alert, want)
+		}
+	}
+	if strings.Count(alert, "regex 3") != 1 {
+		t.Errorf("alert repeats a finding: %q", alert)
+	}
+	if got := authorText("{rule} in {channel} for {user}: {excerpt}", msg, fs[2:]); got != "regex 4 in C1 for U1: AK**…**XY" {
+		t.Errorf("author text = %q", got)
+	}
+	for _, tt := range []struct{ action, outcome, reason, want string }{
+		{store.ActionMonitor, "recorded", "", "monitored"},
+		{store.ActionDelete, "deleted", "", "deleted"},
+		{store.ActionDelete, "could not be deleted", "cant_delete_message", "delete_failed"},
+	} {
+		ev := webhookEvent(msg, fs, tt.action, tt.outcome, tt.reason, time.Unix(10, 0))
+		if ev.Outcome != tt.want || len(ev.Findings) != 3 || !ev.Time.Equal(time.Unix(10, 0)) {
+			t.Errorf("webhook event for %s/%s = %+v, want outcome %s", tt.action, tt.outcome, ev, tt.want)
+		}
+	}
+	n := notices{cfg: Notify{Author: "dm", AuthorMessage: "{rule}", AlertChannel: "CA", WebhookURL: "https://hook"}, now: func() time.Time { return time.Unix(0, 0) }}
+	items := append(n.author(msg, fs), n.outcome(msg, fs, store.ActionDelete, "deleted", "")...)
+	kinds := []string{}
+	for _, it := range items {
+		var p notice
+		if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
+			t.Fatalf("payload %q: %v", it.Payload, err)
+		}
+		kinds = append(kinds, it.Kind)
+	}
+	if strings.Join(kinds, ",") != store.KindAuthor+","+store.KindAlert+","+store.KindWebhook {
+		t.Errorf("kinds = %v", kinds)
+	}
+	if (notices{}).any() || len((notices{}).author(msg, fs)) != 0 || len((notices{}).outcome(msg, fs, "delete", "deleted", "")) != 0 {
+		t.Error("notices with nothing configured built something")
+	}
+}

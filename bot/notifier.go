@@ -1,0 +1,258 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+
+	"github.com/securechat/securechat/store"
+)
+
+// outboxRetention is how long sent notifications stay in the database.
+const outboxRetention = 7 * 24 * time.Hour
+
+// outboxBatch is how many due notifications one pass sends.
+const outboxBatch = 100
+
+// poster is the part of the Slack client the notifier uses.
+type poster interface {
+	PostMessageContext(ctx context.Context, channel string, options ...slack.MsgOption) (string, string, error)
+	PostEphemeralContext(ctx context.Context, channel, userID string, options ...slack.MsgOption) (string, error)
+	OpenConversationContext(ctx context.Context, params *slack.OpenConversationParameters) (*slack.Channel, bool, bool, error)
+}
+
+type notifierDeps struct {
+	store      *store.Store
+	poster     poster
+	http       *http.Client // webhooks
+	webhookURL string
+	metrics    *Metrics
+	log        zerolog.Logger
+	now        func() time.Time
+	retryMax   time.Duration
+}
+
+// notifier sends the notifications queued in the outbox: author notices,
+// alert-channel lines and webhook events. A notification that fails is
+// retried with backoff, up to maxUnknownTries attempts, and never holds up
+// detection or deletion. It remembers what it posted, so that the pipeline
+// does not scan securechat's own messages.
+type notifier struct {
+	notifierDeps
+	wakeCh chan struct{}
+	own    ownPosts
+}
+
+func newNotifier(d notifierDeps) *notifier {
+	return &notifier{notifierDeps: d, wakeCh: make(chan struct{}, 1)}
+}
+
+// wake tells the notifier that a notification was queued.
+func (n *notifier) wake() { nudge(n.wakeCh) }
+
+// isOwn reports whether a message is one the notifier posted.
+func (n *notifier) isOwn(channel, text string) bool { return n.own.has(channel, text) }
+
+// run sends due notifications until ctx ends.
+func (n *notifier) run(ctx context.Context) {
+	sampled := n.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
+	var pruned time.Time
+	for {
+		if now := n.now(); now.Sub(pruned) > time.Hour {
+			pruned = now
+			if c, err := n.store.PruneOutbox(ctx, now.Add(-outboxRetention)); err != nil {
+				sampled.Warn().Err(err).Msg("cannot prune sent notifications")
+			} else if c > 0 {
+				n.log.Debug().Int64("pruned", c).Msg("pruned sent notifications")
+			}
+		}
+		wait := n.sendDue(ctx, sampled)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-n.wakeCh:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// sendDue sends every due notification and returns how long to wait before
+// looking again.
+func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Duration {
+	due, err := n.store.DueOutbox(ctx, n.now(), outboxBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			sampled.Warn().Err(err).Msg("notifier cannot read the outbox; retrying")
+		}
+		return time.Second
+	}
+	for _, it := range due {
+		if ctx.Err() != nil {
+			return 0
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		out := n.send(sctx, it)
+		cancel()
+		now := n.now()
+		status, next := store.OutboxSent, now
+		switch out.kind {
+		case outRetry, outRateLimited:
+			status = store.OutboxPending
+			next = now.Add(max(out.wait, backoff(it.Attempts+1, n.retryMax)))
+			if it.Attempts+1 >= maxUnknownTries {
+				status = store.OutboxFailed
+			}
+		case outFailed, outFatal:
+			status = store.OutboxFailed
+		}
+		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := n.store.FinishOutbox(wctx, it.ID, status, out.reason, next)
+		wcancel()
+		if err != nil {
+			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
+		}
+		result := map[string]string{store.OutboxSent: "sent", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]
+		n.metrics.notifications.WithLabelValues(it.Kind, result).Inc()
+		e := n.log.Debug()
+		if status != store.OutboxSent {
+			e = sampled.Warn()
+		}
+		e.Str("kind", it.Kind).Int64("notification", it.ID).Int("attempt", it.Attempts+1).Str("result", result).
+			Str("reason", out.reason).Msg("notification")
+	}
+	if len(due) == outboxBatch {
+		return 0
+	}
+	next, ok, err := n.store.NextOutboxAt(ctx)
+	if err != nil || !ok {
+		return idlePoll
+	}
+	return min(max(next.Sub(n.now()), 0), idlePoll)
+}
+
+// send makes one attempt at a notification.
+func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
+	var p notice
+	if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
+		return outcome{kind: outFailed, reason: "unreadable payload: " + err.Error()}
+	}
+	switch it.Kind {
+	case store.KindAlert:
+		return n.post(ctx, p.Channel, p.Text)
+	case store.KindAuthor:
+		if p.Mode == "ephemeral" {
+			_, err := n.poster.PostEphemeralContext(ctx, p.Channel, p.User, slack.MsgOptionText(p.Text, false))
+			out := n.result("chat.postEphemeral", err)
+			if out.kind != outFailed {
+				return out
+			}
+			// The conversation may be gone for them (or for the poster):
+			// a direct message still reaches the author.
+		}
+		ch, _, _, err := n.poster.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{p.User}})
+		if err != nil {
+			return n.result("conversations.open", err)
+		}
+		return n.post(ctx, ch.ID, p.Text)
+	case store.KindWebhook:
+		return n.postWebhook(ctx, p.Body)
+	}
+	return outcome{kind: outFailed, reason: "unknown notification kind " + it.Kind}
+}
+
+// post sends a message with chat.postMessage, remembered as our own first:
+// its message event can arrive before chat.postMessage answers.
+func (n *notifier) post(ctx context.Context, channel, text string) outcome {
+	n.own.add(channel, text)
+	_, _, err := n.poster.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false))
+	return n.result("chat.postMessage", err)
+}
+
+// result classifies a Web API answer and counts an error in the metrics.
+func (n *notifier) result(method string, err error) outcome {
+	if err != nil {
+		n.metrics.slackErrors.WithLabelValues(method, errCode(err)).Inc()
+	}
+	return classifyPost(method, err)
+}
+
+func (n *notifier) postWebhook(ctx context.Context, body []byte) outcome {
+	if n.webhookURL == "" {
+		return outcome{kind: outFailed, reason: "no webhook_url configured any more"}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.webhookURL, bytes.NewReader(body))
+	if err != nil {
+		return outcome{kind: outFailed, reason: "webhook: cannot build the request (check webhook_url)"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "securechat")
+	resp, err := n.http.Do(req)
+	if err != nil {
+		// A webhook URL often embeds a secret: report the error without it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return outcome{kind: outRetry, reason: "webhook: " + err.Error()}
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return outcome{kind: outDone}
+	case resp.StatusCode == http.StatusTooManyRequests:
+		wait := time.Minute
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			wait = time.Duration(s) * time.Second
+		}
+		return outcome{kind: outRateLimited, wait: wait, reason: "webhook: HTTP 429"}
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
+		return outcome{kind: outRetry, reason: "webhook: HTTP " + strconv.Itoa(resp.StatusCode)}
+	}
+	return outcome{kind: outFailed, reason: "webhook: HTTP " + strconv.Itoa(resp.StatusCode)}
+}
+
+// ownPosts remembers the last messages securechat itself posted (alerts,
+// DM notices), by conversation and text, so that their message events are
+// not scanned: with a rule that happens to match a masked excerpt, scanning
+// them would loop. It holds a bounded number of entries.
+type ownPosts struct {
+	mu   sync.Mutex
+	set  map[string]int
+	ring [256]string
+	next int
+}
+
+func (o *ownPosts) add(channel, text string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.set == nil {
+		o.set = map[string]int{}
+	}
+	if old := o.ring[o.next]; old != "" {
+		if o.set[old]--; o.set[old] <= 0 {
+			delete(o.set, old)
+		}
+	}
+	key := channel + "\x00" + text
+	o.ring[o.next] = key
+	o.set[key]++
+	o.next = (o.next + 1) % len(o.ring)
+}
+
+func (o *ownPosts) has(channel, text string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.set[channel+"\x00"+text] > 0
+}

@@ -1,0 +1,241 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/securechat/securechat/store"
+)
+
+// pipeline takes Socket Mode events from the socket to the store: read,
+// decode, scope, decide, record, acknowledge. It is the only component that
+// talks to the socket.
+type pipeline struct {
+	store        *store.Store
+	rules        *rules
+	notes        notices
+	metrics      *Metrics
+	log          zerolog.Logger
+	conn         *connState
+	scope        scope
+	scanBots     bool
+	monitor      bool   // the daemon's monitor mode: never delete
+	wakeDeleter  func() // a deletion was queued
+	wakeNotifier func() // a notification was queued
+}
+
+// read takes events from the socket client and hands the ones that need
+// work to the queue. It blocks when the queue is full: backpressure instead
+// of dropping (Slack redelivers what is not acknowledged). It returns a
+// *TokenError when Slack refuses the app token, and nil when ctx ends.
+func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<- socketmode.Event) error {
+	for {
+		var ev socketmode.Event
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev = <-sm.Events:
+		}
+		switch ev.Type {
+		case socketmode.EventTypeConnecting:
+			if ce, ok := ev.Data.(*slack.ConnectingEvent); ok && (ce.ConnectionCount > 0 || ce.Attempt > 1) {
+				p.log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
+			}
+			p.conn.set(false)
+			continue
+		case socketmode.EventTypeConnectionError:
+			ce, _ := ev.Data.(*slack.ConnectionErrorEvent)
+			if ce != nil {
+				if err := appTokenError(ce.ErrorObj); isTokenError(err) {
+					return err
+				}
+				p.metrics.slackErrors.WithLabelValues("apps.connections.open", errCode(ce.ErrorObj)).Inc()
+				p.log.Warn().Err(ce.ErrorObj).Dur("retry_in", ce.Backoff).Msg("cannot connect to Slack; retrying")
+			}
+			continue
+		case socketmode.EventTypeInvalidAuth:
+			return &TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: appTokenHint}
+		case socketmode.EventTypeConnected:
+			p.conn.set(true)
+			if ce, ok := ev.Data.(*socketmode.ConnectedEvent); ok {
+				if ce.ConnectionCount > 0 {
+					p.metrics.reconnects.Inc()
+				}
+				p.log.Info().Int("connection", ce.ConnectionCount).Msg("connected to Slack over Socket Mode")
+			}
+			continue
+		case socketmode.EventTypeHello:
+			continue
+		case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed:
+			p.log.Warn().Str("event", string(ev.Type)).Msg("socket mode connection trouble; slack-go reconnects by itself")
+			continue
+		}
+		select {
+		case queue <- ev:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// handle processes one queued event. It always acknowledges, except when a
+// leak could not be recorded: then Slack's redelivery is the retry.
+func (p *pipeline) handle(ctx context.Context, sm *socketmode.Client, ev socketmode.Event) {
+	switch ev.Type {
+	case socketmode.EventTypeEventsAPI:
+		if ev.Request == nil {
+			return
+		}
+		p.process(ctx, sm, ev.Request.EnvelopeID, ev.Request.Payload, ev.Request.RetryAttempt)
+	case socketmode.EventTypeErrorBadMessage:
+		// slack-go could not decode the event (an unknown type, or a block it
+		// does not know). Read the envelope ourselves: it may still be a
+		// message to scan, and it must be acknowledged either way.
+		bad, _ := ev.Data.(*socketmode.ErrorBadMessage)
+		if bad == nil {
+			return
+		}
+		var env struct {
+			EnvelopeID   string          `json:"envelope_id"`
+			Type         string          `json:"type"`
+			Payload      json.RawMessage `json:"payload"`
+			RetryAttempt int             `json:"retry_attempt"`
+		}
+		if err := json.Unmarshal(bad.Message, &env); err != nil || env.EnvelopeID == "" {
+			p.log.Warn().Int("bytes", len(bad.Message)).Msg("dropped an unreadable frame with no envelope id (nothing to acknowledge)")
+			return
+		}
+		if env.Type == socketmode.RequestTypeEventsAPI {
+			p.process(ctx, sm, env.EnvelopeID, env.Payload, env.RetryAttempt)
+			return
+		}
+		p.ack(ctx, sm, env.EnvelopeID)
+	default:
+		if ev.Request != nil && ev.Request.EnvelopeID != "" {
+			p.ack(ctx, sm, ev.Request.EnvelopeID) // slash commands, interactivity: not ours
+		}
+	}
+}
+
+func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeID string, payload []byte, retry int) {
+	c, eventID, skip, err := parseEvent(payload, p.scanBots)
+	log := p.log.With().Str("envelope_id", envelopeID).Str("event_id", eventID).Logger()
+	if err != nil {
+		log.Warn().Err(err).Msg("acknowledged and skipped a malformed event")
+		p.metrics.events.WithLabelValues("malformed").Inc()
+		p.ack(ctx, sm, envelopeID)
+		return
+	}
+	if skip == "" {
+		skip = p.scope.skip(c)
+		if skip != "" {
+			p.metrics.events.WithLabelValues("out_of_scope").Inc()
+		}
+	} else {
+		p.metrics.events.WithLabelValues("skipped").Inc()
+	}
+	if skip != "" {
+		log.Trace().Str("reason", skip).Msg("skipped event")
+		p.ack(ctx, sm, envelopeID)
+		return
+	}
+	start := time.Now()
+	v := p.rules.current().Decide(c.Text, p.monitor)
+	p.metrics.scanSeconds.Observe(time.Since(start).Seconds())
+	if len(v.Findings) == 0 {
+		outcome := "clean"
+		if v.Allowlisted > 0 {
+			outcome = "allowlisted"
+			log.Info().Str("channel", c.Channel).Str("ts", c.TS).Int("values", v.Allowlisted).Msg("allowlisted value seen; not a leak")
+		}
+		p.metrics.events.WithLabelValues(outcome).Inc()
+		p.ack(ctx, sm, envelopeID)
+		return
+	}
+	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS}
+	var notes []store.OutboxItem
+	if !v.Delete {
+		notes = p.notes.outcome(msg, v.Findings, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+	}
+	res, err := p.record(ctx, msg, v.Findings, v.Delete, notes)
+	if err != nil {
+		p.metrics.events.WithLabelValues("record_failed").Inc()
+		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
+			Msg("could not record a leak; not acknowledging, so Slack redelivers the event")
+		return
+	}
+	p.ack(ctx, sm, envelopeID)
+	outcome := "queued for deletion"
+	switch {
+	case res.NewLeaks == 0:
+		outcome = "already recorded (redelivered event)"
+		p.metrics.events.WithLabelValues("redelivered").Inc()
+	case !v.Delete:
+		outcome = "recorded (monitor: not deleted)"
+	case !res.NewDeletion:
+		outcome = "added to the message's pending deletion"
+	}
+	if res.NewLeaks > 0 {
+		p.metrics.events.WithLabelValues("leak").Inc()
+		for _, f := range v.Findings {
+			p.metrics.leaks.WithLabelValues(strconv.FormatInt(f.RegexID, 10), f.Action).Inc()
+		}
+	}
+	for _, f := range v.Findings {
+		log.Info().Str("channel", c.Channel).Str("channel_type", c.ChannelType).Str("ts", c.TS).Str("user", c.User).
+			Str("subtype", c.Subtype).Int64("regex_id", f.RegexID).Str("rule", f.Rule).Str("excerpt", f.Excerpt).
+			Str("action", f.Action).Int("retry_attempt", retry).Str("outcome", outcome).Msg("leak detected")
+	}
+	if res.NewDeletion {
+		p.wakeDeleter()
+	}
+	if len(notes) > 0 && res.NewLeaks > 0 {
+		p.wakeNotifier()
+	}
+}
+
+// record stores a leak, retrying briefly on a busy database: Slack's ack
+// deadline is 3 s, and an unacknowledged event is redelivered anyway.
+func (p *pipeline) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool, notes []store.OutboxItem) (store.RecordResult, error) {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return store.RecordResult{}, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		var res store.RecordResult
+		res, err = p.store.RecordLeak(ctx, msg, fs, deleteMsg, notes...)
+		if err == nil {
+			return res, nil
+		}
+	}
+	return store.RecordResult{}, err
+}
+
+func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := sm.AckCtx(ctx, envelopeID, nil); err != nil {
+		p.log.Warn().Err(err).Str("envelope_id", envelopeID).Msg("could not acknowledge; Slack will redeliver (harmless: leaks are deduplicated)")
+		return
+	}
+	p.metrics.acks.Inc()
+}
+
+// nudge wakes a component waiting on ch without blocking: one pending
+// wake-up is enough.
+func nudge(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
