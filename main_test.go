@@ -251,7 +251,7 @@ func TestDaemonExitsOnBadTokens(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=" + tt.app, "SLACK_USER_TOKEN=" + tt.user, "SLACK_API_URL=" + fake.APIURL()}
-			p := start(t, env, "run")
+			p := start(t, env, "run", "--allow-empty")
 			if code := p.wait(t, 15*time.Second); code != 2 {
 				t.Errorf("exit code %d, want 2", code)
 			}
@@ -264,12 +264,67 @@ func TestDaemonExitsOnBadTokens(t *testing.T) {
 	}
 }
 
+// TestRunRefusesAnEmptyDatabase: the usual mistake, rules added to one file
+// and the daemon pointed at another, exits 2 (systemd's
+// RestartPreventExitStatus=2 keeps it from looping) and names the file.
+func TestRunRefusesAnEmptyDatabase(t *testing.T) {
+	fake := fakeslack.New(fakeslack.Options{})
+	defer fake.Close()
+	db := filepath.Join(t.TempDir(), "securechat.db")
+	env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=" + fake.AppToken(), "SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
+	out, code := runCLI(t, env, "run")
+	if code != 2 || !strings.Contains(out, "no enabled regex in "+db) || !strings.Contains(out, "--allow-empty") {
+		t.Errorf("run on an empty database: exit %d\n%s", code, out)
+	}
+	fake.Snapshot(func(s *fakeslack.State) {
+		if s.Opens() != 0 {
+			t.Error("it connected to Slack before refusing")
+		}
+	})
+}
+
+// TestDefaultDatabaseIsNotTheCurrentDirectory: with no database configured,
+// commands share one file under the user's state directory, whatever the
+// current directory; a securechat.db left in the current directory by an
+// earlier release is refused with a hint, not silently replaced.
+func TestDefaultDatabaseIsNotTheCurrentDirectory(t *testing.T) {
+	home, work1, work2 := t.TempDir(), t.TempDir(), t.TempDir()
+	env := []string{"HOME=" + home, "XDG_STATE_HOME=", "STATE_DIRECTORY=", "SECURECHAT_DB=", "SECURECHAT_CONFIG="}
+	run := func(dir string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(binary, args...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+	if out, code := run(work1, "regex", "add", `tok_[a-z0-9]{20}`); code != 0 {
+		t.Fatalf("regex add: %s", out)
+	}
+	if out, code := run(work2, "regex", "list"); code != 0 || !strings.Contains(out, "tok_") {
+		t.Errorf("regex list from another directory does not see the rule: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".local", "state", "securechat", "securechat.db")); err != nil {
+		t.Errorf("no database under ~/.local/state/securechat: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(work2, "securechat.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(work2, "regex", "list")
+	if code != 2 || !strings.Contains(out, "exists in the current directory") || !strings.Contains(out, "SECURECHAT_DB=") {
+		t.Errorf("a ./securechat.db is not pointed out: exit %d\n%s", code, out)
+	}
+}
+
 func TestDemo(t *testing.T) {
 	out, code := runCLI(t, nil, "demo")
 	if code != 0 {
 		t.Fatalf("demo exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"4 of 6 messages leaked and were deleted", "kept", "DELETED", "6759********8453", "deleted  1"} {
+	for _, want := range []string{"3 of 6 messages leaked and were deleted", "1 DM was recorded", "kept", "DELETED", "************8453", "deleted  1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

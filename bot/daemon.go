@@ -47,6 +47,10 @@ type Options struct {
 	ShutdownTimeout time.Duration // how long to finish in-flight events at shutdown
 	RetryMax        time.Duration // longest wait between deletion attempts
 	ScanBots        bool          // scan bot_message and app posts too
+	// ResumeMaxAge: when the daemon enforces again after monitor mode, held
+	// deletions of messages seen within this age resume; older ones wait for
+	// 'securechat leaks resume' (the message may have been edited clean).
+	ResumeMaxAge time.Duration
 
 	// PingInterval is how long the connection may go without a ping from
 	// Slack before it is considered dead (slack-go's default).
@@ -111,6 +115,7 @@ func Defaults() Options {
 		ReloadInterval:  time.Second,
 		ShutdownTimeout: 5 * time.Second,
 		RetryMax:        5 * time.Minute,
+		ResumeMaxAge:    24 * time.Hour,
 		PingInterval:    30 * time.Second,
 		Mode:            ModeEnforce,
 		Notify:          Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage},
@@ -144,6 +149,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = def.PingInterval
+	}
+	if o.ResumeMaxAge <= 0 {
+		o.ResumeMaxAge = def.ResumeMaxAge
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -222,6 +230,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	self, err := checkAuth(ctx, d.api, d.log, authOptions{now: o.Now, apiURL: o.APIURL,
 		wantIMWrite: o.Notify.Author != "" && o.Notify.BotToken == ""})
 	if err != nil {
+		if ctx.Err() != nil {
+			d.log.Info().Msg("stopped before connecting")
+			return nil // a stop asked for while auth.test was being retried is a clean stop
+		}
+		return err
+	}
+	if err := d.holdOrResume(ctx); err != nil {
 		return err
 	}
 	rules := newRules(d.store, o.AllowlistKey, o.Metrics, d.log.With().Str("component", "rules").Logger())
@@ -273,7 +288,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
-	components.Go(func() error { return deleter.run(life) })
+	if o.Mode != ModeMonitor {
+		components.Go(func() error { return deleter.run(life) })
+	}
 	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.run(life); return nil })
 	if o.MetricsListener != nil {
@@ -309,6 +326,36 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info().Msg("stopped")
 	}
 	return err
+}
+
+// holdOrResume applies the mode to the deletions already queued. In monitor
+// mode nothing is deleted: pending deletions (a rate-limit backlog, say) are
+// held, not dropped. In enforce mode, deletions held by monitor mode resume
+// when their message is younger than ResumeMaxAge; older ones stay held
+// until an admin runs 'securechat leaks resume'.
+func (d *Daemon) holdOrResume(ctx context.Context) error {
+	if d.opts.Mode == ModeMonitor {
+		n, err := d.store.HoldPending(ctx, store.HoldMonitor)
+		if err != nil {
+			return fmt.Errorf("hold queued deletions for monitor mode: %w", err)
+		}
+		if n > 0 {
+			d.log.Warn().Int("held", n).Msg("monitor mode: queued deletions are held, not carried out; they resume when securechat enforces again")
+		}
+		return nil
+	}
+	resumed, still, err := d.store.ResumeHeld(ctx, store.HoldMonitor, d.opts.Now().Add(-d.opts.ResumeMaxAge))
+	if err != nil {
+		return fmt.Errorf("resume deletions held by monitor mode: %w", err)
+	}
+	if resumed > 0 {
+		d.log.Info().Int("resumed", resumed).Dur("younger_than", d.opts.ResumeMaxAge).Msg("resumed deletions held by monitor mode")
+	}
+	if still > 0 {
+		d.log.Warn().Int("held", still).Dur("older_than", d.opts.ResumeMaxAge).
+			Msg("held deletions wait for an admin (the messages may have been edited since): review with 'securechat leaks list --status held', then 'securechat leaks resume ID...' or 'securechat leaks cancel ID...'")
+	}
+	return nil
 }
 
 // slackLogger sends slack-go's own log lines to zerolog at debug level.

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -101,6 +102,12 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 			continue // another daemon on this database has it
 		}
 		pause, err := d.deleteOne(ctx, del)
+		if errors.Is(err, store.ErrNotFound) {
+			// Cancelled or held while its call was in flight: the new
+			// status stands.
+			d.log.Info().Str("channel", del.Channel).Str("ts", del.TS).Msg("deletion was cancelled or held while its call was in flight; left as it is")
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}

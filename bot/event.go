@@ -140,38 +140,50 @@ var textKeys = map[string]bool{
 // messageText joins the normalised message text with the readable text of
 // its attachments, blocks and files. A part already contained in what came
 // before (rich_text blocks repeat the message text) is left out, so one
-// secret is not reported twice.
+// secret is not reported twice. Only Slack markup is normalised: the text
+// field, attachments and mrkdwn text objects are escaped mrkdwn, while
+// rich_text elements and file fields carry the text as typed (a literal <
+// or & there is not markup).
 func messageText(m *msgEvent) string {
 	var b strings.Builder
 	b.WriteString(detect.Normalize(m.Text))
-	for _, v := range []any{m.Attachments, m.Blocks, m.Files} {
-		collect(v, "", func(s string) {
-			s = strings.TrimSpace(detect.Normalize(s))
-			if s == "" || strings.Contains(b.String(), s) {
-				return
-			}
-			b.WriteByte('\n')
-			b.WriteString(s)
-		})
+	emit := func(s string, markup bool) {
+		if markup {
+			s = detect.Normalize(s)
+		}
+		s = strings.TrimSpace(s)
+		if s == "" || strings.Contains(b.String(), s) {
+			return
+		}
+		b.WriteByte('\n')
+		b.WriteString(s)
 	}
+	collect(m.Attachments, "", true, emit)
+	collect(m.Blocks, "", false, emit)
+	collect(m.Files, "", false, emit)
 	return b.String()
 }
 
-func collect(v any, key string, emit func(string)) {
+// collect emits the readable strings of v; markup says whether they are
+// Slack mrkdwn (escaped) rather than plain text.
+func collect(v any, key string, markup bool, emit func(string, bool)) {
 	switch x := v.(type) {
 	case string:
 		if textKeys[key] {
-			emit(x)
+			emit(x, markup)
 		}
 	case []any:
 		for _, e := range x {
-			collect(e, key, emit)
+			collect(e, key, markup, emit)
 		}
 	case map[string]any:
+		if t, _ := x["type"].(string); t == "mrkdwn" {
+			markup = true // a text object of a section, context or header block
+		}
 		// Sorted, so that the same event always yields the same text and
 		// the same offsets (redeliveries must deduplicate).
 		for _, k := range slices.Sorted(maps.Keys(x)) {
-			collect(x[k], k, emit)
+			collect(x[k], k, markup, emit)
 		}
 	}
 }

@@ -81,11 +81,11 @@ func TestDeletionNotifiesAuthorAdminsAndWebhook(t *testing.T) {
 	})
 	h.slack.Snapshot(func(st *fakeslack.State) {
 		eph := postsTo(st, "chat.postEphemeral", "C0GENERAL01")[0]
-		if eph.User != "U0BOB" || eph.Text != "Removed: rule .*(5018|5020 `6759********8453` in <#C0GENERAL01>, <@U0BOB>. Rotate it." {
+		if eph.User != "U0BOB" || eph.Text != "Removed: rule .*(5018|5020 `************8453` in <#C0GENERAL01>, <@U0BOB>. Rotate it." {
 			t.Errorf("author notice = %+v", eph)
 		}
 		alert := postsTo(st, "chat.postMessage", "C0ALERTS01")[0]
-		for _, want := range []string{"<#C0GENERAL01>", "<@U0BOB>", "regex 1", "6759********8453", "Action: delete; deleted"} {
+		for _, want := range []string{"<#C0GENERAL01>", "<@U0BOB>", "regex 1", "************8453", "Action: delete; deleted"} {
 			if !strings.Contains(alert.Text, want) {
 				t.Errorf("alert %q lacks %q", alert.Text, want)
 			}
@@ -100,7 +100,7 @@ func TestDeletionNotifiesAuthorAdminsAndWebhook(t *testing.T) {
 	evs, _ := hook.got()
 	ev := evs[0]
 	if ev.Event != "leak" || ev.Outcome != "deleted" || ev.Action != "delete" || ev.TS != ts || ev.User != "U0BOB" ||
-		len(ev.Findings) != 1 || ev.Findings[0].Excerpt != "6759********8453" {
+		len(ev.Findings) != 1 || ev.Findings[0].Excerpt != "************8453" {
 		t.Errorf("webhook event = %+v", ev)
 	}
 }

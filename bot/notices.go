@@ -78,6 +78,22 @@ func (n notices) author(msg store.Message, fs []store.Finding) []store.OutboxIte
 		Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(n.cfg.AuthorMessage, msg, fs)})}}
 }
 
+// undeletableMessage is the notice to the author of a direct message that
+// Slack does not let securechat delete.
+const undeletableMessage = "Your direct message in <#{channel}> contains what looks like a secret ({rule}: `{excerpt}`). " +
+	"Slack does not let admins delete direct messages, so securechat could not remove it: delete it yourself, " +
+	"and if it is a real credential or card, rotate or revoke it now."
+
+// authorUndeletable builds the notice to the author of a leaking direct
+// message that cannot be deleted for them.
+func (n notices) authorUndeletable(msg store.Message, fs []store.Finding) []store.OutboxItem {
+	if n.cfg.Author == "" || msg.User == "" || len(fs) == 0 {
+		return nil
+	}
+	return []store.OutboxItem{{Kind: store.KindAuthor,
+		Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(undeletableMessage, msg, fs)})}}
+}
+
 // alertText is the alert channel's line for one leaking message.
 func alertText(msg store.Message, fs []store.Finding, action, outcome, reason string) string {
 	var parts []string

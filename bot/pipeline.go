@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -160,10 +161,19 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	}
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS}
 	var notes []store.OutboxItem
-	if !v.Delete {
+	deleteMsg := v.Delete
+	switch {
+	case !v.Delete:
 		notes = p.notes.outcome(msg, v.Findings, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+	case p.undeletable(c):
+		// Slack refuses chat.delete on another member's direct message
+		// (cant_delete_message), whoever holds the token: record, tell the
+		// author to delete it, and say so to the admins.
+		deleteMsg = false
+		notes = append(p.notes.authorUndeletable(msg, v.Findings),
+			p.notes.outcome(msg, v.Findings, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
 	}
-	res, err := p.record(ctx, msg, v.Findings, v.Delete, notes)
+	res, err := p.record(ctx, msg, v.Findings, deleteMsg, notes)
 	if err != nil {
 		p.metrics.events.WithLabelValues("record_failed").Inc()
 		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
@@ -178,6 +188,8 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 		p.metrics.events.WithLabelValues("redelivered").Inc()
 	case !v.Delete:
 		outcome = "recorded (monitor: not deleted)"
+	case !deleteMsg:
+		outcome = "recorded (a direct message Slack does not let admins delete; author told)"
 	case !res.NewDeletion:
 		outcome = "added to the message's pending deletion"
 	}
@@ -198,6 +210,13 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	if len(notes) > 0 && res.NewLeaks > 0 {
 		p.wakeNotifier()
 	}
+}
+
+// undeletable reports whether Slack will refuse to delete the message: a
+// direct or group direct message by someone other than the token's user.
+func (p *pipeline) undeletable(c content) bool {
+	dm := c.ChannelType == "im" || c.ChannelType == "mpim" || (c.ChannelType == "" && strings.HasPrefix(c.Channel, "D"))
+	return dm && c.User != p.scope.self
 }
 
 // record stores a leak, retrying briefly on a busy database: Slack's ack

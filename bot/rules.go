@@ -27,6 +27,11 @@ func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *r
 	return &rules{src: src, key: key, metrics: m, log: log}
 }
 
+// disabler is a source that can disable a stored rule; *store.Store is one.
+type disabler interface {
+	DisableRegex(ctx context.Context, id int64, reason string) error
+}
+
 // current returns the snapshot in force (nil before the first reload).
 func (r *rules) current() *ruleset.Snapshot { return r.snap.Load() }
 
@@ -47,9 +52,20 @@ func (r *rules) reload(ctx context.Context) error {
 	}
 	for _, e := range snap.Skipped {
 		var pe *detect.PatternError
-		if errors.As(e, &pe) {
-			r.log.Warn().Int64("regex_id", pe.ID).Err(pe.Err).Msg("skipping a regex that does not compile; fix or remove it with 'securechat regex'")
+		if !errors.As(e, &pe) {
+			continue
 		}
+		d, canDisable := r.src.(disabler)
+		if errors.Is(pe.Err, detect.ErrTooLarge) && canDisable && pe.ID != 0 {
+			// A rule stored before the cost limit: disabled with the reason
+			// 'regex list' shows, never dropped silently.
+			if err := d.DisableRegex(ctx, pe.ID, pe.Err.Error()); err != nil {
+				r.log.Warn().Err(err).Int64("regex_id", pe.ID).Msg("cannot disable a regex over the cost limit")
+			}
+			r.log.Warn().Int64("regex_id", pe.ID).Err(pe.Err).Msg("disabled a regex over the cost limit; 'securechat regex list' shows why")
+			continue
+		}
+		r.log.Warn().Int64("regex_id", pe.ID).Err(pe.Err).Msg("skipping a regex that does not compile; fix or remove it with 'securechat regex'")
 	}
 	r.snap.Store(snap)
 	r.metrics.generation.Set(float64(snap.Generation))

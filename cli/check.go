@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"strings"
 	"sync"
@@ -48,7 +47,7 @@ guard scripts, commit hooks and CI pipelines.`,
   git diff --cached | securechat check && git commit
   securechat check --json < messages.txt | jq .regex_id`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context(), true)
+			s, err := a.openStore(cmd.Context(), openRead)
 			if err != nil {
 				return err
 			}
@@ -64,6 +63,10 @@ guard scripts, commit hooks and CI pipelines.`,
 	cmd.Flags().BoolVar(&o.slack, "slack", false, "treat input as Slack API text (&amp; escapes, <links|labels>) and normalise it first")
 	return cmd
 }
+
+// maxCheckLine bounds one line of check's input: a Slack message is at most
+// 40,000 characters (up to 4 bytes each), with room for pastes of API text.
+const maxCheckLine = 1 << 20
 
 // checkBatch is how many lines check reads before scanning them in
 // parallel; it bounds the memory a huge stdin takes.
@@ -107,19 +110,21 @@ func runCheck(a *app, o checkOptions, snap *ruleset.Snapshot, args []string) err
 			return err
 		}
 	} else {
-		r := bufio.NewReaderSize(a.Stdin, 64*1024)
+		sc := bufio.NewScanner(a.Stdin)
+		sc.Buffer(make([]byte, 0, 64*1024), maxCheckLine)
 		first := 1
 		batch := make([]string, 0, checkBatch)
 		for eof := false; !eof; {
-			text, err := r.ReadString('\n')
-			if len(text) > 0 {
-				batch = append(batch, strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r"))
-			}
-			switch {
-			case errors.Is(err, io.EOF):
+			if sc.Scan() {
+				batch = append(batch, strings.TrimSuffix(sc.Text(), "\r"))
+			} else {
 				eof = true
-			case err != nil:
-				return fmt.Errorf("read stdin: %w", err)
+				if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+					return &hintError{err: fmt.Errorf("line %d of stdin is longer than %d bytes: nothing from it on was checked", first+len(batch), maxCheckLine),
+						hint: "check reads one message per line, and a Slack message holds at most 40,000 characters: split the input into lines"}
+				} else if err != nil {
+					return fmt.Errorf("read stdin: %w", err)
+				}
 			}
 			if len(batch) == checkBatch || (eof && len(batch) > 0) {
 				if err := report(first, scanParallel(batch, scan)); err != nil {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -81,6 +83,7 @@ type DaemonConfig struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	ScanBots        bool     `toml:"scan_bots"`
 	RetryMax        Duration `toml:"retry_max"`
+	ResumeMaxAge    Duration `toml:"resume_max_age"`
 	Mode            string   `toml:"mode"`
 }
 
@@ -105,7 +108,6 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func Defaults() Config {
 	d := bot.Defaults()
 	return Config{
-		DB:    store.DefaultPath,
 		Slack: SlackConfig{APIURL: d.APIURL},
 		Log:   LogConfig{Level: "info", Format: "console"},
 		Daemon: DaemonConfig{
@@ -114,6 +116,7 @@ func Defaults() Config {
 			ReloadInterval:  Duration{d.ReloadInterval},
 			ShutdownTimeout: Duration{d.ShutdownTimeout},
 			RetryMax:        Duration{d.RetryMax},
+			ResumeMaxAge:    Duration{d.ResumeMaxAge},
 			Mode:            d.Mode,
 		},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
@@ -168,7 +171,35 @@ func resolveConfig(cmd *cobra.Command, getenv func(string) string, stderr io.Wri
 		c.dbFrom = fromFlag
 	}
 	c.applyFlags(flags)
+	switch {
+	case c.DB == "" && c.dbFrom == fromDefault:
+		path, err := DefaultDBPath(getenv)
+		if err != nil {
+			return c, err
+		}
+		c.DB = path
+	case c.DB == "":
+		return c, fmt.Errorf("the database path from the %s is empty: give a file, or leave it unset for the default", c.dbFrom)
+	}
 	return c, c.Validate(cmd.Annotations[annotNeedsSlack] != "")
+}
+
+// DefaultDBPath is the database used when none is configured. It never
+// depends on the current directory: $STATE_DIRECTORY/securechat.db under
+// systemd (StateDirectory=), else $XDG_STATE_HOME/securechat/securechat.db,
+// else ~/.local/state/securechat/securechat.db.
+func DefaultDBPath(getenv func(string) string) (string, error) {
+	if dirs := getenv("STATE_DIRECTORY"); dirs != "" {
+		dir, _, _ := strings.Cut(dirs, ":") // systemd lists one per StateDirectory= entry
+		return filepath.Join(dir, store.DefaultPath), nil
+	}
+	if dir := getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "securechat", store.DefaultPath), nil
+	}
+	if home := getenv("HOME"); home != "" {
+		return filepath.Join(home, ".local", "state", "securechat", store.DefaultPath), nil
+	}
+	return "", fmt.Errorf("no database is configured and there is no HOME to put one in: set --db, %s or db in the config file", EnvDB)
 }
 
 // applyFlags applies the configuration flags the user set. Each flag is
@@ -198,15 +229,24 @@ func (c *Config) applyFlags(fs *pflag.FlagSet) {
 	})
 }
 
-// warnReadableSecrets warns when a config file holding tokens can be read by
-// other users.
+// warnReadableSecrets warns when a config file holding a secret (a Slack
+// token, the allowlist secret, a webhook URL) can be read by other users.
 func warnReadableSecrets(w io.Writer, c Config, f *os.File, path string) {
-	if c.Slack.AppToken == "" && c.Slack.UserToken == "" {
+	var held []string
+	for _, s := range []struct{ name, value string }{
+		{"slack app_token", c.Slack.AppToken}, {"slack user_token", c.Slack.UserToken}, {"notify bot_token", c.Notify.BotToken},
+		{"allowlist secret", c.Allowlist.Secret}, {"notify webhook_url", c.Notify.WebhookURL},
+	} {
+		if s.value != "" {
+			held = append(held, s.name)
+		}
+	}
+	if len(held) == 0 {
 		return
 	}
 	fi, err := f.Stat()
 	if err == nil && fi.Mode().Perm()&0o044 != 0 {
-		fmt.Fprintf(w, "warning: %s holds Slack tokens and is readable by other users; run: chmod 600 %s\n", path, path)
+		fmt.Fprintf(w, "warning: %s holds secrets (%s) and is readable by other users; run: chmod 600 %s\n", path, strings.Join(held, ", "), path)
 	}
 }
 
@@ -281,9 +321,6 @@ func (c *Config) Validate(slack bool) error {
 	default:
 		return fmt.Errorf("log format %q is not json or console (--log-format, %s or [log] format)", c.Log.Format, EnvLogFormat)
 	}
-	if c.DB == "" {
-		return fmt.Errorf("the database path is empty (--db, %s or db)", EnvDB)
-	}
 	d := c.Daemon
 	if d.Workers < 1 || d.Workers > 256 {
 		return fmt.Errorf("daemon workers = %d: use 1 to 256", d.Workers)
@@ -299,6 +336,9 @@ func (c *Config) Validate(slack bool) error {
 	}
 	if d.RetryMax.Duration < time.Second {
 		return fmt.Errorf("daemon retry_max = %s: use at least 1s", d.RetryMax)
+	}
+	if d.ResumeMaxAge.Duration < time.Minute {
+		return fmt.Errorf("daemon resume_max_age = %s: use at least 1m", d.ResumeMaxAge)
 	}
 	if d.Mode != "enforce" && d.Mode != "monitor" {
 		return fmt.Errorf("daemon mode = %q: use enforce (each rule's action) or monitor (never delete)", d.Mode)
@@ -321,8 +361,11 @@ func (c *Config) Validate(slack bool) error {
 			return err
 		}
 	}
-	if u := c.Notify.WebhookURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return fmt.Errorf("notify webhook_url %q is not an http(s) URL", u)
+	if u := c.Notify.WebhookURL; u != "" {
+		// Never echoed: a webhook URL often embeds its secret.
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return errors.New("notify webhook_url is not an http(s) URL (not shown here: webhook URLs usually hold a secret); check [notify] webhook_url")
+		}
 	}
 	if k := c.Allowlist.Secret; k != "" && len(k) < 16 {
 		return fmt.Errorf("allowlist secret is %d characters: use at least 16 random ones (e.g. openssl rand -hex 32), in %s or [allowlist] secret", len(k), EnvAllowKey)

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securechat/securechat/bot"
 )
@@ -59,12 +62,45 @@ func TestRunRefusesMissingTokens(t *testing.T) {
 func TestDemoThroughTheCommandTree(t *testing.T) {
 	e := newEnv(t)
 	r := e.mustRun("demo")
-	if !strings.Contains(r.stdout, "4 of 6 messages leaked and were deleted") {
+	if !strings.Contains(r.stdout, "3 of 6 messages leaked and were deleted; 1 DM was recorded") ||
+		!strings.Contains(r.stdout, "RECORDED, not deleted (Slack does not let admins delete DMs") {
 		t.Errorf("demo output:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 	// With --db the demo leaves its database for a look afterwards.
 	r = e.mustRun("leaks", "list", "--json")
-	if strings.Count(r.stdout, `"status": "deleted"`) != 4 {
+	if strings.Count(r.stdout, `"status": "deleted"`) != 3 {
 		t.Errorf("leaks after demo --db:\n%s", r.stdout)
+	}
+	// A second demo on the same --db resets it, and does not hang.
+	e.mustRun("demo")
+	if r = e.mustRun("leaks", "list", "--json"); strings.Count(r.stdout, `"id"`) != 5 {
+		t.Errorf("leaks after a second demo --db (want the 5 of one run):\n%s", r.stdout)
+	}
+}
+
+// TestDemoNeverWritesTheRealDatabase: SECURECHAT_DB or a config file name
+// the production database; the demo uses a temporary one then, and refuses
+// a --db that holds data it did not create.
+func TestDemoNeverWritesTheRealDatabase(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("regex", "add", `secret-[0-9]{6}`, "-d", "ours")
+	before := e.mustRun("regex", "list", "--json").stdout
+
+	var out, errb bytes.Buffer
+	vars := map[string]string{EnvDB: e.db}
+	code := Run(context.Background(), []string{"demo"}, Deps{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return vars[k] }, Now: time.Now})
+	if code != ExitOK || strings.Contains(out.String(), e.db) {
+		t.Fatalf("demo with SECURECHAT_DB: exit %d, output names the real database:\n%s%s", code, out.String(), errb.String())
+	}
+	if after := e.mustRun("regex", "list", "--json").stdout; after != before {
+		t.Errorf("the demo changed the real database's rules:\n%s", after)
+	}
+	r := e.run("", "demo") // e.run passes --db e.db on the command line
+	if r.code != ExitError || !strings.Contains(r.stderr, "no demo created") {
+		t.Errorf("demo --db on a real database: %+v", r)
+	}
+	if after := e.mustRun("regex", "list", "--json").stdout; after != before {
+		t.Errorf("a refused demo changed the database:\n%s", after)
 	}
 }

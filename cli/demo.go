@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,24 +55,62 @@ func newDemoCmd(a *app) *cobra.Command {
 Socket Mode on 127.0.0.1), a temporary database with the README's example rules, the real
 daemon, and a few messages posted through it. It shows what was deleted and the leak table.
 
-With --db the demo writes to that database instead of a temporary one, so you can look
-at it afterwards with 'securechat leaks list --db PATH'.`,
+With --db on its command line the demo writes to that file instead, so you can look at it
+afterwards with 'securechat --db PATH leaks list'. It must be a new file or one an earlier
+demo created (which is reset); any other database is refused. SECURECHAT_DB and the config
+file's db are never used by the demo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dbPath := a.cfg.DB
-			if !cmd.Flags().Changed("db") && a.Getenv(EnvDB) == "" {
+			// Only a --db on this command line is used: SECURECHAT_DB and the
+			// config file name the real database, which the demo's rules
+			// (two of them deleting) must never reach.
+			if a.cfg.dbFrom != fromFlag {
 				dir, err := os.MkdirTemp("", "securechat-demo-")
 				if err != nil {
 					return fmt.Errorf("create a temporary directory: %w", err)
 				}
 				defer os.RemoveAll(dir)
-				dbPath = filepath.Join(dir, "securechat.db")
+				return runDemo(cmd.Context(), a, filepath.Join(dir, "securechat.db"), verbose)
 			}
-			return runDemo(cmd.Context(), a, dbPath, verbose)
+			if err := prepareDemoDB(cmd.Context(), a.cfg.DB); err != nil {
+				return err
+			}
+			return runDemo(cmd.Context(), a, a.cfg.DB, verbose)
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the daemon's own log lines")
 	return cmd
+}
+
+// prepareDemoDB makes path ready for a demo: a new or empty file is used and
+// marked as the demo's; a database an earlier demo created is reset; any
+// other database is refused, untouched.
+func prepareDemoDB(ctx context.Context, path string) error {
+	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0) {
+		return nil
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		return fmt.Errorf("demo --db %s: %w", path, err)
+	}
+	demo, err := st.IsDemo(ctx)
+	if err == nil && !demo {
+		var rows int
+		if rows, err = st.Rows(ctx); err == nil && rows > 0 {
+			err = &hintError{err: fmt.Errorf("demo --db %s: that database holds securechat data (%d rows) that no demo created; the demo never writes into a real database", path, rows),
+				hint: "run 'securechat demo' without --db (it uses a temporary database), or give it a new file"}
+		}
+	}
+	st.Close()
+	if err != nil || !demo {
+		return err
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("reset the demo's database: %w", err)
+		}
+	}
+	return nil
 }
 
 // demo is one run of the demo: it owns the fake Slack, the store and the
@@ -112,6 +151,9 @@ func (d *demo) setup(ctx context.Context, dbPath string, verbose bool) error {
 		return err
 	}
 	d.st = st
+	if err := st.MarkDemo(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintln(d.out, "securechat demo: the whole pipeline on this machine, no Slack workspace needed.")
 	fmt.Fprintln(d.out)
 	fmt.Fprintf(d.out, "  fake Slack   %s (Web API) and Socket Mode, on 127.0.0.1\n", d.fake.APIURL())
@@ -199,14 +241,18 @@ func (d *demo) postAndObserve(ctx context.Context) (int, error) {
 				return 0, err
 			}
 			fmt.Fprintf(d.out, "%s  kept\n", line)
-		case !v.Delete:
+		case !v.Delete || strings.HasPrefix(p.channel, "D"):
 			if err := d.fake.Wait(waitCtx, func(*fakeslack.State) bool {
-				ls, err := d.st.Leaks(ctx, store.LeakFilter{Channel: p.channel, Action: store.ActionMonitor})
+				ls, err := d.st.Leaks(ctx, store.LeakFilter{Channel: p.channel})
 				return err == nil && len(ls) > 0
 			}); err != nil {
 				return 0, err
 			}
-			fmt.Fprintf(d.out, "%s  RECORDED, not deleted (regex %d is in monitor mode)\n", line, v.Findings[0].RegexID)
+			why := fmt.Sprintf("regex %d is in monitor mode", v.Findings[0].RegexID)
+			if v.Delete {
+				why = "Slack does not let admins delete DMs; the author is told to"
+			}
+			fmt.Fprintf(d.out, "%s  RECORDED, not deleted (%s)\n", line, why)
 		default:
 			if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.SuccessfulDeletes(p.channel, ts) > 0 }); err != nil {
 				return 0, fmt.Errorf("the leaking message was not deleted: %w", err)
@@ -253,7 +299,7 @@ func (d *demo) report(ctx context.Context, deleted int) error {
 		return err
 	}
 	fmt.Fprintln(d.out)
-	fmt.Fprintf(d.out, "%d of %d messages leaked and were deleted, 1 was recorded by a monitor rule; the database holds only masked excerpts.\n", deleted, len(demoPosts))
+	fmt.Fprintf(d.out, "%d of %d messages leaked and were deleted; 1 DM was recorded (Slack does not let admins delete members' DMs) and its author told; 1 was recorded by a monitor rule. The database holds only masked excerpts.\n", deleted, len(demoPosts))
 	fmt.Fprintln(d.out, "Next: create the Slack app (securechat manifest) and run 'securechat run'; see README.md.")
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -27,8 +28,9 @@ type gitleaksConfig struct {
 }
 
 type gitleaksExtend struct {
-	UseDefault bool   `toml:"useDefault"`
-	Path       string `toml:"path"`
+	UseDefault    bool     `toml:"useDefault"`
+	Path          string   `toml:"path"`
+	DisabledRules []string `toml:"disabledRules"`
 }
 
 type gitleaksRule struct {
@@ -67,12 +69,53 @@ type importResult struct {
 	Imported, Present, Skipped int
 }
 
-// readImport parses a gitleaks TOML file (recognised by a [[rules]] table)
-// or a plain list of patterns, one per line, optionally followed by a tab
-// and a description.
-func readImport(body []byte, name string) ([]importItem, []string, error) {
-	if bytes.Contains(body, []byte("[[rules]]")) {
+// Import formats.
+const (
+	formatAuto     = "auto"
+	formatGitleaks = "gitleaks"
+	formatLines    = "lines"
+)
+
+// tomlLike matches a line only TOML would have: a table header ([extend],
+// [[ rules ]], [rules.allowlist]) or a key assignment. As a pattern, a table
+// header is a character class that matches nearly every message.
+var tomlLike = regexp.MustCompile(`^\s*(\[\[?\s*[A-Za-z0-9_."-]+(\s*\.\s*[A-Za-z0-9_"-]+)*\s*\]\]?|[A-Za-z0-9_-]+\s*=\s*\S.*)\s*$`)
+
+// readImport parses a gitleaks configuration or a plain list of patterns
+// (one per line, optionally followed by a tab and a description). With
+// format auto, a file named *.toml, or any file that parses as TOML, is a
+// gitleaks configuration; a file with TOML-looking lines that does not parse
+// is refused with the parse error rather than read as patterns (each table
+// header would become a rule matching nearly every message).
+func readImport(body []byte, name, format string) ([]importItem, []string, error) {
+	switch format {
+	case formatGitleaks:
 		return readGitleaks(body, name)
+	case formatLines:
+		return readPlain(body, name)
+	case formatAuto, "":
+	default:
+		return nil, nil, fmt.Errorf("--format %q: use gitleaks, lines or auto", format)
+	}
+	if strings.EqualFold(filepath.Ext(name), ".toml") {
+		return readGitleaks(body, name)
+	}
+	var probe map[string]any
+	md, err := toml.Decode(string(body), &probe)
+	if err == nil && len(md.Keys()) > 0 {
+		return readGitleaks(body, name)
+	}
+	for n, line := range strings.Split(string(body), "\n") {
+		if tomlLike.MatchString(strings.TrimRight(line, "\r")) {
+			why := "it does not parse as TOML"
+			var perr toml.ParseError
+			if errors.As(err, &perr) {
+				why = fmt.Sprintf("TOML line %d: %s", perr.Position.Line, perr.Message)
+			}
+			return nil, nil, &hintError{
+				err:  fmt.Errorf("%s looks like a gitleaks (TOML) config (line %d: %q), but %s; nothing was imported", name, n+1, truncate(strings.TrimSpace(line), 60), why),
+				hint: "fix the TOML, or pass --format lines if it really is a list of patterns (each line a regex)"}
+		}
 	}
 	return readPlain(body, name)
 }
@@ -110,8 +153,14 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 		}
 		notes = append(notes, "ignored keys securechat does not use: "+strings.Join(keys, ", "))
 	}
-	if cfg.Extend != nil && (cfg.Extend.UseDefault || cfg.Extend.Path != "") {
-		notes = append(notes, "[extend] is not followed: import the extended configuration too (gitleaks' default is not bundled)")
+	if e := cfg.Extend; e != nil {
+		if e.UseDefault {
+			notes = append(notes, "[extend] useDefault = true: this config extends gitleaks' default rules, which securechat does not ship; "+
+				"import gitleaks' own config (config/gitleaks.toml of a gitleaks release) too, or add securechat's builtins ('securechat regex builtins'); the rest of this file is imported")
+		}
+		if e.Path != "" {
+			notes = append(notes, fmt.Sprintf("[extend] path = %q is not followed: import that file too; the rest of this file is imported", e.Path))
+		}
 	}
 	global := cfg.Allowlists
 	if cfg.Allowlist != nil {
@@ -186,10 +235,25 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 	for _, n := range notes {
 		fmt.Fprintf(w, "note      %s\n", n)
 	}
+	total := 0 // what the enabled rules cost, stored and imported so far
+	if s != nil {
+		stored, err := s.Regexes(ctx)
+		if err != nil {
+			return res, err
+		}
+		total = ruleset.SetCost(stored)
+	}
 	for _, it := range items {
 		if it.skip == "" {
 			if err := ruleset.Validate(it.rule); err != nil {
 				it.skip = err.Error()
+			}
+		}
+		cost := 0
+		if it.skip == "" {
+			cost, _ = ruleset.Cost(it.rule)
+			if total+cost > detect.MaxSetProgram {
+				it.skip = detect.SetTooLargeError(total + cost).Error()
 			}
 		}
 		if it.skip != "" {
@@ -215,6 +279,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 			return res, err
 		default:
 			res.Imported++
+			total += cost
 			fmt.Fprintf(w, "imported  %s → regex %d\n", it.name, r.ID)
 		}
 	}

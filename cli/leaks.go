@@ -20,7 +20,9 @@ func newLeaksCmd(a *app) *cobra.Command {
 		Aliases: []string{"leak"},
 		Short:   "Read the log of leaks securechat found",
 	}
-	cmd.AddCommand(newLeaksListCmd(a), newLeaksAllowCmd(a), newLeaksAllowlistCmd(a), newLeaksUnallowCmd(a), newLeaksStatsCmd(a))
+	groupCmd(cmd)
+	cmd.AddCommand(newLeaksListCmd(a), newLeaksAllowCmd(a), newLeaksAllowlistCmd(a), newLeaksUnallowCmd(a), newLeaksStatsCmd(a),
+		newLeaksCancelCmd(a), newLeaksResumeCmd(a))
 	return cmd
 }
 
@@ -57,7 +59,7 @@ func newLeaksAllowlistCmd(a *app) *cobra.Command {
 		Short: "List the allowlisted values",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStore(cmd.Context(), true)
+			s, err := a.openStore(cmd.Context(), openRead)
 			if err != nil {
 				return err
 			}
@@ -103,7 +105,7 @@ days and all time, busiest first. A rule with many hits in monitor mode is a can
 tightening (a validator, an allowlisted value) before it is switched to delete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStore(cmd.Context(), true)
+			s, err := a.openStore(cmd.Context(), openRead)
 			if err != nil {
 				return err
 			}
@@ -183,10 +185,10 @@ func newLeaksListCmd(a *app) *cobra.Command {
 				return fmt.Errorf("--limit %d: use 0 for no limit, or a positive number", o.limit)
 			}
 			switch o.status {
-			case "", store.StatusPending, store.StatusDeleted, store.StatusFailed:
+			case "", store.StatusPending, store.StatusHeld, store.StatusCancelled, store.StatusDeleted, store.StatusFailed:
 				f.Status = o.status
 			default:
-				return fmt.Errorf("--status %q: use pending, deleted or failed", o.status)
+				return fmt.Errorf("--status %q: use pending, held, cancelled, deleted or failed", o.status)
 			}
 			if o.since != "" {
 				since, err := parseSince(o.since, a.Now())
@@ -195,7 +197,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 				}
 				f.Since = since
 			}
-			s, err := a.openStore(cmd.Context(), true)
+			s, err := a.openStore(cmd.Context(), openRead)
 			if err != nil {
 				return err
 			}
@@ -220,7 +222,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 	fl.IntVarP(&o.limit, "limit", "L", 50, "show at most this many (0: all)")
 	fl.StringVar(&o.channel, "channel", "", "only leaks in this channel id (e.g. C024BE7LR)")
 	fl.StringVar(&o.since, "since", "", "only leaks detected in the last DURATION (30m, 24h, 7d, 2w) or since a date (2026-11-01)")
-	fl.StringVar(&o.status, "status", "", "only leaks whose deletion is pending, deleted or failed")
+	fl.StringVar(&o.status, "status", "", "only leaks whose deletion is pending, held, cancelled, deleted or failed")
 	fl.StringVar(&o.action, "action", "", "only leaks that were to be deleted (delete) or only recorded (monitor)")
 	fl.Int64Var(&o.regexID, "regex", 0, "only leaks found by this regex id")
 	return cmd
@@ -272,4 +274,94 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
 	}
 	return t.flush()
+}
+
+func newLeaksCancelCmd(a *app) *cobra.Command {
+	var rule int64
+	var allPending bool
+	cmd := &cobra.Command{
+		Use:   "cancel [LEAK-ID...]",
+		Short: "Cancel queued deletions: the messages stay in Slack",
+		Long: `Cancel the queued (pending or held) deletion of the message each leak belongs to, of every
+message a rule found (--rule), or of every queued message (--all-pending). A running daemon
+never deletes a cancelled message; the leaks stay in the log, with when and by whom the
+deletion was cancelled. A deletion already done or failed is left as it is.`,
+		Example: `  securechat leaks cancel 42 43
+  securechat leaks cancel --rule 7          # a rule that matched what it should not
+  securechat leaks cancel --all-pending     # stop everything queued`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var f store.CancelFilter
+			what := 0
+			if len(args) > 0 {
+				ids, err := parseIDs(args)
+				if err != nil {
+					return err
+				}
+				f.LeakIDs, what = ids, what+1
+			}
+			if rule != 0 {
+				f.RegexID, what = rule, what+1
+			}
+			if allPending {
+				f.AllPending, what = true, what+1
+			}
+			if what != 1 {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give LEAK-IDs, --rule ID or --all-pending (one of them)")}
+			}
+			s, err := a.openStore(cmd.Context(), openWrite)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n, err := s.CancelDeletions(cmd.Context(), f, a.username(), "cancelled with 'securechat leaks cancel'")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "%d\n", n)
+			fmt.Fprintf(a.Stderr, "Cancelled %d queued deletion(s).\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&rule, "rule", 0, "cancel every queued deletion with a finding of this regex id")
+	cmd.Flags().BoolVar(&allPending, "all-pending", false, "cancel every queued deletion")
+	return cmd
+}
+
+func newLeaksResumeCmd(a *app) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "resume [LEAK-ID...]",
+		Short: "Resume deletions held by monitor mode",
+		Long: `Resume held deletions: in monitor mode queued deletions are held, and when the daemon
+enforces again only those younger than [daemon] resume_max_age (24h) resume by themselves.
+Older ones wait for this command, since the message may have been edited clean since: look
+at them with 'securechat leaks list --status held' first. A deletion that no enforcing rule
+justifies any more is not resumed. A running daemon picks resumed deletions up within seconds.`,
+		Example: `  securechat leaks list --status held
+  securechat leaks resume 42
+  securechat leaks resume --all`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) > 0) == all {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give LEAK-IDs or --all (one of them)")}
+			}
+			ids, err := parseIDs(args)
+			if err != nil {
+				return err
+			}
+			s, err := a.openStore(cmd.Context(), openWrite)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n, err := s.ResumeDeletions(cmd.Context(), ids, all)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "%d\n", n)
+			fmt.Fprintf(a.Stderr, "Resumed %d held deletion(s).\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "resume every held deletion")
+	return cmd
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ Patterns use Go's RE2 syntax (https://github.com/google/re2/wiki/Syntax): no loo
 no backreferences, and matching time is linear in the message length. A running daemon
 picks up changes within a couple of seconds, no restart needed.`,
 	}
+	groupCmd(cmd)
 	cmd.AddCommand(newRegexAddCmd(a), newRegexListCmd(a), newRegexRmCmd(a),
 		newRegexEnableCmd(a, true), newRegexEnableCmd(a, false),
 		newRegexImportCmd(a), newRegexBuiltinsCmd(a), newRegexUpdateCmd(a))
@@ -84,11 +86,18 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 				return err
 			}
 			rule.Action = o.action
-			s, err := a.openStore(cmd.Context(), false)
+			s, err := a.openStore(cmd.Context(), openCreate)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			stored, err := s.Regexes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := ruleset.Fits(stored, rule); err != nil {
+				return err
+			}
 			r, err := s.AddRule(cmd.Context(), rule)
 			if err != nil {
 				var dup *store.DuplicateError
@@ -150,19 +159,19 @@ then switch it to delete. A running daemon applies the change within a couple of
 			if u.Action == nil && u.Description == nil {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("nothing to change: give --action or --description")}
 			}
-			s, err := a.openStore(cmd.Context(), true)
+			s, err := a.openStore(cmd.Context(), openWrite)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			r, err := s.UpdateRegex(cmd.Context(), ids[0], u)
+			r, cancelled, err := s.UpdateRegex(cmd.Context(), ids[0], u, a.username())
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return writeJSON(a.Stdout, r)
 			}
-			fmt.Fprintf(a.Stderr, "Updated regex %d: action %s.\n", r.ID, r.Action)
+			fmt.Fprintf(a.Stderr, "Updated regex %d: action %s.%s\n", r.ID, r.Action, cancelledNote(cancelled))
 			return nil
 		},
 	}
@@ -220,17 +229,20 @@ Luhn check of payment-card: 4111 1111 1111 1111 is a leak, 4111 1111 1111 1112 i
 
 func newRegexImportCmd(a *app) *cobra.Command {
 	var dryRun bool
+	var format string
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import rules from a gitleaks config or a pattern list",
 		Long: `Import rules from FILE ("-" for stdin):
 
-  - a gitleaks configuration (TOML with [[rules]]): id, description, regex, secretGroup,
+  - a gitleaks configuration (a *.toml file, or one that parses as TOML; --format gitleaks
+    forces it): id, description, regex, secretGroup,
     entropy and keywords are kept, and so are allowlist regexes and stopwords (global and
     per rule). What has no meaning for chat messages (paths, commits, path-only rules) is
     reported and left out; a regex that is not valid RE2 is skipped with the reason.
-  - otherwise a plain list: one pattern per line, optionally a tab and a description;
-    blank lines and lines starting with # are skipped.
+  - otherwise a plain list (--format lines forces it): one pattern per line, optionally a
+    tab and a description; blank lines and lines starting with # are skipped. A file with
+    TOML-looking lines that does not parse as TOML is refused, never read as patterns.
 
 Each rule is reported as imported, present (its pattern is stored already) or skipped,
 so importing the same file again changes nothing. Exit status 2 if any rule was skipped.`,
@@ -248,16 +260,23 @@ so importing the same file again changes nothing. Exit status 2 if any rule was 
 			if err != nil {
 				return fmt.Errorf("read rules: %w", err)
 			}
-			items, notes, err := readImport(body, args[0])
+			items, notes, err := readImport(body, args[0], format)
 			if err != nil {
 				return err
 			}
 			if len(items) == 0 {
+				for _, n := range notes {
+					fmt.Fprintf(a.Stdout, "note      %s\n", n)
+				}
+				if bytes.Contains(body, []byte("useDefault")) {
+					return &hintError{err: fmt.Errorf("%s has no rules of its own: it extends gitleaks' default rules, which securechat does not ship", args[0]),
+						hint: "import gitleaks' own config (config/gitleaks.toml of a gitleaks release), or add securechat's builtins: securechat regex builtins"}
+				}
 				return fmt.Errorf("%s holds no rules", args[0])
 			}
 			var s *store.Store
 			if !dryRun {
-				if s, err = a.openStore(cmd.Context(), false); err != nil {
+				if s, err = a.openStore(cmd.Context(), openCreate); err != nil {
 					return err
 				}
 				defer s.Close()
@@ -274,6 +293,7 @@ so importing the same file again changes nothing. Exit status 2 if any rule was 
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and report, store nothing")
+	cmd.Flags().StringVar(&format, "format", formatAuto, "gitleaks (TOML), lines (one pattern per line), or auto: a *.toml file, or one that parses as TOML, is gitleaks")
 	return cmd
 }
 
@@ -285,7 +305,7 @@ func newRegexListCmd(a *app) *cobra.Command {
 		Short:   "List the patterns",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStore(cmd.Context(), true)
+			s, err := a.openStore(cmd.Context(), openRead)
 			if err != nil {
 				return err
 			}
@@ -296,10 +316,15 @@ func newRegexListCmd(a *app) *cobra.Command {
 			}
 			return printList(a, asJSON, rs, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT", func(rs []store.Regex) error {
 				t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "UPDATED")
+				var reasons []string
 				for _, r := range rs {
 					enabled := "yes"
 					if !r.Enabled {
 						enabled = "no"
+					}
+					if r.DisabledReason != "" {
+						enabled = "no (see below)"
+						reasons = append(reasons, fmt.Sprintf("regex %d was disabled by securechat: %s", r.ID, r.DisabledReason))
 					}
 					source := r.Source
 					if source == "" {
@@ -307,7 +332,13 @@ func newRegexListCmd(a *app) *cobra.Command {
 					}
 					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled, formatTime(r.UpdatedAt))
 				}
-				return t.flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
+				for _, r := range reasons {
+					fmt.Fprintln(a.Stderr, r)
+				}
+				return nil
 			})
 		},
 	}
@@ -322,7 +353,7 @@ func (a *app) forEachID(cmd *cobra.Command, args []string, f func(ctx context.Co
 	if err != nil {
 		return err
 	}
-	s, err := a.openStore(cmd.Context(), true)
+	s, err := a.openStore(cmd.Context(), openWrite)
 	if err != nil {
 		return err
 	}
@@ -357,11 +388,13 @@ func newRegexRmCmd(a *app) *cobra.Command {
 		Aliases: []string{"remove", "delete"},
 		Short:   "Remove patterns",
 		Long: `Remove patterns by id. Leaks they found stay in the log with the regex's id and
-description. Every id is tried; the command fails if any of them did not exist.`,
+description. Queued deletions that no other enforcing rule justifies are cancelled, and the
+count is printed. Every id is tried; the command fails if any of them did not exist.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
-				return fmt.Sprintf("Removed regex %d.", id), s.DeleteRegex(ctx, id)
+				n, err := s.DeleteRegex(ctx, id, a.username())
+				return fmt.Sprintf("Removed regex %d.%s", id, cancelledNote(n)), err
 			})
 		},
 	}
@@ -372,14 +405,31 @@ func newRegexEnableCmd(a *app, enable bool) *cobra.Command {
 	if !enable {
 		use, short, done = "disable ID...", "Disable patterns without removing them", "Disabled"
 	}
+	long := "Enable patterns by id; a pattern securechat disabled itself loses its reason."
+	if !enable {
+		long = "Disable patterns by id. Queued deletions that no other enforcing rule justifies are\ncancelled, and the count is printed."
+	}
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
+		Long:  long,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
-				return fmt.Sprintf("%s regex %d.", done, id), s.SetRegexEnabled(ctx, id, enable)
+				n, err := s.SetRegexEnabled(ctx, id, enable, a.username())
+				return fmt.Sprintf("%s regex %d.%s", done, id, cancelledNote(n)), err
 			})
 		},
 	}
+}
+
+// cancelledNote says how many queued deletions a rule change cancelled.
+func cancelledNote(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return " Cancelled 1 queued deletion that no other enforcing rule justifies."
+	}
+	return fmt.Sprintf(" Cancelled %d queued deletions that no other enforcing rule justifies.", n)
 }

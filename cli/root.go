@@ -11,10 +11,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/store"
 )
 
@@ -30,11 +35,33 @@ type Deps struct {
 	Stderr io.Writer
 	Getenv func(string) string
 	Now    func() time.Time
+	// Username names the OS user running the command, for the record of
+	// who cancelled a deletion [$USER].
+	Username func() string
 }
 
 // OSDeps returns the Deps of a real process.
 func OSDeps() Deps {
-	return Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
+	return Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now,
+		Username: func() string {
+			if u, err := user.Current(); err == nil {
+				return u.Username
+			}
+			return os.Getenv("USER")
+		}}
+}
+
+// username names who runs the command.
+func (a *app) username() string {
+	if a.Username != nil {
+		if u := a.Username(); u != "" {
+			return u
+		}
+	}
+	if u := a.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
 }
 
 // app is the state the commands share: the dependencies and the
@@ -69,18 +96,19 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		Version:       Version,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) (err error) {
 			a.cfg, err = resolveConfig(cmd, a.Getenv, a.Stderr)
+			if err != nil && needsNoConfig(cmd) {
+				return nil // help, completion and manifest work whatever the settings
+			}
 			return err
 		},
 	}
 	root.SetIn(d.Stdin)
 	root.SetOut(d.Stdout)
 	root.SetErr(d.Stderr)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &usageError{cmd: cmd.CommandPath(), err: err}
-	})
+	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.String("config", "", "TOML config file (env "+EnvConfig+")")
-	pf.String("db", "", "SQLite database file (env "+EnvDB+", default "+store.DefaultPath+")")
+	pf.String("db", "", "SQLite database file (env "+EnvDB+", default $STATE_DIRECTORY/securechat.db under systemd, else ~/.local/state/securechat/securechat.db)")
 	pf.String("log-level", "", "log level: trace, debug, info, warn, error (env "+EnvLogLevel+")")
 	pf.String("log-format", "", "log format: console or json (env "+EnvLogFormat+")")
 
@@ -95,15 +123,105 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 	return root
 }
 
-// openStore opens the configured database. With mustExist, a missing file is
-// an error instead of a new empty database (read-only commands use it).
-func (a *app) openStore(ctx context.Context, mustExist bool) (*store.Store, error) {
-	if mustExist {
-		if _, err := os.Stat(a.cfg.DB); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s: point --db or %s at the daemon's database, or add a regex first with 'securechat regex add'", a.cfg.DB, EnvDB)
+// needsNoConfig reports whether cmd works without a valid configuration.
+func needsNoConfig(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd, "manifest":
+			return true
 		}
 	}
-	return store.Open(ctx, a.cfg.DB, store.WithClock(a.Now))
+	return false
+}
+
+// shortFlagTypo matches pflag's error for an unknown one-letter flag (-x).
+var shortFlagTypo = regexp.MustCompile(`in -.$`)
+
+// flagError turns a flag parsing error into a usage error. A pattern or a
+// text that starts with "-" (every private-key rule does) reads as a flag:
+// the hint shows the "--" form that passes it as an argument.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	// "bad flag syntax: -----BEGIN", or "unknown shorthand flag: 'B' in
+	// -BEGIN" for a word, not a mistyped one-letter flag.
+	if strings.HasPrefix(msg, "bad flag syntax") || (strings.HasPrefix(msg, "unknown shorthand flag") && !shortFlagTypo.MatchString(msg)) {
+		arg := "ARG"
+		if cmd.Name() == "add" || cmd.Name() == "test" {
+			arg = "PATTERN"
+		} else if cmd.Name() == "check" {
+			arg = "TEXT"
+		}
+		return &usageError{cmd: cmd.CommandPath(), err: err,
+			hint: fmt.Sprintf("an argument that starts with - must come after --, which ends the flags: %s [flags] -- '-%s'", cmd.CommandPath(), arg)}
+	}
+	return &usageError{cmd: cmd.CommandPath(), err: err}
+}
+
+// groupCmd returns a command that only groups subcommands: with no argument
+// it prints its help; an unknown subcommand is an error (exit 2) with
+// suggestions, never help and exit 0, which scripts would take as output.
+func groupCmd(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if sugg := c.SuggestionsFor(args[0]); len(sugg) > 0 {
+			msg += "; did you mean " + strings.Join(sugg, " or ") + "?"
+		}
+		return &usageError{cmd: c.CommandPath(), err: errors.New(msg)}
+	}
+	return cmd
+}
+
+// How a command opens the database.
+type openMode int
+
+const (
+	// openRead: read only, never created or migrated (list, stats, check).
+	openRead openMode = iota
+	// openWrite: an existing database, migrated if need be.
+	openWrite
+	// openCreate: created when missing (regex add and import, run).
+	openCreate
+)
+
+// openStore opens the configured database as mode says. Without a
+// configured database, a securechat.db in the current directory (where
+// earlier releases put it) is refused with a hint rather than silently
+// replaced by an empty database elsewhere.
+func (a *app) openStore(ctx context.Context, mode openMode) (*store.Store, error) {
+	path := a.cfg.DB
+	if a.cfg.dbFrom == fromDefault {
+		if _, err := os.Stat(store.DefaultPath); err == nil {
+			abs, _ := filepath.Abs(store.DefaultPath)
+			if abs != path {
+				return nil, &hintError{err: fmt.Errorf("no database is configured, and %s exists in the current directory, but the default database is now %s", abs, path),
+					hint: fmt.Sprintf("to keep using %s, set it once for every command: export %s=%s (or db = \"%s\" in the config file); or move it to %s", abs, EnvDB, abs, abs, path)}
+			}
+		}
+	}
+	if mode != openCreate {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, &hintError{err: fmt.Errorf("no database at %s", path),
+				hint: fmt.Sprintf("point --db or %s at the daemon's database, or add a regex first with 'securechat regex add'", EnvDB)}
+		}
+	}
+	if mode == openRead {
+		return store.OpenReadOnly(ctx, path, store.WithClock(a.Now))
+	}
+	s, err := store.Open(ctx, path, store.WithClock(a.Now))
+	if err != nil {
+		return nil, err
+	}
+	// Once after an upgrade: excerpts stored under an older masking policy.
+	if _, err := s.RemaskExcerpts(ctx, detect.Remask); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Run executes the command tree with args and returns the process exit code.

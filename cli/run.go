@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -53,11 +54,30 @@ in ps).`,
 		Annotations: map[string]string{annotNeedsSlack: "yes"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := a.newLogger()
-			s, err := a.openStore(cmd.Context(), false)
+			s, err := a.openStore(cmd.Context(), openCreate)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			abs, err := filepath.Abs(s.Path())
+			if err != nil {
+				abs = s.Path()
+			}
+			rs, err := s.Regexes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			enabled := 0
+			for _, r := range rs {
+				if r.Enabled {
+					enabled++
+				}
+			}
+			allowEmpty, _ := cmd.Flags().GetBool("allow-empty")
+			if enabled == 0 && !allowEmpty {
+				return &hintError{err: fmt.Errorf("no enabled regex in %s (%d stored): the daemon would scan and find nothing", abs, len(rs)),
+					hint: fmt.Sprintf("add rules to this database (securechat --db %s regex add --builtin payment-card), check that every command uses the same database (--db, %s or db in the config), or pass --allow-empty to run with none", abs, EnvDB)}
+			}
 			opts := a.botOptions()
 			if addr := a.cfg.Metrics.Addr; addr != "" {
 				ln, err := net.Listen("tcp", addr)
@@ -70,7 +90,8 @@ in ps).`,
 			if a.cfg.Allowlist.Secret == "" {
 				log.Warn().Msg("no allowlist secret: leaks are recorded without value fingerprints, so 'leaks allow' cannot allowlist them; set " + EnvAllowKey)
 			}
-			log.Info().Str("db", s.Path()).Str("version", Version).Str("mode", a.cfg.Daemon.Mode).Msg("securechat starting")
+			log.Info().Str("db", abs).Int("rules_enabled", enabled).Int("rules_stored", len(rs)).Str("version", Version).
+				Str("mode", a.cfg.Daemon.Mode).Msg("securechat starting")
 			d := bot.New(s, log, opts)
 			return d.Run(cmd.Context())
 		},
@@ -84,6 +105,7 @@ in ps).`,
 	fl.Bool("scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
 	fl.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env "+EnvMetrics+")")
 	fl.Bool("monitor", false, "record and alert only, never delete ([daemon] mode = \"monitor\")")
+	fl.Bool("allow-empty", false, "start even when the database holds no enabled regex (by default that exits 2: it is almost always the wrong database)")
 	return cmd
 }
 
@@ -98,6 +120,7 @@ func (a *app) botOptions() bot.Options {
 		ReloadInterval:  c.Daemon.ReloadInterval.Duration,
 		ShutdownTimeout: c.Daemon.ShutdownTimeout.Duration,
 		RetryMax:        c.Daemon.RetryMax.Duration,
+		ResumeMaxAge:    c.Daemon.ResumeMaxAge.Duration,
 		ScanBots:        c.Daemon.ScanBots,
 		Now:             a.Now,
 		Mode:            c.Daemon.Mode,

@@ -49,36 +49,74 @@ func TestNormalizePlainDoesNotAllocate(t *testing.T) {
 
 func TestMask(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"6759649826438453", "6759********8453"},
-		{"676100041090", "67********90"},
+		{"6759649826438453", "************8453"},
+		{"4111 1111 1111 1111", "***************1111"},
+		{"676100041090", "********1090"},
+		{"Winter2026!x", "************"},
 		{"abcd", "****"},
 		{"", ""},
-		{"abcdefgh", "a******h"},
-		{"AKIAIOSFODNN7EXAMPLEAKIAIOSFODNN7EXAMPLE", "AKIA****************…MPLE"},
-		{"ключ-секрет-12", "кл**********12"},
+		{"Tr0ub4dor&3x-horse", "Tr**************se"},
+		{"AKIAIOSFODNN7EXAMPLE", "AK****************LE"},
+		{"AKIAIOSFODNN7EXAMPLEAKIAIOSFODNN7EXAMPLE", "AK****************…LE"},
+		{"ключ-секрет-12345", "кл*************45"},
 	}
 	for _, tt := range tests {
 		if got := Mask(tt.in); got != tt.want {
 			t.Errorf("Mask(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if got := Mask("ab\ncdefghijk\tl"); strings.ContainsAny(got, "\n\t") {
+	if got := Mask("ab\ncdefghijk\tlmnopq\t"); strings.ContainsAny(got, "\n\t") {
 		t.Errorf("Mask kept control characters: %q", got)
 	}
 	if got := Mask("\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8"); !utf8.ValidString(got) {
 		t.Errorf("Mask of invalid UTF-8 returned invalid UTF-8 %q", got)
 	}
+	if got := Hide("6759649826438453"); got != "****************" {
+		t.Errorf("Hide = %q", got)
+	}
 }
 
-// TestMaskNeverRevealsMost checks the masking promise on every length: at most
-// half of the characters, a third of one shorter than 16, and never more than
-// eight, are shown.
+// TestRemask re-masks excerpts of the previous policy (4+4 from 16
+// characters, a sixth at either end below): it hides more, never reveals.
+func TestRemask(t *testing.T) {
+	tests := []struct{ old, want string }{
+		{"6759********8453", "************8453"},
+		{"67********90", "**********90"},
+		{"AKIA************MPL2", "AK****************L2"},
+		{"Wi********!x", "************"},
+		{"AKIA****************…MPLE", "AK****************…LE"},
+		{"****", "****"},
+	}
+	for _, tt := range tests {
+		got := Remask(tt.old)
+		if got != tt.want {
+			t.Errorf("Remask(%q) = %q, want %q", tt.old, got, tt.want)
+		}
+		if Remask(got) != got {
+			t.Errorf("Remask is not stable on %q", got)
+		}
+	}
+}
+
+// TestMaskNeverRevealsMost checks the masking promise on every length and
+// shape: a card number's last four digits only, anything else never more
+// than a quarter and at most four characters.
 func TestMaskNeverRevealsMost(t *testing.T) {
 	for n := 0; n <= 200; n++ {
-		secret := strings.Repeat("x", n)
-		shown := strings.Count(Mask(secret), "x")
-		if shown > n/2 || shown > 8 || (n < 16 && shown > n/3) {
-			t.Errorf("Mask of %d characters shows %d of them", n, shown)
+		for _, c := range []string{"x", "7"} {
+			secret := strings.Repeat(c, n)
+			m := Mask(secret)
+			shown := strings.Count(m, c)
+			if c == "7" && n >= 12 && n <= 19 {
+				// A card number: its last four digits, and nothing else.
+				if shown != 4 || !strings.HasSuffix(m, "7777") {
+					t.Errorf("Mask of a %d-digit number = %q, want its last four only", n, m)
+				}
+				continue
+			}
+			if shown > n/4 || shown > 4 {
+				t.Errorf("Mask of %d %q characters shows %d of them", n, c, shown)
+			}
 		}
 	}
 }

@@ -12,6 +12,29 @@ import (
 // paste gone wrong.
 const MaxPatternLen = 4096
 
+// MaxProgram bounds one rule's cost: the instructions of the program Go's
+// regexp runs for its pattern, and for each of its allow patterns. Matching
+// time grows with it (a 40 KB message costs about 0.5 ms per instruction in
+// the worst case on a 2-core machine), and counted repeats are what make it
+// large: [A-Za-z0-9+/]{1000} alone is 1,002. gitleaks' largest default rule,
+// generic-api-key, is about 550.
+const MaxProgram = 1000
+
+// MaxSetProgram bounds the instructions of a whole rule set. It admits
+// gitleaks' default configuration (about 200 rules) and the 1,000-rule
+// benchmark set (about 64,000 with the builtins). The worst message for a
+// set is one that holds every rule's literal: BenchmarkWorstCase40KB
+// measures it.
+const MaxSetProgram = 100_000
+
+// ErrTooLarge is returned for a rule, or an allow pattern, whose program is
+// over MaxProgram.
+var ErrTooLarge = errors.New("too costly to match")
+
+// ErrSetTooLarge is returned for a rule that would take a set past
+// MaxSetProgram.
+var ErrSetTooLarge = errors.New("the rule set is full")
+
 // ErrMatchesEmpty is returned for a pattern that can match the empty string,
 // such as `.*` or `a?`: it would flag, and so delete, every message.
 var ErrMatchesEmpty = errors.New("it can match the empty string, so it would flag every message; " +
@@ -30,7 +53,64 @@ func (e *PatternError) Error() string {
 	if e.ID != 0 {
 		who = fmt.Sprintf("regex %d", e.ID)
 	}
-	return fmt.Sprintf("%s %q is not usable: %s", who, e.Pattern, describe(e.Err))
+	return fmt.Sprintf("%s %q is not usable: %s", who, Shorten(e.Pattern, 80), describe(e.Err))
+}
+
+// Shorten returns s cut to at most n runes, with "…" where it was cut, for
+// long patterns in messages.
+func Shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// programSize is the number of instructions Go's regexp compiles tree to.
+func programSize(tree *syntax.Regexp) (int, error) {
+	prog, err := syntax.Compile(tree.Simplify())
+	if err != nil {
+		return 0, err
+	}
+	return len(prog.Inst), nil
+}
+
+// checkSize refuses a program over MaxProgram.
+func checkSize(what string, tree *syntax.Regexp) (int, error) {
+	n, err := programSize(tree)
+	if err != nil {
+		return 0, err
+	}
+	if n > MaxProgram {
+		return n, fmt.Errorf("%w: %s compiles to %d instructions, the limit is %d (large counted repeats such as {1000} are the usual cause: use a smaller bound, or + with a required prefix)",
+			ErrTooLarge, what, n, MaxProgram)
+	}
+	return n, nil
+}
+
+// Cost returns a rule's program size: its pattern's instructions and its
+// allow patterns'. It returns a *PatternError for a rule Compile refuses.
+func Cost(r Rule) (int, error) {
+	_, tree, err := compilePattern(r.Pattern)
+	if err != nil {
+		return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err}
+	}
+	n, err := programSize(tree)
+	if err != nil {
+		return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err}
+	}
+	for _, p := range r.AllowPatterns {
+		t, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))}
+		}
+		m, err := programSize(t)
+		if err != nil {
+			return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err}
+		}
+		n += m
+	}
+	return n, nil
 }
 
 func (e *PatternError) Unwrap() error { return e.Err }
@@ -103,9 +183,16 @@ func compileChecks(r Rule, re *regexp.Regexp) (*checks, error) {
 		return nil, fmt.Errorf("entropy %.2f is outside 0 to 8 bits per byte", r.Entropy)
 	}
 	for _, p := range r.AllowPatterns {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			return nil, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
+		}
+		if _, err := checkSize(fmt.Sprintf("allow pattern %q", Shorten(p, 60)), tree); err != nil {
+			return nil, err
+		}
 		are, err := regexp.Compile(p)
 		if err != nil {
-			return nil, fmt.Errorf("allow pattern %q: %s", p, describe(err))
+			return nil, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
 		}
 		c.allow = append(c.allow, are)
 	}
@@ -173,6 +260,9 @@ func compilePattern(pattern string) (*regexp.Regexp, *syntax.Regexp, error) {
 	}
 	if nullable(tree) {
 		return nil, nil, ErrMatchesEmpty
+	}
+	if _, err := checkSize("the pattern", tree); err != nil {
+		return nil, nil, err
 	}
 	expr := pattern
 	if trimmed, ok := trimDotStars(tree); ok {

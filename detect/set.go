@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -91,7 +92,16 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 	var lits []string
 	var ids []int32
 	var literalFree []int
+	total := 0
 	for _, r := range rules {
+		cost, err := Cost(r)
+		if err == nil && total+cost > MaxSetProgram {
+			err = &PatternError{ID: r.ID, Pattern: r.Pattern, Err: SetTooLargeError(total + cost)}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		re, tree, err := compilePattern(r.Pattern)
 		if err != nil {
 			errs = append(errs, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err})
@@ -102,6 +112,7 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 			errs = append(errs, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err})
 			continue
 		}
+		total += cost
 		i := len(set.rules)
 		set.rules = append(set.rules, compiled{Rule: r, re: re, checks: ch})
 		req := requiredLiterals(tree)
@@ -119,6 +130,13 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 	}
 	set.buildDFA(literalFree)
 	return set, errs
+}
+
+// SetTooLargeError says that a set would cost total instructions, over
+// MaxSetProgram. It matches ErrSetTooLarge.
+func SetTooLargeError(total int) error {
+	return fmt.Errorf("%w: the rule set would compile to %d instructions with it, the limit is %d (remove or disable rules you do not need)",
+		ErrSetTooLarge, total, MaxSetProgram)
 }
 
 // buildDFA puts the literal-free rules RE2 can take into one RE2 Set. A rule

@@ -63,6 +63,36 @@ func Validate(r store.Regex) error {
 	return errs[0]
 }
 
+// Cost returns a regex's program size (see detect.Cost).
+func Cost(r store.Regex) (int, error) { return detect.Cost(Rule(r)) }
+
+// SetCost returns what the enabled regexes cost together; regexes that do
+// not compile count nothing.
+func SetCost(rs []store.Regex) int {
+	total := 0
+	for _, r := range rs {
+		if r.Enabled {
+			if c, err := Cost(r); err == nil {
+				total += c
+			}
+		}
+	}
+	return total
+}
+
+// Fits checks that adding r to the stored regexes keeps the set within
+// detect.MaxSetProgram; the error matches detect.ErrSetTooLarge.
+func Fits(stored []store.Regex, r store.Regex) error {
+	c, err := Cost(r)
+	if err != nil {
+		return err
+	}
+	if total := SetCost(stored) + c; total > detect.MaxSetProgram {
+		return detect.SetTooLargeError(total)
+	}
+	return nil
+}
+
 // Source is what a Snapshot is loaded from; *store.Store is one.
 type Source interface {
 	RulesGeneration(ctx context.Context) (int64, error)
@@ -146,9 +176,12 @@ type Verdict struct {
 }
 
 // Decide scans a normalised message (see detect.Normalize) and returns the
-// findings that count. An allowlisted value is no finding. With monitor set
-// (the daemon's monitor mode), every finding's action is monitor and the
-// verdict never deletes.
+// findings that count: one per rule and secret, even when the message
+// carries the secret twice (its text and its blocks). An allowlisted value
+// is no finding. Findings whose spans overlap without being the same are
+// fully masked, so that their excerpts cannot together reveal more than one
+// would. With monitor set (the daemon's monitor mode), every finding's
+// action is monitor and the verdict never deletes.
 func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 	matches := s.Set.ScanNormalized(text)
 	var v Verdict
@@ -156,11 +189,17 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 		return v
 	}
 	v.Findings = make([]store.Finding, 0, len(matches))
+	seen := make(map[string]bool, len(matches))
 	for _, m := range matches {
 		if m.MAC != "" && s.allowed[m.MAC] {
 			v.Allowlisted++
 			continue
 		}
+		key := fmt.Sprintf("%d\x00%s", m.RuleID, valueKey(text[m.Start:m.End]))
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
 		action := s.Action(m.RuleID)
 		if monitor {
 			action = store.ActionMonitor
@@ -169,7 +208,21 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 		v.Findings = append(v.Findings, store.Finding{RegexID: m.RuleID, Rule: m.Description, Excerpt: m.Excerpt,
 			Start: m.Start, End: m.End, Action: action, MAC: m.MAC})
 	}
+	for i := range v.Findings {
+		for j := range v.Findings {
+			a, b := &v.Findings[i], &v.Findings[j]
+			if i != j && a.Start < b.End && b.Start < a.End && (a.Start != b.Start || a.End != b.End) {
+				a.Excerpt = detect.Hide(text[a.Start:a.End])
+			}
+		}
+	}
 	return v
+}
+
+// valueKey is a matched value as the allowlist fingerprints it: spaces and
+// dashes aside, so 4111 1111 1111 1111 and 4111-1111-1111-1111 are one.
+func valueKey(v string) string {
+	return strings.NewReplacer(" ", "", "-", "", "\t", "", "\n", "", "\r", "").Replace(v)
 }
 
 // Keyed reports whether the snapshot fingerprints values, so that the

@@ -121,9 +121,16 @@ func (s *Store) finishAttempt(ctx context.Context, id int64, status, reason stri
 	}
 	defer tx.Rollback()
 	now := s.millis()
+	// A deletion cancelled or held while its call was in flight: the
+	// message is gone all the same, so that outcome is recorded; any other
+	// outcome leaves the new status alone (ErrNotFound).
+	from := `status = 'pending'`
+	if status == StatusDeleted {
+		from = `status IN ('pending', 'held', 'cancelled')`
+	}
 	res, err := tx.ExecContext(ctx,
 		`UPDATE deletions SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
-		 WHERE id = ? AND status = 'pending'`,
+		 WHERE id = ? AND `+from,
 		status, reason, next.UnixMilli(), now, id)
 	if err != nil {
 		return fmt.Errorf("update deletion %d: %w", id, classify(err))
@@ -147,7 +154,7 @@ func (s *Store) DeletionCounts(ctx context.Context) (map[string]int, error) {
 		return nil, fmt.Errorf("count deletions: %w", classify(err))
 	}
 	defer rows.Close()
-	out := map[string]int{StatusPending: 0, StatusDeleted: 0, StatusFailed: 0}
+	out := map[string]int{StatusPending: 0, StatusHeld: 0, StatusCancelled: 0, StatusDeleted: 0, StatusFailed: 0}
 	for rows.Next() {
 		var st string
 		var n int

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -125,8 +126,8 @@ type Leak struct {
 	Start      int       `json:"start"`
 	End        int       `json:"end"`
 	DetectedAt time.Time `json:"detected_at"`
-	// Status is the deletion's: pending, deleted or failed; "" when the leak
-	// was recorded without a deletion.
+	// Status is the deletion's: pending, held, cancelled, deleted or failed;
+	// "" when the leak was recorded without a deletion.
 	Status    string `json:"status"`
 	Attempts  int    `json:"attempts"`
 	LastError string `json:"last_error,omitempty"`
@@ -217,4 +218,89 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		return nil, fmt.Errorf("list leaks: %w", classify(err))
 	}
 	return out, nil
+}
+
+// RemaskExcerpts re-masks, once after the upgrade that asks for it, every
+// excerpt an earlier release stored (leaks, allowlisted values, and the
+// notifications not sent yet) with remask, which must only hide more. It
+// returns how many excerpts it changed; later calls change nothing.
+func (s *Store) RemaskExcerpts(ctx context.Context, remask func(string) string) (int, error) {
+	changed := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var pending int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM meta WHERE key = 'remask_pending'), 0)`).Scan(&pending); err != nil {
+			return err
+		}
+		if pending == 0 {
+			return nil
+		}
+		renamed := map[string]string{} // old excerpt → new
+		for _, table := range []string{"leaks", "allowed_values"} {
+			rows, err := tx.QueryContext(ctx, `SELECT id, excerpt FROM `+table)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				id      int64
+				excerpt string
+			}
+			var todo []row
+			for rows.Next() {
+				var r row
+				if err := rows.Scan(&r.id, &r.excerpt); err != nil {
+					rows.Close()
+					return err
+				}
+				if n := remask(r.excerpt); n != r.excerpt {
+					renamed[r.excerpt] = n
+					r.excerpt = n
+					todo = append(todo, r)
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, r := range todo {
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET excerpt = ? WHERE id = ?`, r.excerpt, r.id); err != nil {
+					return err
+				}
+				changed++
+			}
+		}
+		if len(renamed) > 0 {
+			rows, err := tx.QueryContext(ctx, `SELECT id, payload FROM outbox WHERE status = 'pending'`)
+			if err != nil {
+				return err
+			}
+			updates := map[int64]string{}
+			for rows.Next() {
+				var id int64
+				var payload string
+				if err := rows.Scan(&id, &payload); err != nil {
+					rows.Close()
+					return err
+				}
+				p := payload
+				for old, n := range renamed {
+					p = strings.ReplaceAll(p, old, n)
+				}
+				if p != payload {
+					updates[id] = p
+				}
+			}
+			rows.Close()
+			for id, p := range updates {
+				if _, err := tx.ExecContext(ctx, `UPDATE outbox SET payload = ? WHERE id = ?`, p, id); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE meta SET value = 0 WHERE key = 'remask_pending'`)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("re-mask stored excerpts: %w", err)
+	}
+	return changed, nil
 }

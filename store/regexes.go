@@ -22,15 +22,18 @@ type Regex struct {
 	Action string `json:"action"`
 	// Source says where the rule came from: "" (added by hand),
 	// "builtin:NAME", "gitleaks:RULE-ID" or "file:NAME".
-	Source        string    `json:"source,omitempty"`
-	Validator     string    `json:"validator,omitempty"`
-	SecretGroup   int       `json:"secret_group,omitempty"`
-	Entropy       float64   `json:"entropy,omitempty"`
-	Keywords      []string  `json:"keywords,omitempty"`
-	AllowPatterns []string  `json:"allow_patterns,omitempty"`
-	Stopwords     []string  `json:"stopwords,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	Source        string   `json:"source,omitempty"`
+	Validator     string   `json:"validator,omitempty"`
+	SecretGroup   int      `json:"secret_group,omitempty"`
+	Entropy       float64  `json:"entropy,omitempty"`
+	Keywords      []string `json:"keywords,omitempty"`
+	AllowPatterns []string `json:"allow_patterns,omitempty"`
+	Stopwords     []string `json:"stopwords,omitempty"`
+	// DisabledReason says why securechat disabled the rule itself (e.g. it
+	// is over the current limits); "" otherwise.
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Rule actions.
@@ -40,7 +43,7 @@ const (
 )
 
 const regexColumns = `id, pattern, description, enabled, action, source, validator, secret_group, entropy,
-	keywords, allow_patterns, stopwords, created_at, updated_at`
+	keywords, allow_patterns, stopwords, disabled_reason, created_at, updated_at`
 
 type rowScanner interface{ Scan(...any) error }
 
@@ -49,7 +52,7 @@ func scanRegex(row rowScanner) (Regex, error) {
 	var created, updated int64
 	var kw, allow, stop string
 	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Action, &r.Source, &r.Validator, &r.SecretGroup,
-		&r.Entropy, &kw, &allow, &stop, &created, &updated)
+		&r.Entropy, &kw, &allow, &stop, &r.DisabledReason, &created, &updated)
 	r.Keywords, r.AllowPatterns, r.Stopwords = splitLines(kw), splitLines(allow), splitLines(stop)
 	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return r, err
@@ -70,7 +73,11 @@ type DuplicateError struct {
 }
 
 func (e *DuplicateError) Error() string {
-	return fmt.Sprintf("pattern %q already exists as regex %d", e.Pattern, e.ID)
+	p := e.Pattern
+	if r := []rune(p); len(r) > 80 {
+		p = string(r[:79]) + "…"
+	}
+	return fmt.Sprintf("pattern %q already exists as regex %d", p, e.ID)
 }
 
 // Is reports whether target is ErrDuplicate.
@@ -153,29 +160,45 @@ func (s *Store) Regex(ctx context.Context, id int64) (Regex, error) {
 }
 
 // DeleteRegex removes a regex. Leaks it found keep its id and description.
-// It returns ErrNotFound when there is no such regex.
-func (s *Store) DeleteRegex(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM regexes WHERE id = ?`, id)
+// In the same transaction it cancels the queued deletions that no other
+// enforcing finding still justifies (see CancelUnjustified), recording by,
+// and returns how many. It returns ErrNotFound when there is no such regex.
+func (s *Store) DeleteRegex(ctx context.Context, id int64, by string) (int, error) {
+	var cancelled int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM regexes WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("regex %d: %w", id, ErrNotFound)
+		}
+		cancelled, err = cancelUnjustified(ctx, tx, s.millis(), by, fmt.Sprintf("regex %d removed", id))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("remove regex %d: %w", id, classify(err))
+		return 0, fmt.Errorf("remove regex %d: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("remove regex %d: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("regex %d: %w", id, ErrNotFound)
-	}
-	return nil
+	return cancelled, nil
 }
 
-// SetRegexEnabled enables or disables a regex without removing it.
-// It returns ErrNotFound when there is no such regex.
-func (s *Store) SetRegexEnabled(ctx context.Context, id int64, enabled bool) error {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE regexes SET enabled = ?, updated_at = ? WHERE id = ?`, enabled, s.millis(), id)
+// SetRegexEnabled enables or disables a regex without removing it; enabling
+// clears a DisabledReason. Disabling cancels, in the same transaction, the
+// queued deletions no other enforcing finding still justifies, and returns
+// how many. It returns ErrNotFound when there is no such regex.
+func (s *Store) SetRegexEnabled(ctx context.Context, id int64, enabled bool, by string) (int, error) {
+	_, cancelled, err := s.UpdateRegex(ctx, id, RegexUpdate{Enabled: &enabled}, by)
+	return cancelled, err
+}
+
+// DisableRegex disables a regex that securechat itself found unusable, with
+// the reason 'regex list' shows. It cancels nothing: the deletions its
+// findings queued stay as they are.
+func (s *Store) DisableRegex(ctx context.Context, id int64, reason string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE regexes SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+		reason, s.millis(), id)
 	if err != nil {
-		return fmt.Errorf("update regex %d: %w", id, classify(err))
+		return fmt.Errorf("disable regex %d: %w", id, classify(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("regex %d: %w", id, ErrNotFound)
@@ -193,24 +216,49 @@ type RegexUpdate struct {
 	Enabled     *bool
 }
 
-// UpdateRegex changes a regex's description, action or enabled flag.
+// UpdateRegex changes a regex's description, action or enabled flag. When
+// the change takes enforcement away (disabled, or action monitor), it
+// cancels in the same transaction the queued deletions that no other
+// enforcing finding still justifies, recording by, and returns how many.
 // It returns ErrNotFound when there is no such regex and ErrBadAction for an
 // unknown action.
-func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate) (Regex, error) {
+func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by string) (Regex, int, error) {
 	if u.Action != nil && *u.Action != ActionDelete && *u.Action != ActionMonitor {
-		return Regex{}, fmt.Errorf("update regex %d: action %q: %w", id, *u.Action, ErrBadAction)
+		return Regex{}, 0, fmt.Errorf("update regex %d: action %q: %w", id, *u.Action, ErrBadAction)
 	}
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
-		        enabled = COALESCE(?, enabled), updated_at = ? WHERE id = ?`,
-		u.Description, u.Action, u.Enabled, s.millis(), id)
+	var cancelled int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
+			        enabled = COALESCE(?, enabled),
+			        disabled_reason = CASE WHEN ? THEN '' ELSE disabled_reason END, updated_at = ? WHERE id = ?`,
+			u.Description, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("regex %d: %w", id, ErrNotFound)
+		}
+		var why string
+		switch {
+		case u.Enabled != nil && !*u.Enabled:
+			why = fmt.Sprintf("regex %d disabled", id)
+		case u.Action != nil && *u.Action == ActionMonitor:
+			why = fmt.Sprintf("regex %d switched to monitor", id)
+		default:
+			return nil
+		}
+		cancelled, err = cancelUnjustified(ctx, tx, s.millis(), by, why)
+		return err
+	})
 	if err != nil {
-		return Regex{}, fmt.Errorf("update regex %d: %w", id, classify(err))
+		if errors.Is(err, ErrNotFound) {
+			return Regex{}, 0, err
+		}
+		return Regex{}, 0, fmt.Errorf("update regex %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Regex{}, fmt.Errorf("regex %d: %w", id, ErrNotFound)
-	}
-	return s.Regex(ctx, id)
+	r, err := s.Regex(ctx, id)
+	return r, cancelled, err
 }
 
 // RulesGeneration returns a number that changes whenever the regex table or

@@ -39,7 +39,20 @@ var (
 	// ErrBusy is returned when another process held the database locked for
 	// longer than the busy timeout.
 	ErrBusy = errors.New("database is busy")
+	// ErrForeign is returned by Open for a SQLite database that belongs to
+	// another application: securechat does not add its tables to it.
+	ErrForeign = errors.New("not a securechat database")
+	// ErrNewer is returned by Open for a database written by a newer
+	// securechat, whose schema this one does not know.
+	ErrNewer = errors.New("written by a newer securechat")
+	// ErrOldSchema is returned by OpenReadOnly for a database whose schema
+	// is older than this securechat's: only a writable Open upgrades it.
+	ErrOldSchema = errors.New("database schema is older than this securechat")
 )
+
+// ApplicationID is the SQLite application_id securechat stamps its
+// databases with (the bytes "SeCh").
+const ApplicationID = 0x53654368
 
 // DefaultPath is the database file used when none is configured.
 const DefaultPath = "securechat.db"
@@ -59,6 +72,8 @@ type Store struct {
 	path  string
 	now   func() time.Time
 	busy  time.Duration
+	// readOnly: opened with OpenReadOnly (no light connection).
+	readOnly bool
 }
 
 // Option configures a Store.
@@ -83,12 +98,23 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" {
 		path = DefaultPath
 	}
-	if err := prepareFile(path); err != nil {
-		return nil, err
-	}
 	s := &Store{path: path, now: time.Now, busy: DefaultBusyTimeout}
 	for _, o := range opts {
 		o(s)
+	}
+	// Look before touching: setting WAL mode or migrating would change
+	// another application's file.
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		ro, err := OpenReadOnly(ctx, path, opts...)
+		if err != nil && !errors.Is(err, ErrOldSchema) {
+			return nil, err
+		}
+		if ro != nil {
+			ro.Close()
+		}
+	}
+	if err := prepareFile(path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
@@ -107,6 +133,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, ApplicationID)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: stamp it as securechat's: %w", path, classify(err))
 	}
 	q.Set("_synchronous", "NORMAL")
 	if s.light, err = sql.Open("sqlite3", file+q.Encode()); err != nil {
@@ -137,8 +167,96 @@ func prepareFile(path string) error {
 // Path returns the file the store was opened on.
 func (s *Store) Path() string { return s.path }
 
+// OpenReadOnly opens an existing database for reading only: it creates
+// nothing, never migrates and never writes, so it works on a file the user
+// may only read. It returns ErrForeign, ErrNewer or ErrNotDatabase (wrapped)
+// for a file that is not a current securechat database, ErrOldSchema for
+// one that needs upgrading first, and an error matching fs.ErrNotExist when
+// there is no file.
+func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" {
+		path = DefaultPath
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s := &Store{path: path, now: time.Now, busy: DefaultBusyTimeout, readOnly: true}
+	for _, o := range opts {
+		o(s)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Set("_busy_timeout", strconv.Itoa(int(s.busy/time.Millisecond)))
+	q.Set("_foreign_keys", "on")
+	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s.db = db
+	version, err := s.identify(ctx)
+	if err == nil {
+		var latest int
+		if latest, err = latestVersion(); err == nil && version < latest {
+			err = fmt.Errorf("%w (schema %d, this securechat needs %d): run any command that writes, such as 'securechat run' or 'securechat regex add', once to upgrade it", ErrOldSchema, version, latest)
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
+	}
+	return s, nil
+}
+
 // Close closes the database.
-func (s *Store) Close() error { return errors.Join(s.light.Close(), s.db.Close()) }
+func (s *Store) Close() error {
+	if s.light == nil {
+		return s.db.Close()
+	}
+	return errors.Join(s.light.Close(), s.db.Close())
+}
+
+// identify checks that the database is securechat's (or new and empty) and
+// not from a newer release, and returns its schema version.
+func (s *Store) identify(ctx context.Context) (int, error) {
+	var appID, version int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
+		return 0, fmt.Errorf("read application id: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if appID != 0 && appID != ApplicationID {
+		return 0, fmt.Errorf("%w: the file belongs to another application (SQLite application_id %#x); point --db at securechat's database", ErrForeign, appID)
+	}
+	if appID == 0 {
+		// Not stamped: a new file, or one from a release before the stamp
+		// (which always has the meta table and its rules generation).
+		var tables, ours int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).Scan(&tables); err != nil {
+			return 0, fmt.Errorf("read schema: %w", err)
+		}
+		if tables > 0 {
+			_ = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&ours)
+			if ours == 1 {
+				_ = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta WHERE key = 'rules_generation'`).Scan(&ours)
+			}
+			if ours != 1 || version == 0 {
+				return 0, fmt.Errorf("%w: the file holds %d table(s) securechat did not create; point --db at securechat's database, or at a new file", ErrForeign, tables)
+			}
+		}
+	}
+	latest, err := latestVersion()
+	if err != nil {
+		return 0, err
+	}
+	if version > latest {
+		return 0, fmt.Errorf("%w (schema %d; this one knows up to %d): upgrade securechat, or point --db at another database", ErrNewer, version, latest)
+	}
+	return version, nil
+}
+
+// ReadOnly reports whether the store was opened with OpenReadOnly.
+func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Ping checks that the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
@@ -157,6 +275,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal (is the file on a network filesystem?)", mode)
 	}
+	if _, err := s.identify(ctx); err != nil {
+		return err
+	}
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -172,6 +293,15 @@ func (s *Store) migrate(ctx context.Context) error {
 type migration struct {
 	version int
 	name    string
+}
+
+// latestVersion is the schema version this securechat writes.
+func latestVersion() (int, error) {
+	ms, err := migrations()
+	if err != nil || len(ms) == 0 {
+		return 0, fmt.Errorf("read embedded migrations: %v", err)
+	}
+	return ms[len(ms)-1].version, nil
 }
 
 // migrations lists the embedded migrations by the version their NNNN_ prefix
@@ -204,10 +334,32 @@ func parseMigrations(fsys fs.FS) ([]migration, error) {
 	return ms, nil
 }
 
-// applyMigration runs one numbered migration in its own transaction unless
-// PRAGMA user_version says it ran already.
+// fkOffMarker, on a migration's first line, runs it with foreign keys off
+// (SQLite's procedure for rebuilding a table others refer to) and checks
+// them before it commits.
+const fkOffMarker = "-- securechat:foreign-keys-off"
+
+// applyMigration runs one numbered migration in its own transaction, on one
+// connection, unless PRAGMA user_version says it ran already.
 func (s *Store) applyMigration(ctx context.Context, version int, name string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	body, err := migrationFS.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	fkOff := strings.HasPrefix(string(body), fkOffMarker)
+	if fkOff {
+		// Outside the transaction: SQLite ignores this pragma inside one.
+		if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -219,12 +371,19 @@ func (s *Store) applyMigration(ctx context.Context, version int, name string) er
 	if current >= version {
 		return nil
 	}
-	body, err := migrationFS.ReadFile(name)
-	if err != nil {
-		return err
-	}
 	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 		return err
+	}
+	if fkOff {
+		rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+		if err != nil {
+			return err
+		}
+		bad := rows.Next()
+		rows.Close()
+		if bad {
+			return errors.New("the migration would break a foreign key; nothing was changed")
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, version)); err != nil {
 		return err
@@ -250,3 +409,36 @@ func classify(err error) error {
 func (s *Store) millis() int64 { return s.now().UnixMilli() }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// IsDemo reports whether 'securechat demo' created this database.
+func (s *Store) IsDemo(ctx context.Context) (bool, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'demo'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read demo marker: %w", classify(err))
+	}
+	return v == 1, nil
+}
+
+// MarkDemo marks the database as the demo's, so that the next demo may reset it.
+func (s *Store) MarkDemo(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('demo', 1) ON CONFLICT (key) DO UPDATE SET value = 1`); err != nil {
+		return fmt.Errorf("mark the demo's database: %w", classify(err))
+	}
+	return nil
+}
+
+// Rows counts what the database holds: rules, leaks, deletions,
+// notifications and allowlisted values together (0 for a new database).
+func (s *Store) Rows(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM regexes) + (SELECT COUNT(*) FROM leaks) +
+		(SELECT COUNT(*) FROM deletions) + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM allowed_values)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count rows: %w", classify(err))
+	}
+	return n, nil
+}

@@ -98,7 +98,7 @@ func TestRegexCRUD(t *testing.T) {
 	if gen1 <= gen0 {
 		t.Errorf("generation %d after adds, was %d", gen1, gen0)
 	}
-	if err := s.SetRegexEnabled(ctx, r2.ID, false); err != nil {
+	if _, err := s.SetRegexEnabled(ctx, r2.ID, false, "test"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Regex(ctx, r2.ID)
@@ -109,10 +109,10 @@ func TestRegexCRUD(t *testing.T) {
 	if gen2 <= gen1 {
 		t.Errorf("generation %d after update, was %d", gen2, gen1)
 	}
-	if err := s.DeleteRegex(ctx, r1.ID); err != nil {
+	if _, err := s.DeleteRegex(ctx, r1.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteRegex(ctx, r1.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeleteRegex(ctx, r1.ID, "test"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second DeleteRegex = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Regex(ctx, 999); !errors.Is(err, store.ErrNotFound) {

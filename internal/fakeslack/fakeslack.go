@@ -102,8 +102,8 @@ type Delivery struct {
 }
 
 type message struct {
-	channel, user, text string
-	deleted             bool
+	channel, channelType, user, text string
+	deleted                          bool
 }
 
 // Server is a running fake Slack.
@@ -473,6 +473,14 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 		fail("message_not_found")
 		return
 	}
+	if (m.channelType == "im" || m.channelType == "mpim") && m.user != AdminUserID {
+		// As Slack answers a workspace admin's user token for another
+		// member's direct message: only Enterprise Grid's discovery APIs
+		// can remove those.
+		s.mu.Unlock()
+		fail("cant_delete_message")
+		return
+	}
 	m.deleted = true
 	s.mu.Unlock()
 	record()
@@ -824,7 +832,7 @@ func (s *Server) Prepare(m Message) (*Prepared, error) {
 		text = Escape(m.Text)
 	}
 	s.mu.Lock()
-	s.messages[m.Channel+"/"+ts] = &message{channel: m.Channel, user: m.User, text: text}
+	s.messages[m.Channel+"/"+ts] = &message{channel: m.Channel, channelType: m.ChannelType, user: m.User, text: text}
 	s.mu.Unlock()
 	ev := map[string]any{
 		"type": "message", "channel": m.Channel, "channel_type": m.ChannelType, "text": text,

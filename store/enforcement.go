@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Deletion statuses besides pending, deleted and failed.
+const (
+	// StatusHeld: kept, not carried out (monitor mode); resumable.
+	StatusHeld = "held"
+	// StatusCancelled: never to be carried out.
+	StatusCancelled = "cancelled"
+)
+
+// HoldMonitor is the hold reason of deletions held by monitor mode.
+const HoldMonitor = "monitor mode"
+
+// inTx runs f in one write transaction and classifies its error.
+func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return classify(err)
+	}
+	return classify(tx.Commit())
+}
+
+// justified is the SQL condition "deletion d still has a finding of an
+// enabled rule whose action is delete".
+const justified = `EXISTS (SELECT 1 FROM leaks l JOIN regexes r ON r.id = l.regex_id
+	WHERE l.deletion_id = d.id AND l.action = 'delete' AND r.enabled = 1 AND r.action = 'delete')`
+
+// cancelUnjustified cancels the pending and held deletions that no finding of
+// an enabled delete-action rule justifies any more.
+func cancelUnjustified(ctx context.Context, tx *sql.Tx, now int64, by, why string) (int, error) {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?, updated_at = ?
+		 WHERE d.status IN ('pending', 'held') AND NOT `+justified,
+		now, by, why+": no enforcing rule justifies it any more", now)
+	if err != nil {
+		return 0, fmt.Errorf("cancel deletions: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// CancelFilter picks the deletions CancelDeletions cancels. Exactly one
+// field is set.
+type CancelFilter struct {
+	LeakIDs    []int64 // the deletions of these leaks' messages
+	RegexID    int64   // every deletion with a finding of this regex
+	AllPending bool    // every pending or held deletion
+}
+
+// CancelDeletions cancels queued (pending or held) deletions, recording
+// when, by whom and why. It returns how many it cancelled; a leak whose
+// message has no queued deletion cancels nothing. For LeakIDs it returns
+// ErrNotFound (wrapped, naming the ids) when a leak does not exist, and then
+// cancels nothing.
+func (s *Store) CancelDeletions(ctx context.Context, f CancelFilter, by, why string) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		var where string
+		var args []any
+		switch {
+		case len(f.LeakIDs) > 0:
+			var missing []string
+			for _, id := range f.LeakIDs {
+				var found int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leaks WHERE id = ?`, id).Scan(&found); err != nil {
+					return err
+				}
+				if found == 0 {
+					missing = append(missing, fmt.Sprint(id))
+				}
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("leak %s: %w", strings.Join(missing, ", "), ErrNotFound)
+			}
+			where = `d.id IN (SELECT deletion_id FROM leaks WHERE id IN (` + placeholders(len(f.LeakIDs)) + `))`
+			for _, id := range f.LeakIDs {
+				args = append(args, id)
+			}
+		case f.RegexID != 0:
+			where = `d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`
+			args = append(args, f.RegexID)
+		case f.AllPending:
+			where = `1`
+		default:
+			return fmt.Errorf("cancel deletions: nothing selected")
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?, updated_at = ?
+			 WHERE d.status IN ('pending', 'held') AND `+where,
+			append([]any{now, by, why, now}, args...)...)
+		if err != nil {
+			return err
+		}
+		c, _ := res.RowsAffected()
+		n = int(c)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cancel deletions: %w", err)
+	}
+	return n, nil
+}
+
+// HoldPending holds every pending deletion with reason (monitor mode holds
+// them at start): they stay in the database and are not carried out until
+// resumed. It returns how many it held.
+func (s *Store) HoldPending(ctx context.Context, reason string) (int, error) {
+	now := s.millis()
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE deletions SET status = 'held', held_at = ?, hold_reason = ?, updated_at = ? WHERE status = 'pending'`,
+		now, reason, now)
+	if err != nil {
+		return 0, fmt.Errorf("hold deletions: %w", classify(err))
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// ResumeHeld makes the deletions held for reason pending again when their
+// message was seen after youngerThan, and only while an enforcing finding
+// still justifies them. It returns how many it resumed and how many stay
+// held (older ones wait for an explicit ResumeDeletions).
+func (s *Store) ResumeHeld(ctx context.Context, reason string, youngerThan time.Time) (resumed, still int, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		res, err := tx.ExecContext(ctx,
+			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
+			 WHERE d.status = 'held' AND d.hold_reason = ? AND d.created_at >= ? AND `+justified,
+			now, now, reason, youngerThan.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		resumed = int(n)
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deletions WHERE status = 'held'`).Scan(&still)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("resume held deletions: %w", err)
+	}
+	return resumed, still, nil
+}
+
+// ResumeDeletions makes held deletions pending again: those of the given
+// leaks' messages, or every held one with all. A deletion that no enforcing
+// finding justifies any more is not resumed. It returns how many it
+// resumed, and ErrNotFound (wrapped) for a leak that does not exist.
+func (s *Store) ResumeDeletions(ctx context.Context, leakIDs []int64, all bool) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		where := `1`
+		var args []any
+		if !all {
+			for _, id := range leakIDs {
+				var found int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leaks WHERE id = ?`, id).Scan(&found); err != nil {
+					return err
+				}
+				if found == 0 {
+					return fmt.Errorf("leak %d: %w", id, ErrNotFound)
+				}
+				args = append(args, id)
+			}
+			where = `d.id IN (SELECT deletion_id FROM leaks WHERE id IN (` + placeholders(len(leakIDs)) + `))`
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
+			 WHERE d.status = 'held' AND `+justified+` AND `+where,
+			append([]any{now, now}, args...)...)
+		if err != nil {
+			return err
+		}
+		c, _ := res.RowsAffected()
+		n = int(c)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("resume deletions: %w", err)
+	}
+	return n, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

@@ -1,0 +1,198 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/store"
+)
+
+// copyDB copies a testdata database to a temp file, so the test can change it.
+func copyDB(t *testing.T, name string) string {
+	t.Helper()
+	src, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	path := filepath.Join(t.TempDir(), name)
+	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestUpgradeFromPreviousRelease opens testdata/v3.db, written by the
+// previous release (schema 3: three rules, a deleted, a pending and a failed
+// deletion, a monitored leak, four pending notifications, an allowlisted
+// value), and checks that the upgrade keeps every one of them.
+func TestUpgradeFromPreviousRelease(t *testing.T) {
+	ctx := context.Background()
+	path := copyDB(t, "v3.db")
+
+	// Read-only commands must not upgrade, and say what to do.
+	if _, err := store.OpenReadOnly(ctx, path); !errors.Is(err, store.ErrOldSchema) {
+		t.Fatalf("OpenReadOnly on schema 3 = %v, want ErrOldSchema", err)
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+
+	rs, err := st.Regexes(ctx)
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("regexes = %d, %v; want 3", len(rs), err)
+	}
+	if rs[1].Action != store.ActionMonitor || rs[1].Source != "builtin:aws-access-key-id" || rs[2].Enabled ||
+		rs[2].SecretGroup != 1 || len(rs[2].Stopwords) != 1 {
+		t.Errorf("a rule's fields were not kept: %+v", rs)
+	}
+	ls, err := st.Leaks(ctx, store.LeakFilter{})
+	if err != nil || len(ls) != 5 {
+		t.Fatalf("leaks = %d, %v; want 5", len(ls), err)
+	}
+	statuses := map[string]int{}
+	for _, l := range ls {
+		statuses[l.Status]++
+	}
+	if statuses[store.StatusDeleted] != 1 || statuses[store.StatusPending] != 2 || statuses[store.StatusFailed] != 1 || statuses[""] != 1 {
+		t.Errorf("deletion states after the upgrade: %v", statuses)
+	}
+	counts, err := st.DeletionCounts(ctx)
+	if err != nil || counts[store.StatusPending] != 1 || counts[store.StatusDeleted] != 1 || counts[store.StatusFailed] != 1 {
+		t.Errorf("deletions = %v, %v", counts, err)
+	}
+	oc, err := st.OutboxCounts(ctx)
+	if err != nil || oc[store.KindAlert][store.OutboxPending] != 3 || oc[store.KindWebhook][store.OutboxPending] != 1 {
+		t.Errorf("outbox = %v, %v", oc, err)
+	}
+	av, err := st.AllowedValues(ctx)
+	if err != nil || len(av) != 1 {
+		t.Errorf("allowlist = %v, %v", av, err)
+	}
+	// Excerpts stored under the old masking policy (4+4) are re-masked once.
+	n, err := st.RemaskExcerpts(ctx, detect.Remask)
+	if err != nil || n != 6 {
+		t.Errorf("RemaskExcerpts changed %d excerpts, %v; want 6 (5 leaks, 1 allowlisted value)", n, err)
+	}
+	ls, _ = st.Leaks(ctx, store.LeakFilter{})
+	for _, l := range ls {
+		if strings.Count(l.Excerpt, "*") < len(l.Excerpt)-4 && !strings.Contains(l.Excerpt, "…") {
+			t.Errorf("excerpt %q still shows too much", l.Excerpt)
+		}
+	}
+	if n, err := st.RemaskExcerpts(ctx, detect.Remask); err != nil || n != 0 {
+		t.Errorf("a second RemaskExcerpts changed %d, %v", n, err)
+	}
+	// The pending deletion is still due, and can be carried out.
+	due, err := st.DueDeletions(ctx, ls[0].DetectedAt.AddDate(1, 0, 0), 10)
+	if err != nil || len(due) != 1 || due[0].Channel != "C0DEVOPS001" {
+		t.Fatalf("due deletions = %+v, %v", due, err)
+	}
+	if err := st.MarkDeleted(ctx, due[0].ID); err != nil {
+		t.Fatalf("MarkDeleted after the upgrade: %v", err)
+	}
+	st.Close()
+
+	// Now stamped as securechat's and current: read-only opens work.
+	ro, err := store.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly after the upgrade: %v", err)
+	}
+	defer ro.Close()
+	if rs, err := ro.Regexes(ctx); err != nil || len(rs) != 3 {
+		t.Errorf("read-only regexes = %d, %v", len(rs), err)
+	}
+}
+
+func TestOpenRefusesOtherDatabases(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	raw := func(t *testing.T, name string, stmts ...string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		db, err := sql.Open("sqlite3", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range stmts {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return path
+	}
+	tests := []struct {
+		name string
+		path string
+		want error
+	}{
+		{"another application's tables", raw(t, "app.db", `CREATE TABLE invoices (id INTEGER)`), store.ErrForeign},
+		{"another application's id", raw(t, "id.db", `PRAGMA application_id = 1234`), store.ErrForeign},
+		{"a newer securechat", raw(t, "newer.db", "PRAGMA application_id = "+strconv.Itoa(store.ApplicationID), `CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER)`,
+			`INSERT INTO meta VALUES ('rules_generation', 1)`, `PRAGMA user_version = 999`), store.ErrNewer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := os.ReadFile(tt.path)
+			if _, err := store.Open(ctx, tt.path); !errors.Is(err, tt.want) {
+				t.Errorf("Open = %v, want %v", err, tt.want)
+			}
+			if _, err := store.OpenReadOnly(ctx, tt.path); !errors.Is(err, tt.want) {
+				t.Errorf("OpenReadOnly = %v, want %v", err, tt.want)
+			}
+			after, _ := os.ReadFile(tt.path)
+			if string(before) != string(after) {
+				t.Error("the file was changed")
+			}
+		})
+	}
+}
+
+func TestOpenReadOnlyOnAReadOnlyFile(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	if _, err := s.AddRegex(ctx, "abc+", "x"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(path), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Dir(path), 0o700); os.Chmod(path, 0o600) })
+	ro, err := store.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly: %v", err)
+	}
+	defer ro.Close()
+	if rs, err := ro.Regexes(ctx); err != nil || len(rs) != 1 {
+		t.Fatalf("Regexes = %v, %v", rs, err)
+	}
+	if _, err := store.OpenReadOnly(ctx, filepath.Join(dir(path), "missing.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenReadOnly(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+func dir(p string) string { return filepath.Dir(p) }
