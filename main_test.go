@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,6 +317,33 @@ func TestDefaultDatabaseIsNotTheCurrentDirectory(t *testing.T) {
 	out, code := run(work2, "regex", "list")
 	if code != 2 || !strings.Contains(out, "exists in the current directory") || !strings.Contains(out, "SECURECHAT_DB=") {
 		t.Errorf("a ./securechat.db is not pointed out: exit %d\n%s", code, out)
+	}
+}
+
+// TestFirstSignalDuringAuthRetriesIsACleanStop: while run is still retrying
+// auth.test (Slack unreachable), the first SIGTERM stops it with exit 0.
+func TestFirstSignalDuringAuthRetriesIsACleanStop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/api/"
+	ln.Close() // connection refused from now on
+	db := filepath.Join(t.TempDir(), "securechat.db")
+	env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=xapp-1-A1-123456789-abcdef", "SLACK_USER_TOKEN=xoxp-123456789-abcdef", "SLACK_API_URL=" + dead}
+	p := start(t, env, "run", "--allow-empty")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), "auth.test failed; retrying") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no auth.test retry seen:\n%s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after one SIGTERM during auth retries, want 0\n%s", code, p.stderr.String())
 	}
 }
 

@@ -116,12 +116,14 @@ func newHarness(t *testing.T, s setup) *harness {
 func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.done = make(chan error, 1)
-	go func() { h.done <- h.daemon.Run(ctx) }()
+	done := make(chan error, 1)
+	h.done = done
+	d := h.daemon
+	go func() { done <- d.Run(ctx) }()
 	h.t.Cleanup(func() {
 		cancel()
 		select {
-		case <-h.done:
+		case <-done:
 		case <-time.After(20 * time.Second):
 			h.t.Error("daemon did not stop")
 		}

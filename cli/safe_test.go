@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/securechat/securechat/store"
+)
+
+func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (e *env) ruleCount() int {
+	e.t.Helper()
+	r := e.run("", "regex", "list", "--json")
+	if r.code != ExitOK {
+		return 0
+	}
+	return strings.Count(r.stdout, `"pattern"`)
+}
+
+// TestImportNeverTurnsTOMLIntoPatterns: the most common .gitleaks.toml
+// extends gitleaks' defaults and has no [[rules]] of its own; read as a
+// pattern list its table headers became character classes that deleted
+// nearly every message.
+func TestImportNeverTurnsTOMLIntoPatterns(t *testing.T) {
+	dir := t.TempDir()
+	extendOnly := "[extend]\nuseDefault = true\n\n[allowlist]\ndescription = \"ours\"\nregexes = ['''EXAMPLE''']\n"
+	spaced := "title = \"x\"\n[[ rules ]]\nid = \"acme\"\nregex = '''acme_[a-z0-9]{32}'''\n"
+	broken := "[[rules]]\nid = \"acme\"\nregex = '''acme_[a-z0-9]{32}\n"
+	tests := []struct {
+		name, file, body string
+		args             []string
+		code, rules      int
+		says             string
+	}{
+		{"extend-only .gitleaks.toml", ".gitleaks.toml", extendOnly, nil, ExitError, 0, "does not ship"},
+		{"the same TOML in a .txt", "rules.txt", extendOnly, nil, ExitError, 0, "does not ship"},
+		{"[[ rules ]] with spaces", "rules.txt", spaced, nil, ExitOK, 1, "imported  acme"},
+		{"TOML that does not parse", "rules.txt", broken, nil, ExitError, 0, "looks like a gitleaks (TOML) config"},
+		{"--format gitleaks on a list", "list.txt", "acme_[a-z0-9]{32}\n", []string{"--format", "gitleaks"}, ExitError, 0, "list.txt"},
+		{"--format lines keeps a list a list", "list.toml", "acme_[a-z0-9]{32}\n", []string{"--format", "lines"}, ExitOK, 1, "imported  line 1"},
+		{"a bad --format", "list.txt", "x+\n", []string{"--format", "yaml"}, ExitError, 0, "--format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			path := writeFile(t, dir, tt.file, tt.body, 0o600)
+			r := e.run("", append(append([]string{"regex", "import"}, tt.args...), path)...)
+			if r.code != tt.code || !strings.Contains(r.stdout+r.stderr, tt.says) {
+				t.Errorf("exit %d (want %d), output lacks %q:\n%s%s", r.code, tt.code, tt.says, r.stdout, r.stderr)
+			}
+			if n := e.ruleCount(); n != tt.rules {
+				t.Errorf("%d rules stored, want %d", n, tt.rules)
+			}
+		})
+	}
+}
+
+// seedQueued records leaking messages straight in the test database: one
+// found by regex 1 only, one by regexes 1 and 2.
+func seedQueued(t *testing.T, e *env) {
+	t.Helper()
+	e.mustRun("regex", "add", `(6759|6761)[0-9]{12}`, "-d", "cards")
+	e.mustRun("regex", "add", `AKIA[A-Z2-7]{16}`, "-d", "aws")
+	st, err := store.Open(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, m := range []struct {
+		ts string
+		fs []store.Finding
+	}{
+		{"1.1", []store.Finding{{RegexID: 1, Excerpt: "************8453", Start: 0, End: 16, Action: "delete"}}},
+		{"1.2", []store.Finding{{RegexID: 1, Excerpt: "************0000", Start: 0, End: 16, Action: "delete"},
+			{RegexID: 2, Excerpt: "AK****************LE", Start: 20, End: 40, Action: "delete"}}},
+		{"1.3", []store.Finding{{RegexID: 2, Excerpt: "AK****************L2", Start: 0, End: 20, Action: "delete"}}},
+	} {
+		if _, err := st.RecordLeak(context.Background(), store.Message{Channel: "C1", User: "U1", TS: m.ts}, m.fs, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLeaksCancelAndRuleChanges(t *testing.T) {
+	e := newEnv(t)
+	seedQueued(t, e)
+	// leak 1 is the message 1.1; cancel it by leak id.
+	r := e.mustRun("leaks", "cancel", "1")
+	if strings.TrimSpace(r.stdout) != "1" {
+		t.Errorf("leaks cancel 1 printed %q, want 1", r.stdout)
+	}
+	list := e.mustRun("leaks", "list", "--status", "cancelled", "--json").stdout
+	if !strings.Contains(list, `"ts": "1.1"`) || strings.Contains(list, `"ts": "1.2"`) {
+		t.Errorf("cancelled leaks: %s", list)
+	}
+	// Removing regex 1 cancels nothing more: 1.2 still has regex 2's finding.
+	if r := e.mustRun("regex", "rm", "1"); strings.Contains(r.stderr, "Cancelled") {
+		t.Errorf("regex rm 1 cancelled a deletion regex 2 still justifies: %s", r.stderr)
+	}
+	// Switching regex 2 to monitor leaves nothing enforcing: 1.2 and 1.3 go.
+	if r := e.mustRun("regex", "update", "2", "--action", "monitor"); !strings.Contains(r.stderr, "Cancelled 2 queued deletions") {
+		t.Errorf("regex update to monitor: %s", r.stderr)
+	}
+	for _, bad := range [][]string{{"leaks", "cancel"}, {"leaks", "cancel", "1", "--all-pending"}, {"leaks", "resume"}} {
+		if r := e.run("", bad...); r.code != ExitError {
+			t.Errorf("%v: exit %d, want 2", bad, r.code)
+		}
+	}
+	if r := e.run("", "leaks", "cancel", "99"); r.code != ExitError || !strings.Contains(r.stderr, "leak 99") {
+		t.Errorf("cancel of a missing leak: %+v", r)
+	}
+	if r := e.mustRun("leaks", "cancel", "--all-pending"); strings.TrimSpace(r.stdout) != "0" {
+		t.Errorf("nothing left to cancel, got %q", r.stdout)
+	}
+}
+
+// TestReadOnlyCommandsNeverChangeTheDatabase: on a database of the previous
+// release, list commands say to upgrade and leave the file as it is; on
+// another application's database every command refuses, untouched.
+func TestReadOnlyCommandsNeverChangeTheDatabase(t *testing.T) {
+	e := newEnv(t)
+	old, err := os.ReadFile("../store/testdata/v3.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.db, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"regex", "list"}, {"leaks", "list"}, {"leaks", "stats"}, {"check", "x"}} {
+		r := e.run("", args...)
+		if r.code != ExitError || !strings.Contains(r.stderr, "earlier release") {
+			t.Errorf("%v on a schema-3 database: %+v", args, r)
+		}
+	}
+	if now, _ := os.ReadFile(e.db); !bytes.Equal(now, old) {
+		t.Fatal("a read-only command changed the database")
+	}
+	e.mustRun("regex", "add", `tok_[a-z0-9]{20}`) // a write upgrades it
+	if r := e.mustRun("regex", "list", "--json"); strings.Count(r.stdout, `"pattern"`) != 4 {
+		t.Errorf("after the upgrade: %s", r.stdout)
+	}
+
+	foreign := filepath.Join(t.TempDir(), "app.db")
+	db, err := sql.Open("sqlite3", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, _ := os.ReadFile(foreign)
+	e.db = foreign
+	for _, args := range [][]string{{"regex", "list"}, {"regex", "add", "tok_[a-z]{9}"}} {
+		if r := e.run("", args...); r.code != ExitError || !strings.Contains(r.stderr, "not a securechat database") {
+			t.Errorf("%v on another application's database: %+v", args, r)
+		}
+	}
+	if after, _ := os.ReadFile(foreign); !bytes.Equal(before, after) {
+		t.Error("securechat changed another application's database")
+	}
+}
+
+func TestCLITraps(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("regex", "add", `tok_[a-z0-9]{20}`)
+	dir := t.TempDir()
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		says  string
+		never string
+	}{
+		{"mistyped subcommand", []string{"regex", "lsit"}, ExitError, "did you mean list", ""},
+		{"mistyped leaks subcommand", []string{"leaks", "canel"}, ExitError, "did you mean cancel", ""},
+		{"pattern starting with -", []string{"regex", "add", "-----BEGIN RSA PRIVATE KEY-----"}, ExitError, "-- '-PATTERN'", ""},
+		{"the -- form works", []string{"regex", "add", "-d", "PEM", "--", "-----BEGIN RSA PRIVATE KEY-----"}, ExitOK, "Added regex", ""},
+		{"text starting with -", []string{"check", "--", "-x tok_abcdefghij0123456789"}, ExitLeak, "", ""},
+		{"one hint per error", []string{"regex", "add", "a", "b"}, ExitError, "hint:", ""},
+		{"bad setting does not block manifest", []string{"--log-level", "bogus", "manifest"}, ExitOK, "", ""},
+		{"nor completion", []string{"--log-level", "bogus", "completion", "bash"}, ExitOK, "", ""},
+		{"nor help", []string{"--log-level", "bogus", "help"}, ExitOK, "", ""},
+		{"but blocks the rest", []string{"--log-level", "bogus", "regex", "list"}, ExitError, "log level", ""},
+		{"a bad webhook URL is never echoed", []string{"--config", writeFile(t, dir, "hook.toml", "[notify]\nwebhook_url = \"hxxps://hooks.example/T0/B0/s3cr3tv4lue\"\n", 0o600), "regex", "list"},
+			ExitError, "webhook_url is not an http(s) URL", "s3cr3tv4lue"},
+		{"an allowlist secret in a readable file is warned about", []string{"--config", writeFile(t, dir, "allow.toml", "[allowlist]\nsecret = \"0123456789abcdef0123\"\n", 0o644), "regex", "list"},
+			ExitOK, "chmod 600", ""},
+		{"a rule too costly to match", []string{"regex", "add", `[A-Za-z0-9+/]{1000}`}, ExitError, "1002 instructions", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.run("", tt.args...)
+			out := r.stdout + r.stderr
+			if r.code != tt.code || !strings.Contains(out, tt.says) || (tt.never != "" && strings.Contains(out, tt.never)) {
+				t.Errorf("exit %d (want %d); output should say %q and never %q:\n%s", r.code, tt.code, tt.says, tt.never, out)
+			}
+			if strings.Count(r.stderr, "hint:") > 1 {
+				t.Errorf("more than one hint:\n%s", r.stderr)
+			}
+		})
+	}
+}
