@@ -7,7 +7,7 @@ package detect
 // must equal, and the naive baseline of the benchmarks.
 func (s *Set) scanAll(text string) []Match {
 	var out []Match
-	st := &scanText{text: text}
+	st := &scanText{text: text, goOnly: true}
 	for i := range s.rules {
 		out = s.rules[i].appendMatches(out, st)
 	}
@@ -28,7 +28,7 @@ func (s *Set) scanKeywords(text string) []Match {
 		s.ac.scan(foldSpecial(text), func(id int32) { cand[id] = true })
 	}
 	var out []Match
-	st := &scanText{text: text}
+	st := &scanText{text: text, goOnly: true}
 	for i := range s.rules {
 		if cand[i] {
 			out = s.rules[i].appendMatches(out, st)

@@ -70,22 +70,43 @@ func builtinRules() []Rule {
 	return rs
 }
 
-// BenchmarkWorstCase40KB scans one 40 KB message (Slack's limit) built to
-// defeat the prefilter: every required literal of the set, then base64-like
-// filler that keeps counted classes alive, with the 1,000-rule set plus the
-// builtins. Compare with Slack's 3 s ack deadline.
-func BenchmarkWorstCase40KB(b *testing.B) {
-	rules := append(rules1000(b), builtinRules()...)
-	set, errs := Compile(rules)
-	if len(errs) > 0 {
-		b.Fatal(errs)
+// worstCaseSet is the 1,000-rule benchmark set plus the builtins, filled
+// up to MaxSetProgram with rules of gitleaks' keyword-assignment shape (its
+// costliest common form), each with its own keyword.
+func worstCaseSet(tb testing.TB) []Rule {
+	rules := append(rules1000(tb), builtinRules()...)
+	total := 0
+	for _, r := range rules {
+		c, err := Cost(r)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		total += c
 	}
+	for i := 0; ; i++ {
+		r := Rule{ID: int64(10000 + i), Pattern: fmt.Sprintf(`(?i)[\w.-]{0,50}?(?:vendor%04d)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)[\x60'"\s=]{0,5}([a-z0-9=_\-]{32})(?:[\x60'"\s;]|\\[nr]|$)`, i)}
+		c, err := Cost(r)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if total+c > MaxSetProgram {
+			return rules
+		}
+		total += c
+		rules = append(rules, r)
+	}
+}
+
+// worstCaseText is a 40 KB message (Slack's limit) built to defeat the
+// prefilter: every required literal of the set, each followed by an
+// assignment, then base64-like filler that keeps counted classes alive.
+func worstCaseText(rules []Rule) string {
 	var msg strings.Builder
 	for _, r := range rules {
 		_, tree, _ := compilePattern(r.Pattern)
 		if lits := requiredLiterals(tree); len(lits) > 0 {
 			msg.WriteString(lits[0])
-			msg.WriteByte(' ')
+			msg.WriteString(" = ")
 		}
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -93,9 +114,57 @@ func BenchmarkWorstCase40KB(b *testing.B) {
 	for msg.Len() < 40_000 {
 		msg.WriteByte(alphabet[rnd.IntN(len(alphabet))])
 	}
-	text := msg.String()[:40_000]
-	for b.Loop() {
-		set.ScanNormalized(text)
+	return msg.String()[:40_000]
+}
+
+// BenchmarkWorstCase40KB scans the worst message for the largest admissible
+// set (worstCaseSet, at MaxSetProgram): the engine, and the same rules run
+// with Go's regexp alone (the baseline). Compare with Slack's 3 s ack
+// deadline.
+func BenchmarkWorstCase40KB(b *testing.B) {
+	rules := worstCaseSet(b)
+	set, errs := Compile(rules)
+	if len(errs) > 0 {
+		b.Fatal(errs)
 	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/msg")
+	text := worstCaseText(rules)
+	for _, bc := range []struct {
+		name string
+		scan func(string) []Match
+	}{{"go-regexp", set.scanAll}, {"engine", set.ScanNormalized}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				bc.scan(text)
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/msg")
+		})
+	}
+}
+
+// TestLongTextsMatchGo checks the RE2 path for long texts against Go's
+// regexp (the 1,000-rule set is FuzzPrefilterEqualsFullScan's and
+// TestPrefilterEqualsFullScan's): an adversarial message, and long pastes
+// with non-ASCII text, (?i) folds and invalid UTF-8.
+func TestLongTextsMatchGo(t *testing.T) {
+	rules := append(loadRules(t, "testdata/patterns100.txt"), builtinRules()...)
+	for i := range 20 {
+		rules = append(rules, Rule{ID: int64(10000 + i), Pattern: fmt.Sprintf(`(?i)[\w.-]{0,50}?(?:vendor%04d)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|:)[\x60'"\s=]{0,5}([a-z0-9=_\-]{32})`, i)})
+	}
+	set, errs := Compile(rules)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	pad := strings.Repeat("lorem ipsum dolor, ключ sit amet; ", 150)
+	texts := []string{
+		worstCaseText(rules),
+		pad + "PAſSWORD = Tr0ub4dor&3x-horse-staple " + pad,
+		pad + "card 4111 1111 1111 1111 and AKIAIOSFODNN7EXAMPLQ " + pad,
+		pad + "\xff\xfe broken utf-8 token_abcdefghij0123456789 " + pad,
+	}
+	for i, text := range texts {
+		got, want := set.ScanNormalized(text), set.scanAll(text)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("text %d (%d bytes): engine found %d matches, Go's regexp %d", i, len(text), len(got), len(want))
+		}
+	}
 }
