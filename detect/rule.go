@@ -92,22 +92,28 @@ func checkSize(what string, tree *syntax.Regexp) (int, error) {
 // Cost returns a rule's program size: its pattern's instructions and its
 // allow patterns'. It returns a *PatternError for a rule Compile refuses.
 func Cost(r Rule) (int, error) {
-	_, tree, err := compilePattern(r.Pattern)
+	_, _, n, err := compileSized(r.Pattern)
 	if err != nil {
 		return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err}
 	}
-	n, err := programSize(tree)
+	m, err := allowCost(r)
 	if err != nil {
 		return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err}
 	}
+	return n + m, nil
+}
+
+// allowCost is the program size of a rule's allow patterns.
+func allowCost(r Rule) (int, error) {
+	n := 0
 	for _, p := range r.AllowPatterns {
 		t, err := syntax.Parse(p, syntax.Perl)
 		if err != nil {
-			return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))}
+			return 0, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
 		}
 		m, err := programSize(t)
 		if err != nil {
-			return 0, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err}
+			return 0, err
 		}
 		n += m
 	}
@@ -249,21 +255,28 @@ func Validate(pattern string) error {
 // covers (the whole line instead of the card number) but never whether a
 // message matches. It also returns the parsed tree of that form.
 func compilePattern(pattern string) (*regexp.Regexp, *syntax.Regexp, error) {
+	re, tree, _, err := compileSized(pattern)
+	return re, tree, err
+}
+
+// compileSized is compilePattern that also returns the program's size.
+func compileSized(pattern string) (*regexp.Regexp, *syntax.Regexp, int, error) {
 	if pattern == "" {
-		return nil, nil, errors.New("it is empty")
+		return nil, nil, 0, errors.New("it is empty")
 	}
 	if len(pattern) > MaxPatternLen {
-		return nil, nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(pattern), MaxPatternLen)
+		return nil, nil, 0, fmt.Errorf("it is %d bytes long; the limit is %d", len(pattern), MaxPatternLen)
 	}
 	tree, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if nullable(tree) {
-		return nil, nil, ErrMatchesEmpty
+		return nil, nil, 0, ErrMatchesEmpty
 	}
-	if _, err := checkSize("the pattern", tree); err != nil {
-		return nil, nil, err
+	size, err := checkSize("the pattern", tree)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	expr := pattern
 	if trimmed, ok := trimDotStars(tree); ok {
@@ -272,9 +285,9 @@ func compilePattern(pattern string) (*regexp.Regexp, *syntax.Regexp, error) {
 	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	return re, tree, nil
+	return re, tree, size, nil
 }
 
 // nullable reports whether re can match an empty string somewhere. Assertions

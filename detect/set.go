@@ -142,15 +142,15 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 	var literalFree []int
 	total := 0
 	for _, r := range rules {
-		cost, err := Cost(r)
+		re, tree, cost, err := compileSized(r.Pattern)
+		if err == nil && len(r.AllowPatterns) > 0 {
+			var more int
+			more, err = allowCost(r)
+			cost += more
+		}
 		if err == nil && total+cost > MaxSetProgram {
-			err = &PatternError{ID: r.ID, Pattern: r.Pattern, Err: SetTooLargeError(total + cost)}
+			err = SetTooLargeError(total + cost)
 		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		re, tree, err := compilePattern(r.Pattern)
 		if err != nil {
 			errs = append(errs, &PatternError{ID: r.ID, Pattern: r.Pattern, Err: err})
 			continue
