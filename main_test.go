@@ -117,8 +117,8 @@ func runCLI(t *testing.T, env []string, args ...string) (string, int) {
 func waitFor(t *testing.T, fake *fakeslack.Server, what string, cond func(*fakeslack.State) bool, logs func() string) {
 	t.Helper()
 	// Generous: a deletion whose chat.delete was in flight when the
-	// daemon was killed is retried once its 20 s claim has passed.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// daemon was killed is retried once its 40 s claim has passed.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := fake.Wait(ctx, cond); err != nil {
 		t.Fatalf("waiting for %s: %v\n%s", what, err, logs())

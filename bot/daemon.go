@@ -45,8 +45,12 @@ type Options struct {
 	QueueSize       int           // events waiting for a worker
 	ReloadInterval  time.Duration // how often to look for rule changes
 	ShutdownTimeout time.Duration // how long to finish in-flight events at shutdown
-	RetryMax        time.Duration // longest wait between deletion attempts
-	ScanBots        bool          // scan bot_message and app posts too
+	// RecordTimeout bounds recording one leak (retries of a busy database
+	// included) before its envelope is left unacknowledged for Slack to send
+	// again; inside Slack's 3 s ack deadline.
+	RecordTimeout time.Duration
+	RetryMax      time.Duration // longest wait between deletion attempts
+	ScanBots      bool          // scan bot_message and app posts too
 	// ResumeMaxAge: when the daemon enforces again after monitor mode, held
 	// deletions of messages seen within this age resume; older ones wait for
 	// 'securechat leaks resume' (the message may have been edited clean).
@@ -114,6 +118,7 @@ func Defaults() Options {
 		QueueSize:       1024,
 		ReloadInterval:  time.Second,
 		ShutdownTimeout: 5 * time.Second,
+		RecordTimeout:   2 * time.Second,
 		RetryMax:        5 * time.Minute,
 		ResumeMaxAge:    24 * time.Hour,
 		PingInterval:    30 * time.Second,
@@ -146,6 +151,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = def.RetryMax
+	}
+	if o.RecordTimeout <= 0 {
+		o.RecordTimeout = def.RecordTimeout
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = def.PingInterval
@@ -251,7 +259,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	pipe := &pipeline{
 		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
 		scope: newScope(o.Scope, self, notifier.isOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
-		wakeDeleter: deleter.wake, wakeNotifier: notifier.wake,
+		recordTimeout: o.RecordTimeout,
+		wakeDeleter:   deleter.wake, wakeNotifier: notifier.wake,
 	}
 
 	// The components stop when life ends: at shutdown, or when one of them

@@ -513,25 +513,68 @@ func TestPingTimeoutReconnects(t *testing.T) {
 	h.wait("reconnected after ping timeout", func(st *fakeslack.State) bool { return st.TotalConnections() >= 2 })
 }
 
-func TestBackpressureLosesNothing(t *testing.T) {
-	h := newHarness(t, setup{opts: bot.Options{Workers: 1, QueueSize: 1}})
-	var leakTS []string
-	var envs []string
-	for i := range 60 {
-		text := "chatter"
-		if i%3 == 0 {
-			text = "card " + card
-		}
-		ts, env := h.post(fakeslack.Message{Text: text})
-		envs = append(envs, env)
-		if i%3 == 0 {
-			leakTS = append(leakTS, ts)
-		}
+// TestFullQueueLeavesEventsForRedelivery: while the database is locked the
+// one worker is stuck recording and the queue fills; the reader keeps
+// reading (the socket stays alive) and leaves what it cannot queue
+// unacknowledged, counted. Slack's redelivery brings everything back once
+// the lock goes, and nothing is lost.
+func TestFullQueueLeavesEventsForRedelivery(t *testing.T) {
+	m := bot.NewMetrics()
+	h := newHarness(t, setup{fake: fakeslack.Options{RedeliverAfter: 700 * time.Millisecond}, noStart: true})
+	short, err := store.Open(context.Background(), h.dbPath, store.WithBusyTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	h.daemon = bot.New(short, zerolog.New(h.logs).Level(zerolog.TraceLevel), bot.Options{AppToken: h.slack.AppToken(),
+		UserToken: h.slack.UserToken(), APIURL: h.slack.APIURL(), ReloadInterval: time.Hour, RetryMax: 200 * time.Millisecond,
+		Workers: 1, QueueSize: 1, RecordTimeout: 300 * time.Millisecond, Metrics: m})
+	h.start()
+	h.wait("connected", func(st *fakeslack.State) bool { return st.Connections() == 1 })
+	locker, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_txlock=exclusive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leakTS, envs []string
+	for range 12 {
+		ts, env := h.post(fakeslack.Message{Text: "card " + card})
+		leakTS, envs = append(leakTS, ts), append(envs, env)
+	}
+	h.wait("an event left unqueued", func(*fakeslack.State) bool { return counter(t, m, "securechat_events_unqueued_total") > 0 })
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 	h.wait("all acked", acked(envs...))
 	for _, ts := range leakTS {
 		h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
 	}
+	if n := len(h.leaks(store.LeakFilter{})); n != len(leakTS) {
+		t.Errorf("%d leaks for %d messages", n, len(leakTS))
+	}
+}
+
+// counter reads a counter from the daemon's metrics.
+func counter(t *testing.T, m *bot.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			total := 0.0
+			for _, c := range mf.GetMetric() {
+				total += c.GetCounter().GetValue()
+			}
+			return total
+		}
+	}
+	return 0
 }
 
 func TestShutdownIsCleanAndKeepsPendingDeletions(t *testing.T) {

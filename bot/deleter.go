@@ -11,9 +11,18 @@ import (
 )
 
 const (
-	deleteBatch = 100
-	idlePoll    = 5 * time.Second  // looks for work queued by another process
-	callTimeout = 15 * time.Second // one Web API call
+	deleteBatch  = 100
+	idlePoll     = 5 * time.Second  // looks for work queued by another process
+	callTimeout  = 15 * time.Second // one Web API call
+	writeTimeout = 5 * time.Second  // recording one outcome
+	// claimLease is how long a claimed deletion or notification belongs to
+	// the daemon that claimed it: twice the worst case of its call and the
+	// write of its outcome, so that no other daemon can take it while it is
+	// still in flight.
+	claimLease = 2 * (callTimeout + writeTimeout)
+	// minRateLimitWait is the shortest wait after a 429, even with
+	// Retry-After: 0, so that no loop spins against Slack.
+	minRateLimitWait = time.Second
 )
 
 // messageDeleter is the part of the Slack client the deleter uses.
@@ -94,7 +103,7 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		if ctx.Err() != nil {
 			return 0, nil
 		}
-		claimed, err := d.store.ClaimDeletion(ctx, del.ID, d.now(), callTimeout+5*time.Second)
+		claimed, err := d.store.ClaimDeletion(ctx, del.ID, d.now(), claimLease)
 		if err != nil {
 			return 0, err
 		}
@@ -157,7 +166,7 @@ func (d *deleter) deleteOne(ctx context.Context, del store.Deletion) (time.Durat
 	now := d.now()
 	// Record with a context that outlives shutdown by a little: an outcome
 	// lost here would mean one more chat.delete at the next start.
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer scancel()
 	ev := d.log.With().Str("channel", del.Channel).Str("ts", del.TS).Int("attempt", del.Attempts+1).Logger()
 	switch out.kind {
@@ -177,6 +186,7 @@ func (d *deleter) deleteOne(ctx context.Context, del store.Deletion) (time.Durat
 		}
 		e.Msg("message deleted")
 	case outRateLimited:
+		out.wait = max(out.wait, minRateLimitWait)
 		if err := d.store.DeferDeletion(sctx, del.ID, now.Add(out.wait)); err != nil {
 			return 0, err
 		}

@@ -17,6 +17,7 @@ type Metrics struct {
 	Registry       *prometheus.Registry
 	events         *prometheus.CounterVec // by outcome
 	acks           prometheus.Counter     // envelopes acknowledged
+	unqueued       prometheus.Counter     // events left unacknowledged: the queue was full
 	scanSeconds    prometheus.Histogram   // one message
 	leaks          *prometheus.CounterVec // by rule and action
 	deletions      *prometheus.CounterVec // attempts by result
@@ -38,6 +39,8 @@ func NewMetrics() *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_events_total",
 			Help: "Socket Mode events handled, by outcome: clean, leak, redelivered, skipped, out_of_scope, allowlisted, malformed, record_failed."}, []string{"outcome"}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_events_acked_total", Help: "Envelopes acknowledged to Slack."}),
+		unqueued: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_events_unqueued_total",
+			Help: "Events left unacknowledged because every worker was busy and the queue was full; Slack sends them again."}),
 		scanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "securechat_scan_duration_seconds",
 			Help: "Time to normalise and scan one message.", Buckets: prometheus.ExponentialBuckets(0.000005, 4, 10)}),
 		leaks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_leaks_total",
@@ -54,7 +57,7 @@ func NewMetrics() *Metrics {
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_notifications_total",
 			Help: "Notifications (author, alert, webhook) by result: sent, failed, retry."}, []string{"kind", "result"}),
 	}
-	r.MustRegister(m.events, m.acks, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
+	r.MustRegister(m.events, m.acks, m.unqueued, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
 		m.generation, m.rules, m.notifications, m.connectedGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

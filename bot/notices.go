@@ -23,6 +23,10 @@ type notice struct {
 // WebhookEvent is the JSON body securechat POSTs to the webhook, one per
 // leaking message and outcome.
 type WebhookEvent struct {
+	// ID is the same for every delivery of one event: a send whose outcome
+	// was lost (a crash after the POST) may be repeated, and receivers can
+	// de-duplicate on it.
+	ID       string           `json:"id"`
 	Event    string           `json:"event"` // "leak"
 	Channel  string           `json:"channel"`
 	User     string           `json:"user"`
@@ -94,14 +98,24 @@ func (n notices) authorUndeletable(msg store.Message, fs []store.Finding) []stor
 		Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(undeletableMessage, msg, fs)})}}
 }
 
+// alertFindings is how many findings an alert lists; the rest are counted.
+// A Slack message holds 40,000 characters, and an alert must never fail as
+// too long: hundreds of findings in one paste are possible.
+const alertFindings = 5
+
 // alertText is the alert channel's line for one leaking message.
 func alertText(msg store.Message, fs []store.Finding, action, outcome, reason string) string {
 	var parts []string
 	for _, f := range fs {
-		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(f.Rule), escape(f.Excerpt)))
+		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(shorten(f.Rule, 80)), escape(f.Excerpt)))
+	}
+	parts = dedupStrings(parts)
+	listed := strings.Join(parts[:min(len(parts), alertFindings)], ", ")
+	if more := len(parts) - alertFindings; more > 0 {
+		listed += fmt.Sprintf(" and %d more (%d findings in all; 'securechat leaks list --channel %s' shows them)", more, len(fs), msg.Channel)
 	}
 	text := fmt.Sprintf(":rotating_light: securechat: leak in <#%s> by <@%s> (ts %s): %s. Action: %s; %s.",
-		msg.Channel, msg.User, msg.TS, strings.Join(dedupStrings(parts), ", "), action, outcome)
+		msg.Channel, msg.User, msg.TS, listed, action, outcome)
 	if reason != "" {
 		text += " Reason: " + reason + "."
 	}
@@ -124,8 +138,10 @@ func authorText(template string, msg store.Message, fs []store.Finding) string {
 
 // webhookEvent is the webhook's JSON body for one leaking message.
 func webhookEvent(msg store.Message, fs []store.Finding, action, outcome, reason string, now time.Time) WebhookEvent {
-	ev := WebhookEvent{Event: "leak", Channel: msg.Channel, User: msg.User, TS: msg.TS, Action: action,
-		Outcome: webhookOutcome(action, reason, outcome), Reason: reason, Time: now.UTC()}
+	o := webhookOutcome(action, reason, outcome)
+	ev := WebhookEvent{ID: "leak:" + msg.Channel + ":" + msg.TS + ":" + o + ":" + strconv.FormatInt(now.UnixMilli(), 10),
+		Event: "leak", Channel: msg.Channel, User: msg.User, TS: msg.TS, Action: action,
+		Outcome: o, Reason: reason, Time: now.UTC()}
 	for _, f := range fs {
 		ev.Findings = append(ev.Findings, WebhookFinding{RegexID: f.RegexID, Rule: f.Rule, Excerpt: f.Excerpt})
 	}
@@ -167,6 +183,14 @@ func dedupStrings(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// shorten cuts s to n runes with "…".
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func marshal(v any) string {

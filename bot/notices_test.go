@@ -55,3 +55,21 @@ func TestNoticeTexts(t *testing.T) {
 		t.Error("notices with nothing configured built something")
 	}
 }
+
+func TestAlertOfHundredsOfFindingsIsCapped(t *testing.T) {
+	var fs []store.Finding
+	for i := range 300 {
+		fs = append(fs, store.Finding{RegexID: int64(i), Rule: strings.Repeat("r", 200), Excerpt: "AK****************L2"})
+	}
+	text := alertText(store.Message{Channel: "C1", User: "U1", TS: "1.2"}, fs, store.ActionDelete, "deleted", "")
+	if len(text) > 4000 || !strings.Contains(text, "and 295 more (300 findings in all") {
+		t.Errorf("alert of 300 findings is %d bytes: %.300s…", len(text), text)
+	}
+	if strings.Count(text, "regex ") != 5 {
+		t.Errorf("alert lists %d findings, want the first 5", strings.Count(text, "regex "))
+	}
+	ev := webhookEvent(store.Message{Channel: "C1", TS: "1.2"}, fs[:1], store.ActionDelete, "deleted", "", time.Unix(5, 0))
+	if ev.ID == "" || ev.ID != webhookEvent(store.Message{Channel: "C1", TS: "1.2"}, fs[:1], store.ActionDelete, "deleted", "", time.Unix(5, 0)).ID {
+		t.Errorf("webhook id %q is not stable", ev.ID)
+	}
+}

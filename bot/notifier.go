@@ -102,11 +102,22 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		if ctx.Err() != nil {
 			return 0
 		}
+		claimed, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
+		if err != nil {
+			if ctx.Err() == nil {
+				sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot claim a notification; retrying")
+			}
+			return time.Second
+		}
+		if !claimed {
+			continue // another daemon on this database has it
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 		out := n.send(sctx, it)
 		cancel()
 		now := n.now()
 		status, next := store.OutboxSent, now
+		var pause time.Duration
 		switch out.kind {
 		case outRetry, outRateLimited:
 			status = store.OutboxPending
@@ -114,11 +125,16 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 			if it.Attempts+1 >= maxUnknownTries {
 				status = store.OutboxFailed
 			}
+			if out.kind == outRateLimited {
+				// Retry-After is about the method, not the item: wait it out
+				// before sending anything else.
+				pause = max(out.wait, minRateLimitWait)
+			}
 		case outFailed, outFatal:
 			status = store.OutboxFailed
 		}
-		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := n.store.FinishOutbox(wctx, it.ID, status, out.reason, next)
+		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		err = n.store.FinishOutbox(wctx, it.ID, status, out.reason, next)
 		wcancel()
 		if err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
@@ -131,6 +147,9 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		}
 		e.Str("kind", it.Kind).Int64("notification", it.ID).Int("attempt", it.Attempts+1).Str("result", result).
 			Str("reason", out.reason).Msg("notification")
+		if pause > 0 {
+			return pause
+		}
 	}
 	if len(due) == outboxBatch {
 		return 0

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -18,24 +19,35 @@ import (
 // decode, scope, decide, record, acknowledge. It is the only component that
 // talks to the socket.
 type pipeline struct {
-	store        *store.Store
-	rules        *rules
-	notes        notices
-	metrics      *Metrics
-	log          zerolog.Logger
-	conn         *connState
-	scope        scope
-	scanBots     bool
-	monitor      bool   // the daemon's monitor mode: never delete
-	wakeDeleter  func() // a deletion was queued
-	wakeNotifier func() // a notification was queued
+	store         *store.Store
+	rules         *rules
+	notes         notices
+	metrics       *Metrics
+	log           zerolog.Logger
+	conn          *connState
+	scope         scope
+	scanBots      bool
+	monitor       bool // the daemon's monitor mode: never delete
+	recordTimeout time.Duration
+	wakeDeleter   func() // a deletion was queued
+	wakeNotifier  func() // a notification was queued
 }
 
+// enqueueWait is how long the reader waits for room in a full queue before
+// it leaves an event unacknowledged.
+const enqueueWait = 50 * time.Millisecond
+
 // read takes events from the socket client and hands the ones that need
-// work to the queue. It blocks when the queue is full: backpressure instead
-// of dropping (Slack redelivers what is not acknowledged). It returns a
-// *TokenError when Slack refuses the app token, and nil when ctx ends.
+// work to the queue. It never blocks on a full queue for more than
+// enqueueWait: a reader that stopped
+// reading would stop slack-go from answering Slack's pings, the connection
+// would drop, and acks for the queued events would go out on a dead socket.
+// An event that finds the queue full is left unacknowledged and counted
+// (securechat_events_unqueued_total): Slack sends it again at once, after 1
+// minute and after 5 minutes. It returns a *TokenError when Slack refuses
+// the app token, and nil when ctx ends.
 func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<- socketmode.Event) error {
+	full := p.log.Sample(&zerolog.BurstSampler{Burst: 3, Period: 10 * time.Second})
 	for {
 		var ev socketmode.Event
 		select {
@@ -79,8 +91,26 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 		}
 		select {
 		case queue <- ev:
+			continue
+		default:
+		}
+		// Full: a burst may drain in a moment, so wait a little (well short
+		// of anything that would stall the socket), then let it go.
+		t := time.NewTimer(enqueueWait)
+		select {
+		case queue <- ev:
+			t.Stop()
 		case <-ctx.Done():
+			t.Stop()
 			return nil
+		case <-t.C:
+			p.metrics.unqueued.Inc()
+			id := ""
+			if ev.Request != nil {
+				id = ev.Request.EnvelopeID
+			}
+			full.Warn().Str("envelope_id", id).Int("queue_size", cap(queue)).
+				Msg("every worker is busy and the queue is full: left an event unacknowledged, Slack sends it again")
 		}
 	}
 }
@@ -190,6 +220,8 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 		outcome = "recorded (monitor: not deleted)"
 	case !deleteMsg:
 		outcome = "recorded (a direct message Slack does not let admins delete; author told)"
+	case res.Requeued:
+		outcome = "queued for deletion again (its earlier deletion had failed)"
 	case !res.NewDeletion:
 		outcome = "added to the message's pending deletion"
 	}
@@ -219,25 +251,24 @@ func (p *pipeline) undeletable(c content) bool {
 	return dm && c.User != p.scope.self
 }
 
-// record stores a leak, retrying briefly on a busy database: Slack's ack
-// deadline is 3 s, and an unacknowledged event is redelivered anyway.
+// record stores a leak, retrying a busy database until recordTimeout has
+// passed: Slack's ack deadline is 3 s, and an event left unacknowledged is
+// sent again anyway.
 func (p *pipeline) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool, notes []store.OutboxItem) (store.RecordResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.recordTimeout)
+	defer cancel()
 	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return store.RecordResult{}, ctx.Err()
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
-		}
+	for attempt := 0; ; attempt++ {
 		var res store.RecordResult
-		res, err = p.store.RecordLeak(ctx, msg, fs, deleteMsg, notes...)
-		if err == nil {
+		if res, err = p.store.RecordLeak(ctx, msg, fs, deleteMsg, notes...); err == nil {
 			return res, nil
 		}
+		select {
+		case <-ctx.Done():
+			return store.RecordResult{}, fmt.Errorf("not durable within %s: %w", p.recordTimeout, err)
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
 	}
-	return store.RecordResult{}, err
 }
 
 func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID string) {

@@ -81,6 +81,7 @@ type DaemonConfig struct {
 	QueueSize       int      `toml:"queue_size"`
 	ReloadInterval  Duration `toml:"reload_interval"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	RecordTimeout   Duration `toml:"record_timeout"`
 	ScanBots        bool     `toml:"scan_bots"`
 	RetryMax        Duration `toml:"retry_max"`
 	ResumeMaxAge    Duration `toml:"resume_max_age"`
@@ -115,6 +116,7 @@ func Defaults() Config {
 			QueueSize:       d.QueueSize,
 			ReloadInterval:  Duration{d.ReloadInterval},
 			ShutdownTimeout: Duration{d.ShutdownTimeout},
+			RecordTimeout:   Duration{d.RecordTimeout},
 			RetryMax:        Duration{d.RetryMax},
 			ResumeMaxAge:    Duration{d.ResumeMaxAge},
 			Mode:            d.Mode,
@@ -330,6 +332,9 @@ func (c *Config) Validate(slack bool) error {
 	}
 	if d.ReloadInterval.Duration < 100*time.Millisecond {
 		return fmt.Errorf("daemon reload_interval = %s: use at least 100ms", d.ReloadInterval)
+	}
+	if d.RecordTimeout.Duration < 100*time.Millisecond || d.RecordTimeout.Duration > 2500*time.Millisecond {
+		return fmt.Errorf("daemon record_timeout = %s: use 100ms to 2.5s (Slack wants an ack within 3s)", d.RecordTimeout)
 	}
 	if d.ShutdownTimeout.Duration <= 0 {
 		return fmt.Errorf("daemon shutdown_timeout = %s: must be positive", d.ShutdownTimeout)

@@ -192,7 +192,7 @@ const (
 // configured database, a securechat.db in the current directory (where
 // earlier releases put it) is refused with a hint rather than silently
 // replaced by an empty database elsewhere.
-func (a *app) openStore(ctx context.Context, mode openMode) (*store.Store, error) {
+func (a *app) openStore(ctx context.Context, mode openMode, opts ...store.Option) (*store.Store, error) {
 	path := a.cfg.DB
 	if a.cfg.dbFrom == fromDefault {
 		if _, err := os.Stat(store.DefaultPath); err == nil {
@@ -212,7 +212,7 @@ func (a *app) openStore(ctx context.Context, mode openMode) (*store.Store, error
 	if mode == openRead {
 		return store.OpenReadOnly(ctx, path, store.WithClock(a.Now))
 	}
-	s, err := store.Open(ctx, path, store.WithClock(a.Now))
+	s, err := store.Open(ctx, path, append([]store.Option{store.WithClock(a.Now)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/store"
 )
 
 // newLogger builds the one logger of the process from the log settings.
@@ -54,7 +55,10 @@ in ps).`,
 		Annotations: map[string]string{annotNeedsSlack: "yes"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := a.newLogger()
-			s, err := a.openStore(cmd.Context(), openCreate)
+			// A write waits for a lock at most as long as recording a leak may
+			// take, so that a locked database leaves the envelope unacked in
+			// time for Slack to send it again.
+			s, err := a.openStore(cmd.Context(), openCreate, store.WithBusyTimeout(a.cfg.Daemon.RecordTimeout.Duration))
 			if err != nil {
 				return err
 			}
@@ -119,6 +123,7 @@ func (a *app) botOptions() bot.Options {
 		QueueSize:       c.Daemon.QueueSize,
 		ReloadInterval:  c.Daemon.ReloadInterval.Duration,
 		ShutdownTimeout: c.Daemon.ShutdownTimeout.Duration,
+		RecordTimeout:   c.Daemon.RecordTimeout.Duration,
 		RetryMax:        c.Daemon.RetryMax.Duration,
 		ResumeMaxAge:    c.Daemon.ResumeMaxAge.Duration,
 		ScanBots:        c.Daemon.ScanBots,

@@ -63,7 +63,9 @@ func (s *Store) NextDeletionAt(ctx context.Context) (time.Time, bool, error) {
 }
 
 // MarkDeleted records that the message was deleted, and queues the
-// notifications in the same transaction.
+// notifications in the same transaction. The outcomes (MarkDeleted,
+// RetryDeletion, FailDeletion) follow a ClaimDeletion, which counted the
+// attempt.
 func (s *Store) MarkDeleted(ctx context.Context, id int64, notes ...OutboxItem) error {
 	return s.finishAttempt(ctx, id, StatusDeleted, "", s.now(), notes)
 }
@@ -79,17 +81,18 @@ func (s *Store) FailDeletion(ctx context.Context, id int64, reason string, notes
 	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now(), notes)
 }
 
-// ClaimDeletion takes a due pending deletion for one attempt by moving its
-// next attempt lease into the future. It reports false when the deletion is
-// no longer due (another daemon sharing the database took it, or it ended),
-// so that two daemons never call chat.delete for one message at once. If the
-// attempt's outcome is never recorded (a crash), the deletion is due again
-// once the lease has passed.
+// ClaimDeletion takes a due pending deletion for one attempt: it counts the
+// attempt and moves the next attempt lease into the future, durably, before
+// chat.delete is called. It reports false when the deletion is no longer due
+// (another daemon sharing the database took it, or it ended), so that two
+// daemons never call chat.delete for one message at once. If the attempt's
+// outcome is never recorded (a crash, a write that timed out), the deletion
+// is due again once the lease has passed, and the counted attempt tells the
+// retry that an earlier call may have deleted the message already (so
+// message_not_found then means deleted, not failed).
 func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
-	// Not fsynced: a claim lost in a power cut only makes the deletion due
-	// again, which is what a restart after a crash wants anyway.
-	res, err := s.light.ExecContext(ctx,
-		`UPDATE deletions SET next_attempt_at = ?, updated_at = ?
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE deletions SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
 		 WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?`,
 		now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
 	if err != nil {
@@ -99,11 +102,12 @@ func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, leas
 	return n == 1, nil
 }
 
-// DeferDeletion moves a pending deletion's next attempt without counting an
-// attempt (used when Slack rate-limits the whole method).
+// DeferDeletion moves a pending deletion's next attempt and takes back the
+// attempt its claim counted (used when Slack rate-limits the whole method:
+// the call was refused, so it deleted nothing).
 func (s *Store) DeferDeletion(ctx context.Context, id int64, next time.Time) error {
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE deletions SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`,
+		`UPDATE deletions SET next_attempt_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'pending'`,
 		next.UnixMilli(), s.millis(), id)
 	if err != nil {
 		return fmt.Errorf("defer deletion %d: %w", id, classify(err))
@@ -129,7 +133,7 @@ func (s *Store) finishAttempt(ctx context.Context, id int64, status, reason stri
 		from = `status IN ('pending', 'held', 'cancelled')`
 	}
 	res, err := tx.ExecContext(ctx,
-		`UPDATE deletions SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
+		`UPDATE deletions SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
 		 WHERE id = ? AND `+from,
 		status, reason, next.UnixMilli(), now, id)
 	if err != nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,35 @@ func TestCancelHoldResume(t *testing.T) {
 	ls, _ = s.Leaks(ctx, store.LeakFilter{ID: old})
 	if err := s.RetryDeletion(ctx, ls[0].DeletionID, "x", clock); !errors.Is(err, store.ErrNotFound) || status(t, s, old) != store.StatusCancelled {
 		t.Errorf("a retry must not revive a cancelled deletion: %v, %s", err, status(t, s, old))
+	}
+}
+
+// TestNewFindingsAfterAFailedDeletionTryAgain: an edit that adds a secret
+// to a message whose deletion failed queues a new attempt.
+func TestNewFindingsAfterAFailedDeletionTryAgain(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	msg := store.Message{Channel: "C1", User: "U1", TS: "1.1"}
+	res, err := s.RecordLeak(ctx, msg, []store.Finding{{RegexID: 1, Excerpt: "a", Start: 0, End: 4, Action: "delete"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.ClaimDeletion(ctx, res.DeletionID, time.Now(), time.Second); !ok {
+		t.Fatal("claim")
+	}
+	if err := s.FailDeletion(ctx, res.DeletionID, "internal_error (gave up)"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.RecordLeak(ctx, msg, []store.Finding{{RegexID: 1, Excerpt: "b", Start: 10, End: 14, Action: "delete"}}, true)
+	if err != nil || !again.Requeued || !again.NewDeletion || again.DeletionID != res.DeletionID {
+		t.Fatalf("after an edit with a new finding: %+v, %v", again, err)
+	}
+	d, _ := s.Deletion(ctx, res.DeletionID)
+	if d.Status != store.StatusPending || !strings.Contains(d.LastError, "new findings") {
+		t.Errorf("deletion = %+v, want pending again", d)
+	}
+	// A redelivery of the same edit changes nothing.
+	if r, _ := s.RecordLeak(ctx, msg, []store.Finding{{RegexID: 1, Excerpt: "b", Start: 10, End: 14, Action: "delete"}}, true); r.NewLeaks != 0 || r.Requeued {
+		t.Errorf("redelivered edit: %+v", r)
 	}
 }

@@ -45,6 +45,9 @@ type RecordResult struct {
 	DeletionID int64
 	// NewDeletion is true when this call queued the deletion.
 	NewDeletion bool
+	// Requeued is true when the deletion had failed and new findings made
+	// it pending again (NewDeletion is true too).
+	Requeued bool
 }
 
 // RecordLeak records the findings of one message and, when deleteMsg is set,
@@ -101,6 +104,21 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		}
 		if n, _ := r.RowsAffected(); n == 1 {
 			res.NewLeaks++
+		}
+	}
+	if res.NewLeaks > 0 && deleteMsg && !res.NewDeletion {
+		// New findings in a message whose deletion had failed (an edit
+		// after the failure): try again rather than file them under a
+		// deletion that ended. A second failure alerts again.
+		r, err := tx.ExecContext(ctx,
+			`UPDATE deletions SET status = 'pending', next_attempt_at = ?, updated_at = ?,
+			        last_error = 'retried: new findings after the failure: ' || last_error
+			 WHERE id = ? AND status = 'failed'`, now, now, res.DeletionID)
+		if err != nil {
+			return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			res.NewDeletion, res.Requeued = true, true
 		}
 	}
 	if res.NewLeaks > 0 {

@@ -83,11 +83,31 @@ func (s *Store) NextOutboxAt(ctx context.Context) (time.Time, bool, error) {
 	return fromMillis(next.Int64), true, nil
 }
 
-// FinishOutbox records a send attempt: status sent or failed ends it,
-// pending retries it at next.
+// ClaimOutbox takes a due notification for one send: it counts the attempt
+// and moves the next attempt lease into the future, durably, before the
+// send. It reports false when the item is no longer due (another daemon on
+// the database took it, or it ended), so one item is sent once however many
+// daemons share the database. If the outcome is never recorded (a crash, a
+// write that fails), the item is due again only once the lease has passed:
+// a send whose outcome was lost is repeated at most once per lease, never
+// in a tight loop, and the attempt cap still applies.
+func (s *Store) ClaimOutbox(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
+		 WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?`,
+		now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim notification %d: %w", id, classify(err))
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// FinishOutbox records the outcome of a claimed send: status sent or failed
+// ends it, pending retries it at next. (ClaimOutbox counted the attempt.)
 func (s *Store) FinishOutbox(ctx context.Context, id int64, status, reason string, next time.Time) error {
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
+		`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
 		 WHERE id = ? AND status = 'pending'`, status, reason, next.UnixMilli(), s.millis(), id)
 	if err != nil {
 		return fmt.Errorf("update notification %d: %w", id, classify(err))

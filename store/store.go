@@ -64,15 +64,11 @@ const DefaultBusyTimeout = 10 * time.Second
 
 // Store is a handle on one securechat database. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
-	// light is a connection for writes that need not survive a power cut
-	// (deletion claims: losing one only makes a deletion due again), made
-	// with synchronous=NORMAL so it costs no fsync.
-	light *sql.DB
-	path  string
-	now   func() time.Time
-	busy  time.Duration
-	// readOnly: opened with OpenReadOnly (no light connection).
+	db   *sql.DB
+	path string
+	now  func() time.Time
+	busy time.Duration
+	// readOnly: opened with OpenReadOnly.
 	readOnly bool
 }
 
@@ -138,12 +134,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: stamp it as securechat's: %w", path, classify(err))
 	}
-	q.Set("_synchronous", "NORMAL")
-	if s.light, err = sql.Open("sqlite3", file+q.Encode()); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	s.light.SetMaxOpenConns(1)
 	return s, nil
 }
 
@@ -208,12 +198,7 @@ func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, err
 }
 
 // Close closes the database.
-func (s *Store) Close() error {
-	if s.light == nil {
-		return s.db.Close()
-	}
-	return errors.Join(s.light.Close(), s.db.Close())
-}
+func (s *Store) Close() error { return s.db.Close() }
 
 // identify checks that the database is securechat's (or new and empty) and
 // not from a newer release, and returns its schema version.

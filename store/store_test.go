@@ -246,6 +246,11 @@ func TestDeletionLifecycle(t *testing.T) {
 	if err != nil || len(due) != 3 {
 		t.Fatalf("DueDeletions = %v, %v", due, err)
 	}
+	for _, id := range ids {
+		if ok, err := s.ClaimDeletion(ctx, id, now, time.Second); err != nil || !ok {
+			t.Fatalf("claim %d: %v %v", id, ok, err)
+		}
+	}
 	if err := s.MarkDeleted(ctx, ids[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -269,12 +274,25 @@ func TestDeletionLifecycle(t *testing.T) {
 	if len(due) != 1 || due[0].ID != ids[1] || due[0].Attempts != 1 || due[0].LastError != "slack answered 500" {
 		t.Errorf("due after a minute = %+v", due)
 	}
+	if ok, _ := s.ClaimDeletion(ctx, ids[1], now.Add(time.Minute), time.Second); !ok {
+		t.Fatal("claim of the retry")
+	}
 	if err := s.DeferDeletion(ctx, ids[1], now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := s.Deletion(ctx, ids[1])
 	if d.Attempts != 1 || !d.NextAttemptAt.Equal(now.Add(time.Hour)) {
 		t.Errorf("after defer: %+v", d)
+	}
+	// A rate-limited call deleted nothing: its claimed attempt is taken back.
+	if ok, _ := s.ClaimDeletion(ctx, ids[1], now.Add(time.Hour), time.Second); !ok {
+		t.Fatal("claim after the defer")
+	}
+	if err := s.DeferDeletion(ctx, ids[1], now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Deletion(ctx, ids[1]); d.Attempts != 1 {
+		t.Errorf("a 429 counted as an attempt: %+v", d)
 	}
 	counts, _ := s.DeletionCounts(ctx)
 	if counts[store.StatusDeleted] != 1 || counts[store.StatusFailed] != 1 || counts[store.StatusPending] != 1 {
@@ -411,14 +429,29 @@ func TestOutbox(t *testing.T) {
 	if err != nil || len(due) != 1 || due[0].Kind != store.KindAlert {
 		t.Fatalf("due = %+v, %v; want the one alert (a redelivery queues nothing)", due, err)
 	}
+	if ok, err := s.ClaimOutbox(ctx, due[0].ID, now, time.Minute); err != nil || !ok {
+		t.Fatalf("claim = %v, %v", ok, err)
+	}
+	if ok, _ := s.ClaimOutbox(ctx, due[0].ID, now, time.Minute); ok {
+		t.Error("a claimed notification was claimed again (a second daemon would send it twice)")
+	}
+	if again, _ := s.DueOutbox(ctx, now.Add(30*time.Second), 10); len(again) != 0 {
+		t.Error("a claimed notification is due again before its lease passed")
+	}
 	if err := s.FinishOutbox(ctx, due[0].ID, store.OutboxPending, "HTTP 500", now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if next, ok, _ := s.NextOutboxAt(ctx); !ok || !next.Equal(now.Add(time.Minute)) {
 		t.Errorf("next = %v %v", next, ok)
 	}
+	if ok, _ := s.ClaimOutbox(ctx, due[0].ID, now.Add(time.Minute), time.Minute); !ok {
+		t.Fatal("the retry could not be claimed")
+	}
 	if err := s.FinishOutbox(ctx, due[0].ID, store.OutboxSent, "", now); err != nil {
 		t.Fatal(err)
+	}
+	if it, _ := s.DueOutbox(ctx, now.Add(time.Hour), 10); len(it) != 0 {
+		t.Errorf("a sent notification is due: %+v", it)
 	}
 	counts, _ := s.OutboxCounts(ctx)
 	if counts[store.KindAlert][store.OutboxSent] != 1 {
