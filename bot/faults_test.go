@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +114,33 @@ func TestTwoDaemonsSendEachNoticeOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestUnwritableOutcomeDoesNotResendInALoop: the alert is posted, but its
+// outcome cannot be written (here a trigger refuses it, as a full disk or
+// a read-only file would). The claim keeps the item leased: it is not sent
+// again and again (it once was, 17,000 times in 2 s).
+func TestUnwritableOutcomeDoesNotResendInALoop(t *testing.T) {
+	h := newHarness(t, setup{noStart: true})
+	db, err := sql.Open("sqlite3", h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON outbox WHEN NEW.status != 'pending'
+		BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END`); err != nil {
+		t.Fatal(err)
+	}
+	h.restart(bot.Options{Mode: bot.ModeMonitor, Notify: bot.Notify{AlertChannel: "C0ALERTS01"}})
+	h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("the alert", func(st *fakeslack.State) bool { return len(st.Posts()) >= 1 })
+	time.Sleep(2 * time.Second)
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if n := len(st.Posts()); n != 1 {
+			t.Errorf("the alert was posted %d times in 2 s while its outcome could not be written, want 1", n)
+		}
+	})
+	if !strings.Contains(h.logs.String(), "cannot record a notification's outcome") {
+		t.Error("the failed outcome write was not logged")
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +59,10 @@ type Options struct {
 	// gets for the new message, as Slack does when the token's user (or bot)
 	// posts where the app listens.
 	EchoPosts bool
+	// ChaosDelete, between 0 and 1, is the share of chat.delete calls that
+	// answer 429 (Retry-After: 1) or HTTP 500 instead, at random (seeded, for
+	// chaos tests); the message is left as it is.
+	ChaosDelete float64
 }
 
 // Response is a scripted answer to a Web API call.
@@ -128,6 +133,8 @@ type Server struct {
 	connections int
 	closed      bool
 
+	rnd *rand.Rand // ChaosDelete's dice, under mu
+
 	wg   sync.WaitGroup
 	stop chan struct{}
 }
@@ -159,6 +166,7 @@ func New(o Options) *Server {
 		script:     map[string][]Response{},
 		seq:        time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC).Unix() * 1_000_000,
 		stop:       make(chan struct{}),
+		rnd:        rand.New(rand.NewPCG(7, 11)),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/auth.test", s.authTest)
@@ -440,6 +448,23 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 		}
 		s.notify()
 		s.mu.Unlock()
+	}
+	if s.opts.ChaosDelete > 0 {
+		s.mu.Lock()
+		roll, kind := s.rnd.Float64(), s.rnd.IntN(2)
+		s.mu.Unlock()
+		if roll < s.opts.ChaosDelete {
+			if kind == 0 {
+				call.Status, call.Error = http.StatusTooManyRequests, "ratelimited"
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+			} else {
+				call.Status = http.StatusInternalServerError
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+			record()
+			return
+		}
 	}
 	if resp, done := s.answerScripted(w, "chat.delete"); done {
 		call.Status = max(resp.Status, http.StatusOK)
