@@ -63,6 +63,10 @@ type Options struct {
 	// answer 429 (Retry-After: 1) or HTTP 500 instead, at random (seeded, for
 	// chaos tests); the message is left as it is.
 	ChaosDelete float64
+	// ForgetAcked drops the body of an acknowledged envelope and the text of
+	// its message (the message can still be deleted), so that a soak of a
+	// million messages does not hold them all.
+	ForgetAcked bool
 }
 
 // Response is a scripted answer to a Web API call.
@@ -698,6 +702,12 @@ func (s *Server) readLoop(c *conn) {
 			if d.AckedAt.IsZero() {
 				d.AckedAt = now
 				s.unacked--
+				if s.opts.ForgetAcked {
+					d.body = nil
+					if m := s.messages[d.Channel+"/"+d.TS]; m != nil {
+						m.text = ""
+					}
+				}
 			}
 		}
 		s.notify()
