@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,12 @@ type Options struct {
 	// its message (the message can still be deleted), so that a soak of a
 	// million messages does not hold them all.
 	ForgetAcked bool
+	// DeleteLimit, when positive, limits chat.delete to that many calls a
+	// DeleteWindow (default a minute), as Slack's tiers do (Tier 3: about 50
+	// a minute): a call over the limit answers 429 with a Retry-After, in
+	// whole seconds, to the end of the window.
+	DeleteLimit  int
+	DeleteWindow time.Duration
 }
 
 // Response is a scripted answer to a Web API call.
@@ -137,7 +144,9 @@ type Server struct {
 	connections int
 	closed      bool
 
-	rnd *rand.Rand // ChaosDelete's dice, under mu
+	rnd      *rand.Rand // ChaosDelete's dice, under mu
+	window   time.Time  // DeleteLimit: when the current window started, under mu
+	inWindow int        // DeleteLimit: calls allowed in it
 
 	wg   sync.WaitGroup
 	stop chan struct{}
@@ -452,6 +461,32 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 		}
 		s.notify()
 		s.mu.Unlock()
+	}
+	if s.opts.DeleteLimit > 0 {
+		win := s.opts.DeleteWindow
+		if win <= 0 {
+			win = time.Minute
+		}
+		s.mu.Lock()
+		now := time.Now()
+		if now.Sub(s.window) >= win {
+			s.window, s.inWindow = now, 0
+		}
+		var wait time.Duration
+		if s.inWindow >= s.opts.DeleteLimit {
+			wait = s.window.Add(win).Sub(now)
+		} else {
+			s.inWindow++
+		}
+		s.mu.Unlock()
+		if wait > 0 {
+			secs := int((wait + time.Second - 1) / time.Second)
+			call.Status, call.Error = http.StatusTooManyRequests, "ratelimited"
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+			record()
+			return
+		}
 	}
 	if s.opts.ChaosDelete > 0 {
 		s.mu.Lock()
