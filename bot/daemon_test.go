@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/internal/syncbuf"
 	"github.com/securechat/securechat/store"
 )
 
@@ -27,23 +27,6 @@ const (
 	card    = "6759649826438453"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // harness is one daemon against one fake Slack and one SQLite file.
 type harness struct {
@@ -51,7 +34,7 @@ type harness struct {
 	slack  *fakeslack.Server
 	store  *store.Store
 	dbPath string
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	daemon *bot.Daemon
 	cancel context.CancelFunc
 	done   chan error
@@ -66,7 +49,7 @@ type setup struct {
 
 func newHarness(t *testing.T, s setup) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &syncBuffer{}}
+	h := &harness{t: t, logs: &syncbuf.Buffer{}}
 	if s.fake.PingInterval == 0 {
 		s.fake.PingInterval = 200 * time.Millisecond
 	}
@@ -531,15 +514,7 @@ func TestFullQueueLeavesEventsForRedelivery(t *testing.T) {
 		Workers: 1, QueueSize: 1, RecordTimeout: 300 * time.Millisecond, Metrics: m})
 	h.start()
 	h.wait("connected", func(st *fakeslack.State) bool { return st.Connections() == 1 })
-	locker, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_txlock=exclusive")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	tx, err := locker.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := lockDB(t, h.dbPath)
 	var leakTS, envs []string
 	for range 12 {
 		ts, env := h.post(fakeslack.Message{Text: "card " + card})
@@ -556,6 +531,22 @@ func TestFullQueueLeavesEventsForRedelivery(t *testing.T) {
 	if n := len(h.leaks(store.LeakFilter{})); n != len(leakTS) {
 		t.Errorf("%d leaks for %d messages", n, len(leakTS))
 	}
+}
+
+// lockDB takes the database's write lock and keeps it, as another process
+// would, until the returned transaction ends (Rollback).
+func lockDB(t *testing.T, path string) *sql.Tx {
+	t.Helper()
+	locker, err := sql.Open("sqlite3", "file:"+path+"?_txlock=exclusive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { locker.Close() })
+	tx, err := locker.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
 
 // counter reads a counter from the daemon's metrics.
@@ -747,15 +738,7 @@ func TestLockedDatabaseLosesNothing(t *testing.T) {
 	h.wait("connected", func(st *fakeslack.State) bool { return st.Connections() == 1 })
 
 	// Another process takes the write lock and keeps it.
-	locker, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_txlock=exclusive")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	tx, err := locker.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := lockDB(t, h.dbPath)
 	ts, env := h.post(fakeslack.Message{Text: "card " + card})
 	h.wait("the failure logged", func(*fakeslack.State) bool {
 		return strings.Contains(h.logs.String(), "could not record a leak; not acknowledging")

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,26 +11,10 @@ import (
 
 	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/internal/syncbuf"
 	"github.com/securechat/securechat/store"
 )
 
-// lockedLog is a log buffer the daemon writes and the test reads.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestCheckAndDaemonAgree posts texts through the fake Slack to the real
 // daemon and gives the same texts to 'securechat check' on the same
@@ -55,7 +37,7 @@ func TestCheckAndDaemonAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	logs := &lockedLog{}
+	logs := &syncbuf.Buffer{}
 	d := bot.New(st, zerolog.New(logs), bot.Options{AppToken: fake.AppToken(), UserToken: fake.UserToken(), APIURL: fake.APIURL(),
 		ReloadInterval: 100 * time.Millisecond, AllowlistKey: []byte(key)})
 	done := make(chan error, 1)

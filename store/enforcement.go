@@ -72,22 +72,9 @@ func (s *Store) CancelDeletions(ctx context.Context, f CancelFilter, by, why str
 		var args []any
 		switch {
 		case len(f.LeakIDs) > 0:
-			var missing []string
-			for _, id := range f.LeakIDs {
-				var found int
-				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leaks WHERE id = ?`, id).Scan(&found); err != nil {
-					return err
-				}
-				if found == 0 {
-					missing = append(missing, fmt.Sprint(id))
-				}
-			}
-			if len(missing) > 0 {
-				return fmt.Errorf("leak %s: %w", strings.Join(missing, ", "), ErrNotFound)
-			}
-			where = `d.id IN (SELECT deletion_id FROM leaks WHERE id IN (` + placeholders(len(f.LeakIDs)) + `))`
-			for _, id := range f.LeakIDs {
-				args = append(args, id)
+			var err error
+			if where, args, err = ofLeaks(ctx, tx, f.LeakIDs); err != nil {
+				return err
 			}
 		case f.RegexID != 0:
 			where = `d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`
@@ -164,17 +151,10 @@ func (s *Store) ResumeDeletions(ctx context.Context, leakIDs []int64, all bool) 
 		where := `1`
 		var args []any
 		if !all {
-			for _, id := range leakIDs {
-				var found int
-				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leaks WHERE id = ?`, id).Scan(&found); err != nil {
-					return err
-				}
-				if found == 0 {
-					return fmt.Errorf("leak %d: %w", id, ErrNotFound)
-				}
-				args = append(args, id)
+			var err error
+			if where, args, err = ofLeaks(ctx, tx, leakIDs); err != nil {
+				return err
 			}
-			where = `d.id IN (SELECT deletion_id FROM leaks WHERE id IN (` + placeholders(len(leakIDs)) + `))`
 		}
 		res, err := tx.ExecContext(ctx,
 			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
@@ -191,6 +171,28 @@ func (s *Store) ResumeDeletions(ctx context.Context, leakIDs []int64, all bool) 
 		return 0, fmt.Errorf("resume deletions: %w", err)
 	}
 	return n, nil
+}
+
+// ofLeaks is the condition "deletion d is that of one of these leaks", with
+// its arguments. It returns ErrNotFound (wrapped, naming them) when some of
+// the leaks do not exist.
+func ofLeaks(ctx context.Context, tx *sql.Tx, ids []int64) (string, []any, error) {
+	var missing []string
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		var found int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leaks WHERE id = ?`, id).Scan(&found); err != nil {
+			return "", nil, err
+		}
+		if found == 0 {
+			missing = append(missing, fmt.Sprint(id))
+		}
+		args[i] = id
+	}
+	if len(missing) > 0 {
+		return "", nil, fmt.Errorf("leak %s: %w", strings.Join(missing, ", "), ErrNotFound)
+	}
+	return `d.id IN (SELECT deletion_id FROM leaks WHERE id IN (` + placeholders(len(ids)) + `))`, args, nil
 }
 
 func placeholders(n int) string {
