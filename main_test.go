@@ -38,7 +38,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-
 type proc struct {
 	cmd    *exec.Cmd
 	stderr *syncbuf.Buffer

@@ -27,7 +27,6 @@ const (
 	card    = "6759649826438453"
 )
 
-
 // harness is one daemon against one fake Slack and one SQLite file.
 type harness struct {
 	t      *testing.T

@@ -15,7 +15,6 @@ import (
 	"github.com/securechat/securechat/store"
 )
 
-
 // TestCheckAndDaemonAgree posts texts through the fake Slack to the real
 // daemon and gives the same texts to 'securechat check' on the same
 // database: for every text, check exits 1 exactly when the daemon records a
