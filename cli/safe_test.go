@@ -96,6 +96,7 @@ func seedQueued(t *testing.T, e *env) {
 
 func TestLeaksCancelAndRuleChanges(t *testing.T) {
 	e := newEnv(t)
+	e.vars["USER"] = "alice"
 	seedQueued(t, e)
 	// leak 1 is the message 1.1; cancel it by leak id.
 	r := e.mustRun("leaks", "cancel", "1")
@@ -103,7 +104,8 @@ func TestLeaksCancelAndRuleChanges(t *testing.T) {
 		t.Errorf("leaks cancel 1 printed %q, want 1", r.stdout)
 	}
 	list := e.mustRun("leaks", "list", "--status", "cancelled", "--json").stdout
-	if !strings.Contains(list, `"ts": "1.1"`) || strings.Contains(list, `"ts": "1.2"`) {
+	if !strings.Contains(list, `"ts": "1.1"`) || strings.Contains(list, `"ts": "1.2"`) ||
+		!strings.Contains(list, `"cancelled_by": "alice"`) || !strings.Contains(list, `"cancel_reason": "cancelled with 'securechat leaks cancel'"`) {
 		t.Errorf("cancelled leaks: %s", list)
 	}
 	// Removing regex 1 cancels nothing more: 1.2 still has regex 2's finding.

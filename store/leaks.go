@@ -156,6 +156,12 @@ type Leak struct {
 	Allowable bool `json:"allowable"`
 	// DeletionID is the message's deletion (0 for a monitored leak).
 	DeletionID int64 `json:"-"`
+	// HoldReason says why a held deletion is held (monitor mode).
+	HoldReason string `json:"hold_reason,omitempty"`
+	// CancelledBy and CancelReason say who cancelled the deletion (an OS
+	// user) and why, for a cancelled one.
+	CancelledBy  string `json:"cancelled_by,omitempty"`
+	CancelReason string `json:"cancel_reason,omitempty"`
 }
 
 // LeakFilter narrows Leaks. Zero values mean "any".
@@ -172,7 +178,10 @@ type LeakFilter struct {
 
 const leakSelect = `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule, l.excerpt, l.start_offset, l.end_offset,
 	             l.detected_at, COALESCE(d.status, ''), COALESCE(d.attempts, 0), COALESCE(d.last_error, ''),
-	             l.action, l.value_mac != '', COALESCE(l.deletion_id, 0)
+	             l.action, l.value_mac != '', COALESCE(l.deletion_id, 0),
+	             CASE WHEN d.status = 'held' THEN d.hold_reason ELSE '' END,
+	             CASE WHEN d.status = 'cancelled' THEN d.cancelled_by ELSE '' END,
+	             CASE WHEN d.status = 'cancelled' THEN d.cancel_reason ELSE '' END
 	      FROM leaks l LEFT JOIN deletions d ON d.id = l.deletion_id`
 
 // Leaks returns recorded leaks, newest first.
@@ -226,7 +235,8 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		var l Leak
 		var detected int64
 		if err := rows.Scan(&l.ID, &l.Channel, &l.User, &l.TS, &l.RegexID, &l.Rule, &l.Excerpt, &l.Start, &l.End,
-			&detected, &l.Status, &l.Attempts, &l.LastError, &l.Action, &l.Allowable, &l.DeletionID); err != nil {
+			&detected, &l.Status, &l.Attempts, &l.LastError, &l.Action, &l.Allowable, &l.DeletionID,
+			&l.HoldReason, &l.CancelledBy, &l.CancelReason); err != nil {
 			return nil, fmt.Errorf("list leaks: %w", err)
 		}
 		l.DetectedAt = fromMillis(detected)
