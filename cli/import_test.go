@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/securechat/securechat/detect"
 )
 
 func TestImportGitleaks(t *testing.T) {
@@ -47,7 +49,7 @@ func TestImportGitleaks(t *testing.T) {
 		t.Fatalf("%d rules stored, want 6", len(rules))
 	}
 	aws := rules[4]
-	if aws.Source != "gitleaks:aws-access-token" || aws.SecretGroup != 1 || aws.Entropy != 3 || len(aws.Keywords) != 5 ||
+	if aws.Source != "gitleaks:aws-access-token" || aws.SecretGroup != detect.FirstGroup || aws.Entropy != 3 || len(aws.Keywords) != 5 ||
 		!strings.Contains(strings.Join(aws.AllowPatterns, " "), ".+EXAMPLE$") || !strings.Contains(strings.Join(aws.AllowPatterns, " "), "true|false|null") ||
 		len(aws.Stopwords) != 1 {
 		t.Errorf("aws-access-token stored as %+v", aws)

@@ -43,6 +43,9 @@ type gitleaksRule struct {
 	Keywords    []string        `toml:"keywords"`
 	Allowlist   *gitleaksAllow  `toml:"allowlist"`
 	Allowlists  []gitleaksAllow `toml:"allowlists"`
+	// Composite rules: other rules that must match near this one.
+	Required   []map[string]any `toml:"required"`
+	SkipReport bool             `toml:"skipReport"`
 }
 
 type gitleaksAllow struct {
@@ -190,13 +193,24 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 			Pattern: r.Regex, Description: desc, Enabled: true, Source: "gitleaks:" + r.ID,
 			SecretGroup: r.SecretGroup, Entropy: r.Entropy, Keywords: r.Keywords,
 		}
-		if r.Path != "" {
-			it.warnings = append(it.warnings, "its path condition is ignored (messages have no path)")
+		switch {
+		case r.Path != "":
+			// gitleaks never runs it without a matching file path; run on
+			// every message it would be broader than its author meant.
+			it.rule.Enabled = false
+			it.rule.DisabledReason = fmt.Sprintf("imported disabled: gitleaks runs it only on files whose path matches %q, and chat messages have no path", detect.Shorten(r.Path, 60))
+		case len(r.Required) > 0 || r.SkipReport:
+			it.rule.Enabled = false
+			it.rule.DisabledReason = "imported disabled: a composite rule ([[rules.required]] / skipReport), which securechat does not run; alone it would fire where gitleaks would not"
+		}
+		if it.rule.DisabledReason != "" {
+			it.warnings = append(it.warnings, it.rule.DisabledReason)
 		}
 		if it.rule.SecretGroup == 0 {
-			// gitleaks takes the first capture group as the secret.
+			// gitleaks takes the first capture group that matched as the
+			// secret (the first non-empty one), not group 1.
 			if n, err := detect.NumGroups(r.Regex); err == nil && n > 0 {
-				it.rule.SecretGroup = 1
+				it.rule.SecretGroup = detect.FirstGroup
 			}
 		}
 		lists := r.Allowlists

@@ -216,3 +216,42 @@ func TestCLITraps(t *testing.T) {
 		})
 	}
 }
+
+// TestImportKeepsGitleaksMeaning: a rule gitleaks runs only under a file
+// path, or only with its required companions, is imported disabled with the
+// reason, never as a broader rule; with capture groups and no secretGroup
+// the secret is the first group that matched, as in gitleaks.
+func TestImportKeepsGitleaksMeaning(t *testing.T) {
+	e := newEnv(t)
+	body := `
+[[rules]]
+id = "k8s-secret-yaml"
+regex = '''(?i)kind:\s*Secret'''
+path = '''(?i)\.ya?ml$'''
+
+[[rules]]
+id = "composite"
+regex = '''cmp_[a-z0-9]{20}'''
+[[rules.required]]
+id = "other"
+
+[[rules]]
+id = "acme-token"
+regex = '''(?i)acme[_-]?token(\s*)[:=]\s*([a-z0-9]{32})'''
+`
+	path := writeFile(t, t.TempDir(), "rules.toml", body, 0o600)
+	r := e.run("", "regex", "import", path)
+	if r.code != ExitOK || strings.Count(r.stdout, "imported disabled:") != 2 {
+		t.Fatalf("import: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	list := e.run("", "regex", "list")
+	if !strings.Contains(list.stderr, "regex 1 was disabled by securechat: imported disabled: gitleaks runs it only on files") ||
+		!strings.Contains(list.stderr, "regex 2 was disabled by securechat: imported disabled: a composite rule") {
+		t.Errorf("regex list does not say why:\n%s", list.stderr)
+	}
+	// Neither fires; the acme token is found, its secret the second group.
+	c := e.run("", "check", "--json", "kind: Secret", "cmp_abcdefghij0123456789", "acme_token=abcdefghijklmnopqrstuvwxyz012345")
+	if c.code != ExitLeak || strings.Count(c.stdout, "\n") != 1 || !strings.Contains(c.stdout, `"line":3`) || !strings.Contains(c.stdout, `"start":11`) {
+		t.Errorf("check: exit %d\n%s%s", c.code, c.stdout, c.stderr)
+	}
+}

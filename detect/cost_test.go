@@ -168,3 +168,36 @@ func TestLongTextsMatchGo(t *testing.T) {
 		}
 	}
 }
+
+func TestGitleaksSecretGroupAndEntropy(t *testing.T) {
+	acme := `(?i)acme[_-]?token(\s*)[:=]\s*([a-z0-9]{32})`
+	token := "abcdefghijklmnopqrstuvwxyz012345"
+	tests := []struct {
+		name string
+		rule Rule
+		text string
+		want string // the secret found, "" for none
+	}{
+		{"first non-empty group, not group 1", Rule{Pattern: acme, SecretGroup: FirstGroup}, "acme_token=" + token, token},
+		{"a non-empty separator group comes first, as in gitleaks", Rule{Pattern: acme, SecretGroup: FirstGroup}, "acme_token  = " + token, "  "},
+		{"group 1 alone misses it", Rule{Pattern: acme, SecretGroup: 1}, "acme_token=" + token, ""},
+		{"entropy at the threshold is dropped", Rule{Pattern: `k=([ab]{4})`, SecretGroup: 1, Entropy: 1}, "k=aabb", ""},
+		{"entropy above it is kept", Rule{Pattern: `k=([ab]{4})`, SecretGroup: 1, Entropy: 0.99}, "k=aabb", "aabb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, errs := Compile([]Rule{tt.rule})
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			ms := set.ScanNormalized(tt.text)
+			got := ""
+			if len(ms) > 0 {
+				got = tt.text[ms[0].Start:ms[0].End]
+			}
+			if got != tt.want {
+				t.Errorf("secret %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -149,6 +149,8 @@ type Rule struct {
 	Validator string
 	// SecretGroup, when positive, is the capture group holding the secret;
 	// the checks, offsets and excerpt use it instead of the whole match.
+	// FirstGroup (-1) takes the first capture group that matched something,
+	// as gitleaks does for a rule with groups and no secretGroup.
 	SecretGroup int
 	// Entropy, when positive, is the minimum Shannon entropy (bits per
 	// byte) of the secret.
@@ -160,6 +162,10 @@ type Rule struct {
 	// Stopwords: a secret containing one of them (any case) is not a leak.
 	Stopwords []string
 }
+
+// FirstGroup as a Rule's SecretGroup takes the first capture group that
+// matched a non-empty string as the secret (the whole match when none did).
+const FirstGroup = -1
 
 // checks is what a compiled rule does after its regexp matched.
 type checks struct {
@@ -183,7 +189,7 @@ func compileChecks(r Rule, re *regexp.Regexp) (*checks, error) {
 		}
 		c.validator = v
 	}
-	if r.SecretGroup < 0 || r.SecretGroup > re.NumSubexp() {
+	if r.SecretGroup < FirstGroup || r.SecretGroup > re.NumSubexp() {
 		return nil, fmt.Errorf("secret group %d does not exist: the pattern has %d capture group(s)", r.SecretGroup, re.NumSubexp())
 	}
 	if r.Entropy < 0 || r.Entropy > 8 {
@@ -221,7 +227,7 @@ func (c *checks) keep(r *Rule, secret string) bool {
 	if c.validator != nil && !c.validator(secret) {
 		return false
 	}
-	if r.Entropy > 0 && entropy(secret) < r.Entropy {
+	if r.Entropy > 0 && entropy(secret) <= r.Entropy { // at the threshold is not enough, as in gitleaks
 		return false
 	}
 	for _, a := range c.allow {

@@ -344,7 +344,7 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 		return out
 	}
 	var locs [][]int
-	if r.SecretGroup > 0 {
+	if r.SecretGroup != 0 {
 		locs = re.FindAllStringSubmatchIndex(text, -1)
 	} else {
 		locs = re.FindAllStringIndex(text, -1)
@@ -353,6 +353,13 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 		start, end := loc[0], loc[1]
 		if g := r.SecretGroup; g > 0 && loc[2*g] >= 0 {
 			start, end = loc[2*g], loc[2*g+1]
+		} else if g == FirstGroup {
+			for k := 1; 2*k+1 < len(loc); k++ {
+				if loc[2*k] >= 0 && loc[2*k] < loc[2*k+1] {
+					start, end = loc[2*k], loc[2*k+1]
+					break
+				}
+			}
 		}
 		if start == end || !r.checks.keep(&r.Rule, text[start:end]) {
 			continue

@@ -102,10 +102,10 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	}
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
-		                      keywords, allow_patterns, stopwords, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		                      keywords, allow_patterns, stopwords, disabled_reason, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
-		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"), now, now)
+		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"), r.DisabledReason, now, now)
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
