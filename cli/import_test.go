@@ -22,8 +22,8 @@ func TestImportGitleaks(t *testing.T) {
 		"skipped   pkcs12-file: a path-only rule",
 		"skipped   lookahead-rule: invalid or unsupported Perl syntax",
 		"skipped   matches-everything: it can match the empty string",
-		"warning   generic-password: allowlist paths and commits are ignored",
-		"note      the global allowlist's paths and commits are ignored",
+		"warning   generic-password: allowlist paths and commits are left out",
+		"note      a global allowlist's paths and commits are left out",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("import output lacks %q:\n%s", want, r.stdout)
@@ -34,13 +34,16 @@ func TestImportGitleaks(t *testing.T) {
 	}
 	list := e.mustRun("regex", "list", "--json").stdout
 	var rules []struct {
-		ID            int64
-		Source        string
-		SecretGroup   int      `json:"secret_group"`
-		Entropy       float64  `json:"entropy"`
-		Keywords      []string `json:"keywords"`
-		AllowPatterns []string `json:"allow_patterns"`
-		Stopwords     []string `json:"stopwords"`
+		ID          int64
+		Source      string
+		SecretGroup int      `json:"secret_group"`
+		Entropy     float64  `json:"entropy"`
+		Keywords    []string `json:"keywords"`
+		Allowlists  []struct {
+			Target    string   `json:"target"`
+			Regexes   []string `json:"regexes"`
+			Stopwords []string `json:"stopwords"`
+		} `json:"allowlists"`
 	}
 	if err := json.Unmarshal([]byte(list), &rules); err != nil {
 		t.Fatal(err)
@@ -48,13 +51,16 @@ func TestImportGitleaks(t *testing.T) {
 	if len(rules) != 6 {
 		t.Fatalf("%d rules stored, want 6", len(rules))
 	}
+	// Each allowlist is kept as gitleaks has it: its own (.+EXAMPLE$), then
+	// the global one (its regexes and stopwords; its paths left out).
 	aws := rules[4]
 	if aws.Source != "gitleaks:aws-access-token" || aws.SecretGroup != detect.FirstGroup || aws.Entropy != 3 || len(aws.Keywords) != 5 ||
-		!strings.Contains(strings.Join(aws.AllowPatterns, " "), ".+EXAMPLE$") || !strings.Contains(strings.Join(aws.AllowPatterns, " "), "true|false|null") ||
-		len(aws.Stopwords) != 1 {
+		len(aws.Allowlists) != 2 || aws.Allowlists[0].Regexes[0] != ".+EXAMPLE$" ||
+		!strings.Contains(strings.Join(aws.Allowlists[1].Regexes, " "), "true|false|null") || len(aws.Allowlists[1].Stopwords) != 1 {
 		t.Errorf("aws-access-token stored as %+v", aws)
 	}
-	if pw := rules[5]; pw.SecretGroup != 1 || !strings.Contains(strings.Join(pw.Stopwords, " "), "changeme") {
+	if pw := rules[5]; pw.SecretGroup != 1 || len(pw.Allowlists) != 2 || pw.Allowlists[0].Target != "line" ||
+		!strings.Contains(strings.Join(pw.Allowlists[0].Stopwords, " "), "changeme") {
 		t.Errorf("generic-password stored as %+v", pw)
 	}
 

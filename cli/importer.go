@@ -56,6 +56,7 @@ type gitleaksAllow struct {
 	Stopwords   []string `toml:"stopwords"`
 	Paths       []string `toml:"paths"`
 	Commits     []string `toml:"commits"`
+	TargetRules []string `toml:"targetRules"`
 }
 
 // importItem is one rule read from a file, ready to store, with what the
@@ -65,11 +66,46 @@ type importItem struct {
 	rule     store.Regex
 	warnings []string
 	skip     string // why it cannot be imported; "" if it can
+	// A gitleaks override that gives only an id and allowlists: they are
+	// added to the stored rule of that id.
+	override []store.Allowlist
+	// disable: [extend] disabledRules names this gitleaks id.
+	disable bool
 }
 
 // importResult counts what an import did.
 type importResult struct {
 	Imported, Present, Skipped int
+}
+
+// convertAllow carries a gitleaks allowlist over to chat: its regexes keep
+// their target (secret, match, or line: the message line that holds the
+// match) and its condition. A part about paths or commits never holds in
+// chat: with condition AND the allowlist could never apply, so it is left
+// out (why says so); with OR its other parts still apply (a warning says
+// what was left out).
+func convertAllow(a gitleaksAllow) (al store.Allowlist, why string, warnings []string) {
+	and := strings.EqualFold(a.Condition, "AND")
+	pathOrCommit := len(a.Paths) > 0 || len(a.Commits) > 0
+	switch {
+	case and && pathOrCommit:
+		return al, "its condition is AND and it needs a path or a commit, which chat messages never have", nil
+	case len(a.Regexes) == 0 && len(a.Stopwords) == 0:
+		return al, "it has only paths or commits, which chat messages never have", nil
+	case pathOrCommit:
+		warnings = append(warnings, "allowlist paths and commits are left out (messages have neither); its regexes and stopwords apply")
+	}
+	target := a.RegexTarget
+	switch target {
+	case "", detect.TargetSecret, detect.TargetMatch, detect.TargetLine:
+	default:
+		warnings = append(warnings, fmt.Sprintf("allowlist regexTarget %q is unknown; its regexes are applied to the secret", target))
+		target = ""
+	}
+	if target == detect.TargetSecret {
+		target = ""
+	}
+	return store.Allowlist{Target: target, Regexes: a.Regexes, Stopwords: a.Stopwords, And: and}, "", warnings
 }
 
 // Import formats.
@@ -169,13 +205,52 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 	if cfg.Allowlist != nil {
 		global = append(global, *cfg.Allowlist)
 	}
+	var globalLists []store.Allowlist
+	var globalTargets [][]string
+	for _, a := range global {
+		al, why, _ := convertAllow(a)
+		switch {
+		case why != "":
+			notes = append(notes, "a global allowlist is left out: "+why)
+		case len(a.Paths) > 0 || len(a.Commits) > 0:
+			notes = append(notes, "a global allowlist's paths and commits are left out (messages have neither); its regexes and stopwords apply")
+		}
+		if why == "" {
+			globalLists, globalTargets = append(globalLists, al), append(globalTargets, a.TargetRules)
+		}
+	}
 	var items []importItem
+	if e := cfg.Extend; e != nil {
+		for _, id := range e.DisabledRules {
+			items = append(items, importItem{name: id, disable: true})
+		}
+	}
 	for _, r := range cfg.Rules {
 		it := importItem{name: r.ID}
+		lists := r.Allowlists
+		if r.Allowlist != nil {
+			lists = append(lists, *r.Allowlist)
+		}
 		switch {
 		case r.ID == "":
 			it.name = "(no id)"
 			it.skip = "the rule has no id"
+		case r.Regex == "" && r.Path == "" && len(lists) > 0:
+			// An override of a rule imported before (gitleaks [extend]).
+			for _, a := range lists {
+				al, why, warns := convertAllow(a)
+				it.warnings = append(it.warnings, warns...)
+				if why != "" {
+					it.warnings = append(it.warnings, "an allowlist is left out: "+why)
+					continue
+				}
+				it.override = append(it.override, al)
+			}
+			if len(it.override) == 0 {
+				it.skip = "an override whose allowlists all need a path or commit"
+			}
+			items = append(items, it)
+			continue
 		case r.Regex == "" && r.Path != "":
 			it.skip = "a path-only rule: securechat scans messages, not files"
 		case r.Regex == "":
@@ -213,29 +288,21 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 				it.rule.SecretGroup = detect.FirstGroup
 			}
 		}
-		lists := r.Allowlists
-		if r.Allowlist != nil {
-			lists = append(lists, *r.Allowlist)
-		}
-		for _, a := range append(lists, global...) {
-			it.rule.AllowPatterns = append(it.rule.AllowPatterns, a.Regexes...)
-			it.rule.Stopwords = append(it.rule.Stopwords, a.Stopwords...)
-			if a.RegexTarget != "" && a.RegexTarget != "secret" && len(a.Regexes) > 0 {
-				it.warnings = append(it.warnings, fmt.Sprintf("allowlist regexTarget %q is applied to the secret", a.RegexTarget))
-			}
-			if strings.EqualFold(a.Condition, "AND") {
-				it.warnings = append(it.warnings, "allowlist condition AND is treated as OR")
-			}
-		}
 		for _, a := range lists {
-			if len(a.Paths) > 0 || len(a.Commits) > 0 {
-				it.warnings = append(it.warnings, "allowlist paths and commits are ignored (messages have neither)")
+			al, why, warns := convertAllow(a)
+			it.warnings = append(it.warnings, warns...)
+			if why != "" {
+				it.warnings = append(it.warnings, "an allowlist is left out: "+why)
+				continue
+			}
+			it.rule.Allowlists = append(it.rule.Allowlists, al)
+		}
+		for i, al := range globalLists {
+			if len(globalTargets[i]) == 0 || slices.Contains(globalTargets[i], r.ID) {
+				it.rule.Allowlists = append(it.rule.Allowlists, al)
 			}
 		}
 		items = append(items, it)
-	}
-	if cfg.Allowlist != nil && (len(cfg.Allowlist.Paths) > 0 || len(cfg.Allowlist.Commits) > 0) {
-		notes = append(notes, "the global allowlist's paths and commits are ignored; its regexes and stopwords apply to every rule")
 	}
 	return items, notes, nil
 }
@@ -244,7 +311,7 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 // that can be imported and reports each one. Items whose pattern is stored
 // already count as present, so importing the same file again changes
 // nothing.
-func runImport(ctx context.Context, s *store.Store, items []importItem, notes []string, w io.Writer, dryRun bool) (importResult, error) {
+func runImport(ctx context.Context, s *store.Store, items []importItem, notes []string, w io.Writer, dryRun bool, username string) (importResult, error) {
 	var res importResult
 	for _, n := range notes {
 		fmt.Fprintf(w, "note      %s\n", n)
@@ -258,13 +325,13 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		total = ruleset.SetCost(stored)
 	}
 	for _, it := range items {
-		if it.skip == "" {
+		if it.skip == "" && !it.disable && len(it.override) == 0 {
 			if err := ruleset.Validate(it.rule); err != nil {
 				it.skip = err.Error()
 			}
 		}
 		cost := 0
-		if it.skip == "" {
+		if it.skip == "" && !it.disable && len(it.override) == 0 {
 			cost, _ = ruleset.Cost(it.rule)
 			if total+cost > detect.MaxSetProgram {
 				it.skip = detect.SetTooLargeError(total + cost).Error()
@@ -277,6 +344,49 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		}
 		for _, warn := range slices.Compact(slices.Sorted(slices.Values(it.warnings))) {
 			fmt.Fprintf(w, "warning   %s: %s\n", it.name, warn)
+		}
+		switch {
+		case it.disable && dryRun:
+			fmt.Fprintf(w, "would disable %s ([extend] disabledRules)\n", it.name)
+			continue
+		case len(it.override) > 0 && dryRun:
+			fmt.Fprintf(w, "would add %d allowlist(s) to %s\n", len(it.override), it.name)
+			continue
+		case it.disable || len(it.override) > 0:
+			stored, err := s.RegexBySource(ctx, "gitleaks:"+it.name)
+			if errors.Is(err, store.ErrNotFound) {
+				what := "to add its allowlist to"
+				if it.disable {
+					what = "to disable ([extend] disabledRules)"
+				}
+				fmt.Fprintf(w, "not found %s: no stored rule was imported under this gitleaks id %s\n", it.name, what)
+				continue
+			}
+			if err != nil {
+				return res, err
+			}
+			if it.disable {
+				if !stored.Enabled {
+					fmt.Fprintf(w, "present   %s: regex %d is disabled already\n", it.name, stored.ID)
+					continue
+				}
+				n, err := s.SetRegexEnabled(ctx, stored.ID, false, username)
+				if err != nil {
+					return res, err
+				}
+				fmt.Fprintf(w, "disabled  %s → regex %d ([extend] disabledRules)%s\n", it.name, stored.ID, cancelledNote(n))
+				continue
+			}
+			added, err := s.AddAllowlists(ctx, stored.ID, it.override)
+			if err != nil {
+				return res, err
+			}
+			if added == 0 {
+				fmt.Fprintf(w, "present   %s: regex %d has its allowlist(s) already\n", it.name, stored.ID)
+				continue
+			}
+			fmt.Fprintf(w, "updated   %s → regex %d: %d allowlist(s) added\n", it.name, stored.ID, added)
+			continue
 		}
 		if dryRun {
 			res.Imported++

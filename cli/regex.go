@@ -281,7 +281,7 @@ so importing the same file again changes nothing. Exit status 2 if any rule was 
 				}
 				defer s.Close()
 			}
-			res, err := runImport(cmd.Context(), s, items, notes, a.Stdout, dryRun)
+			res, err := runImport(cmd.Context(), s, items, notes, a.Stdout, dryRun, a.username())
 			if err != nil {
 				return err
 			}

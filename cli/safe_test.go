@@ -255,3 +255,89 @@ regex = '''(?i)acme[_-]?token(\s*)[:=]\s*([a-z0-9]{32})'''
 		t.Errorf("check: exit %d\n%s%s", c.code, c.stdout, c.stderr)
 	}
 }
+
+// TestImportedAllowlistsMeanWhatGitleaksMeans: regexTarget (secret, match,
+// line), condition AND, allowlists needing a path (inert in chat), global
+// allowlists with targetRules, [extend] disabledRules, and an override that
+// only adds an allowlist to a rule imported before.
+func TestImportedAllowlistsMeanWhatGitleaksMeans(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	first := writeFile(t, dir, "base.toml", `
+[[rules]]
+id = "old-rule"
+regex = '''old_[a-z]{8}'''
+[[rules]]
+id = "ov"
+regex = '''ov_[a-z]{8}'''
+`, 0o600)
+	e.mustRun("regex", "import", first)
+	second := writeFile(t, dir, "team.toml", `
+[extend]
+disabledRules = ["old-rule", "never-imported"]
+
+[[allowlists]]
+targetRules = ["acme"]
+regexes = ['''0{8}$''']
+
+[[rules]]
+id = "acme"
+regex = '''acme_[a-z0-9]{8}'''
+[[rules.allowlists]]
+regexTarget = "line"
+regexes = ['''(?i)example''']
+[[rules.allowlists]]
+regexTarget = "match"
+condition = "AND"
+regexes = ['''^acme_t''']
+stopwords = ["test"]
+[[rules.allowlists]]
+condition = "AND"
+regexes = ['''.''']
+paths = ['''docs/''']
+
+[[rules]]
+id = "other"
+regex = '''other_[a-z0-9]{8}'''
+
+[[rules]]
+id = "ov"
+[[rules.allowlists]]
+regexes = ['''^ov_allowed$''']
+`, 0o600)
+	r := e.run("", "regex", "import", second)
+	for _, want := range []string{"disabled  old-rule → regex 1", "not found never-imported", "updated   ov → regex 2: 1 allowlist(s) added",
+		"an allowlist is left out: its condition is AND and it needs a path"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("import output lacks %q:\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	before := e.mustRun("regex", "list", "--json").stdout
+	if r := e.run("", "regex", "import", second); !strings.Contains(r.stdout, "present   ov: regex 2 has its allowlist(s) already") ||
+		!strings.Contains(r.stdout, "present   old-rule: regex 1 is disabled already") {
+		t.Errorf("re-import:\n%s", r.stdout)
+	}
+	if after := e.mustRun("regex", "list", "--json").stdout; after != before {
+		t.Error("importing the same file again changed the stored rules")
+	}
+	tests := []struct {
+		text  string
+		leaks bool
+	}{
+		{"acme_abcd1234", true},
+		{"see acme_abcd1234 in the Example docs", false}, // line allowlist
+		{"acme_test0001", false},                         // match regex AND stopword
+		{"acme_tzzz0001", true},                          // AND: no stopword
+		{"acme_00000000", false},                         // global, targeted at acme
+		{"other_00000000", true},                         // not targeted
+		{"old_abcdefgh", false},                          // disabledRules
+		{"ov_allowed", false},                            // override
+		{"ov_abcdefgh", true},
+	}
+	for _, tt := range tests {
+		c := e.run("", "check", tt.text)
+		if got := c.code == ExitLeak; got != tt.leaks || (c.code != ExitOK && c.code != ExitLeak) {
+			t.Errorf("check %q: exit %d, want leak=%v\n%s%s", tt.text, c.code, tt.leaks, c.stdout, c.stderr)
+		}
+	}
+}

@@ -201,3 +201,37 @@ func TestGitleaksSecretGroupAndEntropy(t *testing.T) {
 		})
 	}
 }
+
+func TestAllowlists(t *testing.T) {
+	rule := Rule{Pattern: `tok_([a-z0-9]{8})`, SecretGroup: 1, Allowlists: []Allowlist{
+		{Regexes: []string{`^0+$`}},                                                  // the secret
+		{Target: TargetMatch, Regexes: []string{`^tok_dead`}},                        // the whole match
+		{Target: TargetLine, Regexes: []string{`(?i)\bexample\b`}},                   // the line
+		{And: true, Regexes: []string{`^te`}, Stopwords: []string{"ST"}},             // both parts
+		{And: true, Target: TargetLine, Regexes: []string{`never-matches-anything`}}, // inert alone
+	}}
+	tests := []struct {
+		text  string
+		found bool
+	}{
+		{"tok_abcd1234", true},
+		{"tok_00000000", false},
+		{"tok_deadbeef", false},
+		{"first line\nan example: tok_abcd1234\nlast", false},
+		{"an example\ntok_abcd1234", true}, // the allowlisted word is on another line
+		{"tok_test0001", false},
+		{"tok_tezz0001", true},
+	}
+	set, errs := Compile([]Rule{rule})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for _, tt := range tests {
+		if got := len(set.ScanNormalized(tt.text)) > 0; got != tt.found {
+			t.Errorf("%q: found %v, want %v", tt.text, got, tt.found)
+		}
+	}
+	if _, errs := Compile([]Rule{{Pattern: `x+`, Allowlists: []Allowlist{{Target: "file"}}}}); len(errs) == 0 {
+		t.Error("an unknown allowlist target was accepted")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 )
 
@@ -106,7 +107,11 @@ func Cost(r Rule) (int, error) {
 // allowCost is the program size of a rule's allow patterns.
 func allowCost(r Rule) (int, error) {
 	n := 0
-	for _, p := range r.AllowPatterns {
+	patterns := slices.Clone(r.AllowPatterns)
+	for _, al := range r.Allowlists {
+		patterns = append(patterns, al.Regexes...)
+	}
+	for _, p := range patterns {
 		t, err := syntax.Parse(p, syntax.Perl)
 		if err != nil {
 			return 0, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
@@ -161,6 +166,82 @@ type Rule struct {
 	AllowPatterns []string
 	// Stopwords: a secret containing one of them (any case) is not a leak.
 	Stopwords []string
+	// Allowlists are gitleaks-style allowlists: each says what its regexes
+	// are matched against and whether all its parts must hold.
+	Allowlists []Allowlist
+}
+
+// Allowlist targets: what an allowlist's regexes are matched against.
+const (
+	TargetSecret = "secret" // the secret (the default)
+	TargetMatch  = "match"  // the whole match of the rule
+	TargetLine   = "line"   // the line of the message that holds the match
+)
+
+// Allowlist drops a finding when its regexes match their target, or when the
+// secret contains one of its stopwords (any case). With And, every part that
+// is given must hold: a regex must match and a stopword must occur.
+type Allowlist struct {
+	Target    string   `json:"target,omitempty"` // TargetSecret ("") , TargetMatch or TargetLine
+	Regexes   []string `json:"regexes,omitempty"`
+	Stopwords []string `json:"stopwords,omitempty"`
+	And       bool     `json:"and,omitempty"`
+}
+
+// allowlist is an Allowlist compiled.
+type allowlist struct {
+	target    string
+	regexes   []*regexp.Regexp
+	stopwords []string // lowercased
+	and       bool
+}
+
+// allows reports whether the allowlist drops a finding.
+func (a *allowlist) allows(secret, match, line string) bool {
+	target := secret
+	switch a.target {
+	case TargetMatch:
+		target = match
+	case TargetLine:
+		target = line
+	}
+	re := false
+	for _, r := range a.regexes {
+		if r.MatchString(target) {
+			re = true
+			break
+		}
+	}
+	sw := false
+	if len(a.stopwords) > 0 {
+		lower := strings.ToLower(secret)
+		for _, w := range a.stopwords {
+			if strings.Contains(lower, w) {
+				sw = true
+				break
+			}
+		}
+	}
+	if a.and {
+		return (len(a.regexes) == 0 || re) && (len(a.stopwords) == 0 || sw) && (len(a.regexes)+len(a.stopwords) > 0)
+	}
+	return re || sw
+}
+
+// compileAllowPattern compiles one allow regex within the cost limit.
+func compileAllowPattern(p string) (*regexp.Regexp, error) {
+	tree, err := syntax.Parse(p, syntax.Perl)
+	if err != nil {
+		return nil, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
+	}
+	if _, err := checkSize(fmt.Sprintf("allow pattern %q", Shorten(p, 60)), tree); err != nil {
+		return nil, err
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return nil, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
+	}
+	return re, nil
 }
 
 // FirstGroup as a Rule's SecretGroup takes the first capture group that
@@ -169,16 +250,17 @@ const FirstGroup = -1
 
 // checks is what a compiled rule does after its regexp matched.
 type checks struct {
-	validator Validator
-	allow     []*regexp.Regexp
-	keywords  []string // lowercased
-	stopwords []string // lowercased
+	validator  Validator
+	allow      []*regexp.Regexp
+	allowlists []allowlist
+	keywords   []string // lowercased
+	stopwords  []string // lowercased
 }
 
 // compileChecks validates a rule's checks against its compiled regexp.
 func compileChecks(r Rule, re *regexp.Regexp) (*checks, error) {
 	if r.Validator == "" && r.SecretGroup == 0 && r.Entropy == 0 && len(r.Keywords) == 0 &&
-		len(r.AllowPatterns) == 0 && len(r.Stopwords) == 0 {
+		len(r.AllowPatterns) == 0 && len(r.Stopwords) == 0 && len(r.Allowlists) == 0 {
 		return nil, nil
 	}
 	c := &checks{}
@@ -196,18 +278,32 @@ func compileChecks(r Rule, re *regexp.Regexp) (*checks, error) {
 		return nil, fmt.Errorf("entropy %.2f is outside 0 to 8 bits per byte", r.Entropy)
 	}
 	for _, p := range r.AllowPatterns {
-		tree, err := syntax.Parse(p, syntax.Perl)
+		are, err := compileAllowPattern(p)
 		if err != nil {
-			return nil, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
-		}
-		if _, err := checkSize(fmt.Sprintf("allow pattern %q", Shorten(p, 60)), tree); err != nil {
 			return nil, err
 		}
-		are, err := regexp.Compile(p)
-		if err != nil {
-			return nil, fmt.Errorf("allow pattern %q: %s", Shorten(p, 60), describe(err))
-		}
 		c.allow = append(c.allow, are)
+	}
+	for _, al := range r.Allowlists {
+		switch al.Target {
+		case "", TargetSecret, TargetMatch, TargetLine:
+		default:
+			return nil, fmt.Errorf("allowlist target %q: use secret, match or line", al.Target)
+		}
+		ca := allowlist{target: al.Target, and: al.And}
+		for _, p := range al.Regexes {
+			are, err := compileAllowPattern(p)
+			if err != nil {
+				return nil, err
+			}
+			ca.regexes = append(ca.regexes, are)
+		}
+		for _, w := range al.Stopwords {
+			if w = strings.ToLower(strings.TrimSpace(w)); w != "" {
+				ca.stopwords = append(ca.stopwords, w)
+			}
+		}
+		c.allowlists = append(c.allowlists, ca)
 	}
 	for _, k := range r.Keywords {
 		if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
@@ -222,8 +318,10 @@ func compileChecks(r Rule, re *regexp.Regexp) (*checks, error) {
 	return c, nil
 }
 
-// keep reports whether a secret passes the checks.
-func (c *checks) keep(r *Rule, secret string) bool {
+// keep reports whether a finding passes the checks: text[start:end] is the
+// secret, text[mstart:mend] the rule's whole match.
+func (c *checks) keep(r *Rule, text string, start, end, mstart, mend int) bool {
+	secret := text[start:end]
 	if c.validator != nil && !c.validator(secret) {
 		return false
 	}
@@ -239,6 +337,20 @@ func (c *checks) keep(r *Rule, secret string) bool {
 		lower := strings.ToLower(secret)
 		for _, w := range c.stopwords {
 			if strings.Contains(lower, w) {
+				return false
+			}
+		}
+	}
+	if len(c.allowlists) > 0 {
+		match := text[mstart:mend]
+		ls := strings.LastIndexByte(text[:mstart], '\n') + 1
+		le := len(text)
+		if i := strings.IndexByte(text[mend:], '\n'); i >= 0 {
+			le = mend + i
+		}
+		line := text[ls:le]
+		for i := range c.allowlists {
+			if c.allowlists[i].allows(secret, match, line) {
 				return false
 			}
 		}

@@ -143,7 +143,7 @@ func Compile(rules []Rule) (set *Set, errs []error) {
 	total := 0
 	for _, r := range rules {
 		re, tree, cost, err := compileSized(r.Pattern)
-		if err == nil && len(r.AllowPatterns) > 0 {
+		if err == nil && len(r.AllowPatterns)+len(r.Allowlists) > 0 {
 			var more int
 			more, err = allowCost(r)
 			cost += more
@@ -361,7 +361,7 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 				}
 			}
 		}
-		if start == end || !r.checks.keep(&r.Rule, text[start:end]) {
+		if start == end || !r.checks.keep(&r.Rule, text, start, end, loc[0], loc[1]) {
 			continue
 		}
 		out = append(out, r.match(text, start, end))

@@ -19,10 +19,14 @@ import (
 
 // Rule maps a stored regex to the detection rule the engine compiles.
 func Rule(r store.Regex) detect.Rule {
+	var lists []detect.Allowlist
+	for _, a := range r.Allowlists {
+		lists = append(lists, detect.Allowlist{Target: a.Target, Regexes: a.Regexes, Stopwords: a.Stopwords, And: a.And})
+	}
 	return detect.Rule{
 		ID: r.ID, Pattern: r.Pattern, Description: r.Description,
 		Validator: r.Validator, SecretGroup: r.SecretGroup, Entropy: r.Entropy,
-		Keywords: r.Keywords, AllowPatterns: r.AllowPatterns, Stopwords: r.Stopwords,
+		Keywords: r.Keywords, AllowPatterns: r.AllowPatterns, Stopwords: r.Stopwords, Allowlists: lists,
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,11 +30,39 @@ type Regex struct {
 	Keywords      []string `json:"keywords,omitempty"`
 	AllowPatterns []string `json:"allow_patterns,omitempty"`
 	Stopwords     []string `json:"stopwords,omitempty"`
+	// Allowlists are gitleaks-style allowlists (see detect.Allowlist).
+	Allowlists []Allowlist `json:"allowlists,omitempty"`
 	// DisabledReason says why securechat disabled the rule itself (e.g. it
 	// is over the current limits); "" otherwise.
 	DisabledReason string    `json:"disabled_reason,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Allowlist is a gitleaks-style allowlist of a rule: Target is "secret"
+// (or ""), "match" or "line"; with And every part given must hold.
+type Allowlist struct {
+	Target    string   `json:"target,omitempty"`
+	Regexes   []string `json:"regexes,omitempty"`
+	Stopwords []string `json:"stopwords,omitempty"`
+	And       bool     `json:"and,omitempty"`
+}
+
+func encodeAllowlists(as []Allowlist) string {
+	if len(as) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(as)
+	return string(b)
+}
+
+func decodeAllowlists(s string) []Allowlist {
+	if s == "" {
+		return nil
+	}
+	var as []Allowlist
+	_ = json.Unmarshal([]byte(s), &as) // written by encodeAllowlists only
+	return as
 }
 
 // Rule actions.
@@ -43,16 +72,17 @@ const (
 )
 
 const regexColumns = `id, pattern, description, enabled, action, source, validator, secret_group, entropy,
-	keywords, allow_patterns, stopwords, disabled_reason, created_at, updated_at`
+	keywords, allow_patterns, stopwords, allowlists, disabled_reason, created_at, updated_at`
 
 type rowScanner interface{ Scan(...any) error }
 
 func scanRegex(row rowScanner) (Regex, error) {
 	var r Regex
 	var created, updated int64
-	var kw, allow, stop string
+	var kw, allow, stop, lists string
 	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Action, &r.Source, &r.Validator, &r.SecretGroup,
-		&r.Entropy, &kw, &allow, &stop, &r.DisabledReason, &created, &updated)
+		&r.Entropy, &kw, &allow, &stop, &lists, &r.DisabledReason, &created, &updated)
+	r.Allowlists = decodeAllowlists(lists)
 	r.Keywords, r.AllowPatterns, r.Stopwords = splitLines(kw), splitLines(allow), splitLines(stop)
 	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return r, err
@@ -102,10 +132,11 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	}
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
-		                      keywords, allow_patterns, stopwords, disabled_reason, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
-		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"), r.DisabledReason, now, now)
+		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"),
+		encodeAllowlists(r.Allowlists), r.DisabledReason, now, now)
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
@@ -271,4 +302,51 @@ func (s *Store) RulesGeneration(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read rules generation: %w", classify(err))
 	}
 	return g, nil
+}
+
+// RegexBySource returns the regex imported from source ("gitleaks:ID"), or
+// ErrNotFound. When several share it, the oldest is returned.
+func (s *Store) RegexBySource(ctx context.Context, source string) (Regex, error) {
+	r, err := scanRegex(s.db.QueryRowContext(ctx, `SELECT `+regexColumns+` FROM regexes WHERE source = ? ORDER BY id LIMIT 1`, source))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Regex{}, fmt.Errorf("regex from %s: %w", source, ErrNotFound)
+	}
+	if err != nil {
+		return Regex{}, fmt.Errorf("get regex from %s: %w", source, classify(err))
+	}
+	return r, nil
+}
+
+// AddAllowlists appends to a stored regex the allowlists it does not have
+// yet (a gitleaks override that only adds an allowlist to a rule of that id)
+// and returns how many it added: importing the same file again adds none.
+func (s *Store) AddAllowlists(ctx context.Context, id int64, as []Allowlist) (int, error) {
+	added := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		if err := tx.QueryRowContext(ctx, `SELECT allowlists FROM regexes WHERE id = ?`, id).Scan(&cur); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("regex %d: %w", id, ErrNotFound)
+			}
+			return err
+		}
+		all := decodeAllowlists(cur)
+		have := map[string]bool{}
+		for _, a := range all {
+			have[encodeAllowlists([]Allowlist{a})] = true
+		}
+		for _, a := range as {
+			if k := encodeAllowlists([]Allowlist{a}); !have[k] {
+				have[k] = true
+				all = append(all, a)
+				added++
+			}
+		}
+		if added == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE regexes SET allowlists = ?, updated_at = ? WHERE id = ?`, encodeAllowlists(all), s.millis(), id)
+		return err
+	})
+	return added, err
 }
