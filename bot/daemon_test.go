@@ -479,12 +479,13 @@ func TestRevokedTokenStopsDaemonAndKeepsDeletionPending(t *testing.T) {
 func TestReconnects(t *testing.T) {
 	h := newHarness(t, setup{})
 	h.slack.Disconnect("refresh_requested")
-	h.wait("reconnected after disconnect", func(st *fakeslack.State) bool { return st.TotalConnections() >= 2 && st.Connections() >= 1 })
+	// Exactly one open: the old connection is gone, not merely the new one up.
+	h.wait("reconnected after disconnect", func(st *fakeslack.State) bool { return st.TotalConnections() >= 2 && st.Connections() == 1 })
 	ts, _ := h.post(fakeslack.Message{Text: "card " + card})
 	h.wait("works after disconnect", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
 
 	h.slack.Drop()
-	h.wait("reconnected after drop", func(st *fakeslack.State) bool { return st.TotalConnections() >= 3 && st.Connections() >= 1 })
+	h.wait("reconnected after drop", func(st *fakeslack.State) bool { return st.TotalConnections() >= 3 && st.Connections() == 1 })
 	ts, _ = h.post(fakeslack.Message{Text: "card " + card})
 	h.wait("works after drop", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
 }
