@@ -341,3 +341,29 @@ regexes = ['''^ov_allowed$''']
 		}
 	}
 }
+
+// TestGitleaksRulesSharingARegexKeepTheirIDs: imported rules are keyed by
+// their gitleaks id, so two that share a regex are both stored; importing
+// again changes nothing, and rules added by hand stay unique by pattern.
+func TestGitleaksRulesSharingARegexKeepTheirIDs(t *testing.T) {
+	e := newEnv(t)
+	path := writeFile(t, t.TempDir(), "twins.toml", `
+[[rules]]
+id = "vendor-a-key"
+regex = '''key_[a-z0-9]{24}'''
+[[rules]]
+id = "vendor-b-key"
+regex = '''key_[a-z0-9]{24}'''
+`, 0o600)
+	r := e.mustRun("regex", "import", path)
+	if !strings.Contains(r.stdout, "imported  vendor-a-key → regex 1") || !strings.Contains(r.stdout, "imported  vendor-b-key → regex 2") {
+		t.Errorf("import:\n%s", r.stdout)
+	}
+	if r := e.mustRun("regex", "import", path); !strings.Contains(r.stderr, "0 imported, 2 already present") {
+		t.Errorf("re-import: %s", r.stderr)
+	}
+	e.mustRun("regex", "add", `key_[a-z0-9]{24}`, "-d", "by hand")
+	if r := e.run("", "regex", "add", `key_[a-z0-9]{24}`); r.code != ExitError || !strings.Contains(r.stderr, "already exists as regex 3") {
+		t.Errorf("a second hand-added copy: %+v", r)
+	}
+}

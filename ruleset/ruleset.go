@@ -118,6 +118,7 @@ type Snapshot struct {
 	Allowlisted int
 
 	actions map[int64]string // regex id → action
+	generic map[int64]bool   // gitleaks rules whose id says generic
 	allowed map[string]bool  // allowlisted value fingerprints
 	keyed   bool             // fingerprints are computed (an allowlist key is set)
 }
@@ -154,10 +155,15 @@ func New(rs []store.Regex, allowed map[string]bool, key []byte) *Snapshot {
 		set = set.WithMACKey(key)
 	}
 	actions := make(map[int64]string, len(rs))
+	generic := map[int64]bool{}
 	for _, r := range rs {
 		actions[r.ID] = r.Action
+		if strings.HasPrefix(r.Source, "gitleaks:") && strings.Contains(strings.ToLower(r.Source), "generic") {
+			generic[r.ID] = true
+		}
 	}
-	return &Snapshot{Set: set, Skipped: errs, Allowlisted: len(allowed), actions: actions, allowed: allowed, keyed: key != nil}
+	return &Snapshot{Set: set, Skipped: errs, Allowlisted: len(allowed), actions: actions, generic: generic,
+		allowed: allowed, keyed: key != nil}
 }
 
 // Action returns the stored action of a regex: store.ActionDelete or
@@ -212,6 +218,11 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 		v.Findings = append(v.Findings, store.Finding{RegexID: m.RuleID, Rule: m.Description, Excerpt: m.Excerpt,
 			Start: m.Start, End: m.End, Action: action, MAC: m.MAC})
 	}
+	v.Findings = s.dropGeneric(text, v.Findings)
+	v.Delete = false
+	for _, f := range v.Findings {
+		v.Delete = v.Delete || f.Action == store.ActionDelete
+	}
 	for i := range v.Findings {
 		for j := range v.Findings {
 			a, b := &v.Findings[i], &v.Findings[j]
@@ -221,6 +232,35 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 		}
 	}
 	return v
+}
+
+// dropGeneric drops, as gitleaks does, a finding of a generic rule (a
+// gitleaks rule whose id contains "generic") when a specific rule's secret
+// on the same line contains its secret: one finding per secret, the
+// specific one.
+func (s *Snapshot) dropGeneric(text string, fs []store.Finding) []store.Finding {
+	if len(s.generic) == 0 || len(fs) < 2 {
+		return fs
+	}
+	lineOf := func(i int) int { return strings.LastIndexByte(text[:i], '\n') }
+	out := fs[:0:0]
+	for _, g := range fs {
+		if s.generic[g.RegexID] {
+			secret, line := text[g.Start:g.End], lineOf(g.Start)
+			covered := false
+			for _, f := range fs {
+				if !s.generic[f.RegexID] && lineOf(f.Start) == line && strings.Contains(text[f.Start:f.End], secret) {
+					covered = true
+					break
+				}
+			}
+			if covered {
+				continue
+			}
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 // valueKey is a matched value as the allowlist fingerprints it: spaces and

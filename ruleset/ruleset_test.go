@@ -181,3 +181,37 @@ func sameIDs(a, b []int64) bool {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestGenericFindingYieldsToSpecific: as in gitleaks, a generic rule's
+// finding is dropped when a specific rule's secret on the same line holds
+// it, and kept on another line.
+func TestGenericFindingYieldsToSpecific(t *testing.T) {
+	rs := []store.Regex{
+		{ID: 1, Pattern: `(?i)token\s*=\s*([a-z0-9_]{16,})`, SecretGroup: 1, Enabled: true, Source: "gitleaks:generic-api-key"},
+		{ID: 2, Pattern: `acme_[a-z0-9]{20}`, Enabled: true, Source: "gitleaks:acme-token"},
+		{ID: 3, Pattern: `(?i)token\s*=\s*([a-z0-9_]{16,})`, SecretGroup: 1, Enabled: true, Source: "gitleaks:another-id-same-regex"},
+	}
+	snap := ruleset.New(rs, nil, nil)
+	ids := func(text string) []int64 {
+		var out []int64
+		for _, f := range snap.Decide(text, false).Findings {
+			out = append(out, f.RegexID)
+		}
+		return out
+	}
+	if got := ids("token = acme_abcdefghij0123456789"); !sameIDs(got, []int64{2, 3}) {
+		t.Errorf("same line: %v, want the specific rule (2) and the non-generic one sharing the regex (3)", got)
+	}
+	// Rule 3 shares the generic regex under another id: it is specific, so
+	// it is kept, and it covers the generic finding wherever that is.
+	if got := ids("token = zzzzzzzzzzzzzzzzzzzz\nacme_abcdefghij0123456789"); !sameIDs(got, []int64{2, 3}) {
+		t.Errorf("different lines, with rule 3: %v, want 2 and 3", got)
+	}
+	snap = ruleset.New(rs[:2], nil, nil)
+	if got := ids("token = zzzzzzzzzzzzzzzzzzzz\nacme_abcdefghij0123456789"); !sameIDs(got, []int64{1, 2}) {
+		t.Errorf("a generic secret no specific rule holds: %v, want 1 and 2", got)
+	}
+	if got := ids("token = acme_abcdefghij0123456789"); !sameIDs(got, []int64{2}) {
+		t.Errorf("same secret on one line: %v, want only the specific rule", got)
+	}
+}

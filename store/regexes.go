@@ -95,20 +95,29 @@ func splitLines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
-// DuplicateError says which regex already holds a pattern. It matches
-// ErrDuplicate with errors.Is.
+// DuplicateError says which regex already holds a pattern (or, for a rule
+// imported from gitleaks, that gitleaks id). It matches ErrDuplicate with
+// errors.Is.
 type DuplicateError struct {
 	ID      int64
 	Pattern string
+	Source  string // set when the rule is keyed by its gitleaks id
 }
 
 func (e *DuplicateError) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("%s is already imported as regex %d", e.Source, e.ID)
+	}
 	p := e.Pattern
 	if r := []rune(p); len(r) > 80 {
 		p = string(r[:79]) + "…"
 	}
 	return fmt.Sprintf("pattern %q already exists as regex %d", p, e.ID)
 }
+
+// gitleaksKeyed reports whether a rule is keyed by its gitleaks id rather
+// than its pattern.
+func gitleaksKeyed(source string) bool { return strings.HasPrefix(source, "gitleaks:") }
 
 // Is reports whether target is ErrDuplicate.
 func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
@@ -121,7 +130,9 @@ func (s *Store) AddRegex(ctx context.Context, pattern, description string) (Rege
 
 // AddRule stores a new regex with its checks and returns it with its id and
 // times. The pattern is not validated here (detect does that). It returns a
-// *DuplicateError when the same pattern is stored already.
+// *DuplicateError when the same pattern is stored already, or, for a rule
+// imported from gitleaks (source "gitleaks:ID"), when that gitleaks id is:
+// gitleaks rules that share a regex keep their own ids.
 func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	now := s.millis()
 	if r.Action == "" {
@@ -129,6 +140,16 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	}
 	if r.Action != ActionDelete && r.Action != ActionMonitor {
 		return Regex{}, fmt.Errorf("add regex: action %q: %w", r.Action, ErrBadAction)
+	}
+	if gitleaksKeyed(r.Source) {
+		var id int64
+		err := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE source = ? ORDER BY id LIMIT 1`, r.Source).Scan(&id)
+		if err == nil {
+			return Regex{}, &DuplicateError{ID: id, Pattern: r.Pattern, Source: r.Source}
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Regex{}, fmt.Errorf("add regex: %w", classify(err))
+		}
 	}
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
@@ -141,7 +162,7 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 			var id int64
-			if qerr := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE pattern = ?`, r.Pattern).Scan(&id); qerr == nil {
+			if qerr := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE pattern = ? AND source NOT LIKE 'gitleaks:%'`, r.Pattern).Scan(&id); qerr == nil {
 				return Regex{}, &DuplicateError{ID: id, Pattern: r.Pattern}
 			}
 			return Regex{}, fmt.Errorf("add regex: %w", ErrDuplicate)
