@@ -31,6 +31,9 @@ type Match struct {
 	Excerpt     string `json:"excerpt"` // masked
 	// MAC is the value's keyed fingerprint (see WithMACKey), "" without a key.
 	MAC string `json:"-"`
+	// Decoded is true for a secret found in the decoded text of an encoded
+	// segment (ScanEncoded): Start and End are the segment's.
+	Decoded bool `json:"-"`
 }
 
 type compiled struct {

@@ -185,15 +185,16 @@ type Verdict struct {
 	Delete bool
 }
 
-// Decide scans a normalised message (see detect.Normalize) and returns the
-// findings that count: one per rule and secret, even when the message
-// carries the secret twice (its text and its blocks). An allowlisted value
+// Decide scans a normalised message (see detect.Normalize), and the decoded
+// text of its base64, hex and percent-encoded segments (detect.ScanEncoded),
+// and returns the findings that count: one per rule and secret, even when the
+// message carries the secret twice (its text and its blocks). An allowlisted value
 // is no finding. Findings whose spans overlap without being the same are
 // fully masked, so that their excerpts cannot together reveal more than one
 // would. With monitor set (the daemon's monitor mode), every finding's
 // action is monitor and the verdict never deletes.
 func (s *Snapshot) Decide(text string, monitor bool) Verdict {
-	matches := s.Set.ScanNormalized(text)
+	matches := append(s.Set.ScanNormalized(text), s.Set.ScanEncoded(text)...)
 	var v Verdict
 	if len(matches) == 0 {
 		return v
@@ -206,6 +207,9 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 			continue
 		}
 		key := fmt.Sprintf("%d\x00%s", m.RuleID, valueKey(text[m.Start:m.End]))
+		if m.Decoded { // the span is the encoded segment's; the secret is not in the text
+			key = fmt.Sprintf("%d\x00decoded\x00%d\x00%d\x00%s\x00%s", m.RuleID, m.Start, m.End, m.Excerpt, m.MAC)
+		}
 		if seen[key] {
 			continue
 		}

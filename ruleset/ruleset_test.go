@@ -2,6 +2,7 @@ package ruleset_test
 
 import (
 	"context"
+	"encoding/base64"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -213,5 +214,31 @@ func TestGenericFindingYieldsToSpecific(t *testing.T) {
 	}
 	if got := ids("token = acme_abcdefghij0123456789"); !sameIDs(got, []int64{2}) {
 		t.Errorf("same secret on one line: %v, want only the specific rule", got)
+	}
+}
+
+// TestDecideLooksIntoEncodedSegments: a key pasted base64-encoded is found,
+// pointed at the encoded segment, masked from the decoded key, and
+// fingerprinted as the key itself, so allowlisting the plain key covers it.
+func TestDecideLooksIntoEncodedSegments(t *testing.T) {
+	key := []byte("decide-decode-test-key-0123456789")
+	rs := []store.Regex{{ID: 1, Pattern: `AKIA[A-Z2-7]{16}`, Enabled: true, Action: store.ActionDelete}}
+	plain := ruleset.New(rs, nil, key).Decide("AKIAIOSFODNN7EXAMPLQ", false)
+	if len(plain.Findings) != 1 {
+		t.Fatalf("plain: %+v", plain.Findings)
+	}
+	blob := base64.StdEncoding.EncodeToString([]byte("aws_access_key_id = AKIAIOSFODNN7EXAMPLQ"))
+	text := "here is the config: " + blob
+	v := ruleset.New(rs, nil, key).Decide(text, false)
+	if len(v.Findings) != 1 || !v.Delete {
+		t.Fatalf("encoded: %+v", v)
+	}
+	f := v.Findings[0]
+	if text[f.Start:f.End] != blob || f.Excerpt != detect.Mask("AKIAIOSFODNN7EXAMPLQ") || f.MAC != plain.Findings[0].MAC {
+		t.Errorf("finding %+v: span %q", f, text[f.Start:f.End])
+	}
+	allowed := ruleset.New(rs, map[string]bool{plain.Findings[0].MAC: true}, key).Decide(text, false)
+	if len(allowed.Findings) != 0 || allowed.Allowlisted != 1 {
+		t.Errorf("the allowlisted key, base64-encoded: %+v", allowed)
 	}
 }
