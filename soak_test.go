@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 	if err := os.WriteFile(rules, []byte(string(base)+"\n"+strings.Join(corpus.GeneratedRules(900, 1), "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runCLI(t, env, "regex", "import", "--format", "lines", rules); code != 0 {
+	if out, code := runCLI(t, env, "regex", "import", "--format", "lines", "--action", "delete", rules); code != 0 {
 		t.Fatalf("import: %s", tail(out, 2000))
 	}
 	p := start(t, env, "run")

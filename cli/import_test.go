@@ -95,7 +95,7 @@ func TestImportPlainList(t *testing.T) {
 		t.Errorf("stored: %s", list)
 	}
 	r = e.run("xoxb-12345678901234567890\n", "regex", "import", "--dry-run", "-")
-	if r.code != ExitOK || !strings.Contains(r.stdout, "would add line 1") {
+	if r.code != ExitOK || !strings.Contains(r.stdout, "would import line 1 (monitor)") {
 		t.Errorf("dry run from stdin: %+v", r)
 	}
 	if after := e.mustRun("regex", "list", "--json").stdout; after != list {

@@ -390,7 +390,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		}
 		if dryRun {
 			res.Imported++
-			fmt.Fprintf(w, "would add %s\n", it.name)
+			fmt.Fprintf(w, "would import %s (%s)\n", it.name, it.rule.Action)
 			continue
 		}
 		r, err := s.AddRule(ctx, it.rule)
@@ -404,7 +404,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		default:
 			res.Imported++
 			total += cost
-			fmt.Fprintf(w, "imported  %s → regex %d\n", it.name, r.ID)
+			fmt.Fprintf(w, "imported  %s → regex %d (%s)\n", it.name, r.ID, r.Action)
 		}
 	}
 	return res, nil

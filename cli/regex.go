@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -29,7 +30,7 @@ no backreferences, and matching time is linear in the message length. A running 
 picks up changes within a couple of seconds, no restart needed.`,
 	}
 	groupCmd(cmd)
-	cmd.AddCommand(newRegexAddCmd(a), newRegexListCmd(a), newRegexRmCmd(a),
+	cmd.AddCommand(newRegexAddCmd(a), newRegexListCmd(a), newRegexRmCmd(a), newRegexTestCmd(a),
 		newRegexEnableCmd(a, true), newRegexEnableCmd(a, false),
 		newRegexImportCmd(a), newRegexBuiltinsCmd(a), newRegexUpdateCmd(a))
 	return cmd
@@ -55,13 +56,24 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 		Example: `  securechat regex add '.*(5018|5020|5038|6304|6759|6761|6763)[0-9]{8,15}.*' --description "Maestro cards"
   securechat regex add 'AKIA[A-Z2-7]{16}' -d "AWS access key id"
   securechat regex add '\b[0-9]{13,19}\b' --validator luhn -d "Card numbers"
-  securechat regex add --builtin payment-card        # see: securechat regex builtins`,
+  securechat regex add --builtin payment-card        # see: securechat regex builtins
+  securechat regex add --builtin all                 # every builtin, in monitor: watch, then 'regex update ID --action delete'
+  securechat regex add -d "PEM keys" -- '-----BEGIN [A-Z ]*PRIVATE KEY-----'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rule store.Regex
 			switch {
 			case o.builtin != "" && len(args) > 0:
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give either PATTERN or --builtin NAME, not both")}
+			case o.builtin == "all":
+				action := store.ActionMonitor // in bulk, rules start by watching
+				if cmd.Flags().Changed("action") {
+					if err := checkAction(o.action); err != nil {
+						return err
+					}
+					action = o.action
+				}
+				return a.addAllBuiltins(cmd, action)
 			case o.builtin != "":
 				b, ok := detect.LookupBuiltin(o.builtin)
 				if !ok {
@@ -115,11 +127,50 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 		},
 	}
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "what the pattern finds (shown in leaks and logs)")
-	cmd.Flags().StringVar(&o.builtin, "builtin", "", "add a curated rule by name instead of a PATTERN (see 'securechat regex builtins')")
+	cmd.Flags().StringVar(&o.builtin, "builtin", "", "add a curated rule by name instead of a PATTERN (see 'securechat regex builtins'); all adds every one, in monitor unless --action delete")
 	cmd.Flags().StringVar(&o.validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
 	cmd.Flags().StringVar(&o.action, "action", "delete", "what a match does: delete, or monitor (record and alert, do not delete)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the new regex as JSON")
 	return cmd
+}
+
+// addAllBuiltins adds every builtin rule with action, reporting each one as
+// added or present.
+func (a *app) addAllBuiltins(cmd *cobra.Command, action string) error {
+	s, err := a.openStore(cmd.Context(), openCreate)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	added := 0
+	for _, b := range detect.Builtins() {
+		rule := ruleset.FromBuiltin(b)
+		rule.Action = action
+		stored, err := s.Regexes(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if err := ruleset.Fits(stored, rule); err != nil {
+			return fmt.Errorf("builtin %s: %w", b.Name, err)
+		}
+		r, err := s.AddRule(cmd.Context(), rule)
+		var dup *store.DuplicateError
+		switch {
+		case errors.As(err, &dup):
+			fmt.Fprintf(a.Stdout, "present   %s: already regex %d\n", b.Name, dup.ID)
+		case err != nil:
+			return err
+		default:
+			added++
+			fmt.Fprintf(a.Stdout, "added     %s → regex %d (%s)\n", b.Name, r.ID, action)
+		}
+	}
+	fmt.Fprintf(a.Stderr, "%d builtin rule(s) added, in %s.", added, action)
+	if action == store.ActionMonitor {
+		fmt.Fprint(a.Stderr, " They record and alert, and delete nothing: watch 'securechat leaks stats', then 'securechat regex update ID --action delete'.")
+	}
+	fmt.Fprintln(a.Stderr)
+	return nil
 }
 
 func checkAction(action string) error {
@@ -229,7 +280,7 @@ Luhn check of payment-card: 4111 1111 1111 1111 is a leak, 4111 1111 1111 1112 i
 
 func newRegexImportCmd(a *app) *cobra.Command {
 	var dryRun bool
-	var format string
+	var format, action string
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import rules from a gitleaks config or a pattern list",
@@ -244,10 +295,13 @@ func newRegexImportCmd(a *app) *cobra.Command {
     tab and a description; blank lines and lines starting with # are skipped. A file with
     TOML-looking lines that does not parse as TOML is refused, never read as patterns.
 
-Each rule is reported as imported, present (its pattern is stored already) or skipped,
-so importing the same file again changes nothing. Exit status 2 if any rule was skipped.`,
+Imported rules start in monitor (they record and alert, and delete nothing) unless
+--action delete: a file of rules is best watched with 'securechat leaks stats' before it
+enforces. Each rule is reported as imported, present (stored already) or skipped, so
+importing the same file again changes nothing. Exit status 2 if any rule was skipped.`,
 		Example: `  securechat regex import gitleaks.toml
-  securechat regex import --dry-run patterns.txt`,
+  securechat regex import --dry-run patterns.txt
+  securechat regex import --action delete reviewed-rules.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var body []byte
@@ -260,9 +314,15 @@ so importing the same file again changes nothing. Exit status 2 if any rule was 
 			if err != nil {
 				return fmt.Errorf("read rules: %w", err)
 			}
+			if err := checkAction(action); err != nil {
+				return err
+			}
 			items, notes, err := readImport(body, args[0], format)
 			if err != nil {
 				return err
+			}
+			for i := range items {
+				items[i].rule.Action = action
 			}
 			if len(items) == 0 {
 				for _, n := range notes {
@@ -286,6 +346,9 @@ so importing the same file again changes nothing. Exit status 2 if any rule was 
 				return err
 			}
 			fmt.Fprintf(a.Stderr, "%d imported, %d already present, %d skipped.\n", res.Imported, res.Present, res.Skipped)
+			if res.Imported > 0 && action == store.ActionMonitor && !dryRun {
+				fmt.Fprintln(a.Stderr, "The imported rules are in monitor: they record and alert, and delete nothing. Watch 'securechat leaks stats', then 'securechat regex update ID --action delete'.")
+			}
 			if res.Skipped > 0 {
 				return fmt.Errorf("%d rule(s) skipped; see the reasons above", res.Skipped)
 			}
@@ -293,6 +356,7 @@ so importing the same file again changes nothing. Exit status 2 if any rule was 
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and report, store nothing")
+	cmd.Flags().StringVar(&action, "action", store.ActionMonitor, "what the imported rules do: monitor (record and alert; the default for rules added in bulk) or delete")
 	cmd.Flags().StringVar(&format, "format", formatAuto, "gitleaks (TOML), lines (one pattern per line), or auto: a *.toml file, or one that parses as TOML, is gitleaks")
 	return cmd
 }
@@ -314,8 +378,12 @@ func newRegexListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			hits, err := s.HitCounts(cmd.Context())
+			if err != nil {
+				return err
+			}
 			return printList(a, asJSON, rs, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT", func(rs []store.Regex) error {
-				t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "UPDATED")
+				t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "HITS", "UPDATED")
 				var reasons []string
 				for _, r := range rs {
 					enabled := "yes"
@@ -330,7 +398,8 @@ func newRegexListCmd(a *app) *cobra.Command {
 					if source == "" {
 						source = "-"
 					}
-					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled, formatTime(r.UpdatedAt))
+					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled,
+						strconv.Itoa(hits[r.ID]), formatTime(r.UpdatedAt))
 				}
 				if err := t.flush(); err != nil {
 					return err
@@ -432,4 +501,78 @@ func cancelledNote(n int) string {
 		return " Cancelled 1 queued deletion that no other enforcing rule justifies."
 	}
 	return fmt.Sprintf(" Cancelled %d queued deletions that no other enforcing rule justifies.", n)
+}
+
+func newRegexTestCmd(a *app) *cobra.Command {
+	var validator string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "test PATTERN [TEXT...|-]",
+		Short: "Show what a pattern would match, storing nothing",
+		Long: `Show what PATTERN would match in each TEXT (or each line of stdin, with - or no TEXT), masked,
+with the engine, normalisation and limits the daemon uses, and how many of the messages it would
+flag. Nothing is stored and nothing is deleted: try a rule before 'regex add' makes it bite.
+Exit status 0 (even when it matches), 2 when the pattern is refused.`,
+		Example: `  securechat regex test 'acme_[a-z0-9]{32}' "token acme_0123456789abcdef0123456789abcdef"
+  securechat regex test '\b[0-9]{13,19}\b' --validator luhn - < sample-messages.txt
+  securechat regex test -- '-----BEGIN [A-Z ]*PRIVATE KEY-----' "-----BEGIN RSA PRIVATE KEY-----"`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rule := store.Regex{ID: 1, Pattern: args[0], Description: "test", Enabled: true, Validator: validator, Action: store.ActionMonitor}
+			if err := detect.Validate(rule.Pattern); err != nil {
+				return err
+			}
+			if err := ruleset.Validate(rule); err != nil {
+				return err
+			}
+			snap := ruleset.New([]store.Regex{rule}, nil, nil)
+			texts := args[1:]
+			if len(texts) == 0 || (len(texts) == 1 && texts[0] == "-") {
+				texts = nil
+				sc := bufio.NewScanner(a.Stdin)
+				sc.Buffer(make([]byte, 0, 64*1024), maxCheckLine)
+				for sc.Scan() {
+					texts = append(texts, strings.TrimSuffix(sc.Text(), "\r"))
+				}
+				if err := sc.Err(); err != nil {
+					return fmt.Errorf("read stdin: %w", err)
+				}
+			}
+			type hit struct {
+				Line    int    `json:"line"`
+				Excerpt string `json:"excerpt"`
+				Start   int    `json:"start"`
+				End     int    `json:"end"`
+			}
+			var hits []hit
+			flagged := 0
+			for i, text := range texts {
+				fs := snap.Decide(text, true).Findings
+				if len(fs) > 0 {
+					flagged++
+				}
+				for _, f := range fs {
+					hits = append(hits, hit{Line: i + 1, Excerpt: f.Excerpt, Start: f.Start, End: f.End})
+				}
+			}
+			if asJSON {
+				if hits == nil {
+					hits = []hit{}
+				}
+				return writeJSON(a.Stdout, map[string]any{"messages": len(texts), "flagged": flagged, "matches": hits})
+			}
+			for _, h := range hits {
+				fmt.Fprintf(a.Stdout, "line %d: %s (bytes %d-%d)\n", h.Line, h.Excerpt, h.Start, h.End)
+			}
+			share := 0.0
+			if len(texts) > 0 {
+				share = 100 * float64(flagged) / float64(len(texts))
+			}
+			fmt.Fprintf(a.Stderr, "%d of %d message(s) would be flagged (%.1f%%); nothing was stored.\n", flagged, len(texts), share)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: messages, flagged, matches")
+	return cmd
 }

@@ -63,3 +63,22 @@ func (s *Store) Stats(ctx context.Context, now time.Time, limit int) (LeakStats,
 	}
 	return st, nil
 }
+
+// HitCounts returns how many leaks each regex has found, by regex id.
+func (s *Store) HitCounts(ctx context.Context) (map[int64]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT regex_id, COUNT(*) FROM leaks GROUP BY regex_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count hits: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count hits: %w", err)
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
