@@ -45,7 +45,7 @@ func chaos(t *testing.T, twoDaemons bool) {
 		t.Fatal(err)
 	}
 	env := []string{"SECURECHAT_DB=" + db, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
-		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_BREAKER=off"}
 	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
 		t.Fatalf("regex add: %s", out)
 	}

@@ -33,7 +33,7 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "securechat.db")
 	env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=" + fake.AppToken(), "SLACK_USER_TOKEN=" + fake.UserToken(),
-		"SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_LOG_LEVEL=warn"}
+		"SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_LOG_LEVEL=warn", "SECURECHAT_BREAKER=off"}
 	base, err := os.ReadFile("detect/testdata/patterns100.txt")
 	if err != nil {
 		t.Fatal(err)

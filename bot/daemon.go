@@ -74,6 +74,8 @@ type Options struct {
 	// AllowlistKey keys the value fingerprints that 'leaks allow' uses; nil
 	// records no fingerprints.
 	AllowlistKey []byte
+	// Breaker is the runaway-rule breaker.
+	Breaker Breaker
 	// Metrics collects the daemon's metrics [a new set].
 	Metrics *Metrics
 	// MetricsListener, when set, serves /metrics, /healthz and /readyz.
@@ -124,6 +126,7 @@ func Defaults() Options {
 		PingInterval:    30 * time.Second,
 		Mode:            ModeEnforce,
 		Notify:          Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage},
+		Breaker:         Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
 	}
 }
 
@@ -160,6 +163,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ResumeMaxAge <= 0 {
 		o.ResumeMaxAge = def.ResumeMaxAge
+	}
+	if o.Breaker.MaxDeletions <= 0 {
+		o.Breaker.MaxDeletions = def.Breaker.MaxDeletions
+	}
+	if o.Breaker.MaxShare <= 0 {
+		o.Breaker.MaxShare = def.Breaker.MaxShare
+	}
+	if o.Breaker.MinScanned <= 0 {
+		o.Breaker.MinScanned = def.Breaker.MinScanned
+	}
+	if o.Breaker.Window <= 0 {
+		o.Breaker.Window = def.Breaker.Window
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -256,11 +271,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		metrics: o.Metrics, log: d.log.With().Str("component", "notifier").Logger(), now: o.Now, retryMax: o.RetryMax})
 	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.wake,
 		metrics: o.Metrics, log: d.log.With().Str("component", "deleter").Logger(), now: o.Now, retryMax: o.RetryMax})
+	var brk *breaker
+	if o.Breaker.Enabled && o.Mode != ModeMonitor {
+		brk = newBreaker(o.Breaker, d.store, notes, o.Metrics, d.log.With().Str("component", "breaker").Logger(), o.Now)
+	}
 	pipe := &pipeline{
 		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
 		scope: newScope(o.Scope, self, notifier.isOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
-		recordTimeout: o.RecordTimeout,
-		wakeDeleter:   deleter.wake, wakeNotifier: notifier.wake,
+		recordTimeout: o.RecordTimeout, breaker: brk,
+		wakeDeleter: deleter.wake, wakeNotifier: notifier.wake,
 	}
 
 	// The components stop when life ends: at shutdown, or when one of them
@@ -302,6 +321,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.run(life); return nil })
+	if brk != nil {
+		components.Go(func() error { brk.run(life); return nil })
+	}
 	if o.MetricsListener != nil {
 		components.Go(func() error {
 			if err := serveMetrics(life, o.MetricsListener, o.Metrics, d.store, d.Connected); err != nil {

@@ -18,6 +18,7 @@ type Metrics struct {
 	events         *prometheus.CounterVec // by outcome
 	acks           prometheus.Counter     // envelopes acknowledged
 	unqueued       prometheus.Counter     // events left unacknowledged: the queue was full
+	breakerTrips   *prometheus.CounterVec // by regex id
 	scanSeconds    prometheus.Histogram   // one message
 	leaks          *prometheus.CounterVec // by rule and action
 	deletions      *prometheus.CounterVec // attempts by result
@@ -39,6 +40,8 @@ func NewMetrics() *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_events_total",
 			Help: "Socket Mode events handled, by outcome: clean, leak, redelivered, skipped, out_of_scope, allowlisted, malformed, record_failed."}, []string{"outcome"}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_events_acked_total", Help: "Envelopes acknowledged to Slack."}),
+		breakerTrips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_breaker_trips_total",
+			Help: "Rules the runaway-rule breaker switched to monitor, by regex id."}, []string{"regex_id"}),
 		unqueued: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_events_unqueued_total",
 			Help: "Events left unacknowledged because every worker was busy and the queue was full; Slack sends them again."}),
 		scanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "securechat_scan_duration_seconds",
@@ -57,7 +60,7 @@ func NewMetrics() *Metrics {
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_notifications_total",
 			Help: "Notifications (author, alert, webhook) by result: sent, failed, retry."}, []string{"kind", "result"}),
 	}
-	r.MustRegister(m.events, m.acks, m.unqueued, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
+	r.MustRegister(m.events, m.acks, m.unqueued, m.breakerTrips, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
 		m.generation, m.rules, m.notifications, m.connectedGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -29,8 +29,9 @@ type pipeline struct {
 	scanBots      bool
 	monitor       bool // the daemon's monitor mode: never delete
 	recordTimeout time.Duration
-	wakeDeleter   func() // a deletion was queued
-	wakeNotifier  func() // a notification was queued
+	breaker       *breaker // nil when off
+	wakeDeleter   func()   // a deletion was queued
+	wakeNotifier  func()   // a notification was queued
 }
 
 // enqueueWait is how long the reader waits for room in a full queue before
@@ -179,6 +180,9 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	start := time.Now()
 	v := p.rules.current().Decide(c.Text, p.monitor)
 	p.metrics.scanSeconds.Observe(time.Since(start).Seconds())
+	if p.breaker != nil {
+		p.breaker.scanned()
+	}
 	if len(v.Findings) == 0 {
 		outcome := "clean"
 		if v.Allowlisted > 0 {
@@ -190,6 +194,14 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 		return
 	}
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS}
+	if v.Delete && p.breaker != nil && !p.undeletable(c) {
+		// A runaway rule is switched to monitor before it deletes. The
+		// weighing and the recording are one step for this daemon's
+		// workers, so that they cannot all pass the limit at once.
+		p.breaker.mu.Lock()
+		defer p.breaker.mu.Unlock()
+		v = p.breaker.admit(ctx, msg, v)
+	}
 	var notes []store.OutboxItem
 	deleteMsg := v.Delete
 	switch {

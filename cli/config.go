@@ -33,6 +33,16 @@ type Config struct {
 	Notify    NotifyConfig    `toml:"notify"`
 	Allowlist AllowlistConfig `toml:"allowlist"`
 	Metrics   MetricsConfig   `toml:"metrics"`
+	Breaker   BreakerConfig   `toml:"breaker"`
+}
+
+// BreakerConfig tunes the runaway-rule breaker.
+type BreakerConfig struct {
+	Enabled      bool     `toml:"enabled"`
+	MaxDeletions int      `toml:"max_deletions"`
+	MaxShare     float64  `toml:"max_share"`
+	MinScanned   int      `toml:"min_scanned"`
+	Window       Duration `toml:"window"`
 }
 
 // ScopeConfig says which messages are scanned (applied at start).
@@ -123,6 +133,8 @@ func Defaults() Config {
 		},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
 		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage},
+		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
+			MinScanned: d.Breaker.MinScanned, Window: Duration{d.Breaker.Window}},
 	}
 }
 
@@ -289,6 +301,7 @@ const (
 	EnvBotToken  = "SLACK_BOT_TOKEN"
 	EnvAllowKey  = "SECURECHAT_ALLOWLIST_SECRET"
 	EnvMetrics   = "SECURECHAT_METRICS_ADDR"
+	EnvBreaker   = "SECURECHAT_BREAKER" // "off" turns the runaway-rule breaker off (load tests, benchmarks)
 )
 
 // LoadEnv applies the environment over c.
@@ -307,6 +320,12 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	set(&c.Notify.BotToken, EnvBotToken)
 	set(&c.Allowlist.Secret, EnvAllowKey)
 	set(&c.Metrics.Addr, EnvMetrics)
+	switch strings.ToLower(getenv(EnvBreaker)) {
+	case "off", "false", "0":
+		c.Breaker.Enabled = false
+	case "on", "true", "1":
+		c.Breaker.Enabled = true
+	}
 }
 
 // Validate checks the settings and names the field that is wrong. With
@@ -341,6 +360,10 @@ func (c *Config) Validate(slack bool) error {
 	}
 	if d.RetryMax.Duration < time.Second {
 		return fmt.Errorf("daemon retry_max = %s: use at least 1s", d.RetryMax)
+	}
+	if b := c.Breaker; b.Enabled && (b.MaxDeletions < 1 || b.MaxShare <= 0 || b.MaxShare > 1 || b.MinScanned < 1 || b.Window.Duration < time.Minute) {
+		return fmt.Errorf("breaker: max_deletions %d, max_share %g, min_scanned %d, window %s: use at least 1, a share in (0, 1], at least 1 and at least 1m (or enabled = false)",
+			b.MaxDeletions, b.MaxShare, b.MinScanned, b.Window)
 	}
 	if d.ResumeMaxAge.Duration < time.Minute {
 		return fmt.Errorf("daemon resume_max_age = %s: use at least 1m", d.ResumeMaxAge)

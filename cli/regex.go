@@ -394,6 +394,9 @@ func newRegexListCmd(a *app) *cobra.Command {
 						enabled = "no (see below)"
 						reasons = append(reasons, fmt.Sprintf("regex %d was disabled by securechat: %s", r.ID, r.DisabledReason))
 					}
+					if r.TrippedReason != "" {
+						reasons = append(reasons, fmt.Sprintf("regex %d was switched to monitor by the %s; resume with: securechat regex update %d --action delete", r.ID, r.TrippedReason, r.ID))
+					}
 					source := r.Source
 					if source == "" {
 						source = "-"

@@ -134,6 +134,8 @@ func (a *app) botOptions() bot.Options {
 		Notify: bot.Notify{Author: c.Notify.Author, AuthorMessage: c.Notify.AuthorMessage, BotToken: c.Notify.BotToken,
 			AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL},
 		AllowlistKey: allowKey(c.Allowlist.Secret),
+		Breaker: bot.Breaker{Enabled: c.Breaker.Enabled, MaxDeletions: c.Breaker.MaxDeletions, MaxShare: c.Breaker.MaxShare,
+			MinScanned: c.Breaker.MinScanned, Window: c.Breaker.Window.Duration},
 	}
 }
 

@@ -32,6 +32,9 @@ type Regex struct {
 	Stopwords     []string `json:"stopwords,omitempty"`
 	// Allowlists are gitleaks-style allowlists (see detect.Allowlist).
 	Allowlists []Allowlist `json:"allowlists,omitempty"`
+	// TrippedReason says why the runaway-rule breaker switched the rule to
+	// monitor; "" when it did not (or an admin set its action since).
+	TrippedReason string `json:"tripped_reason,omitempty"`
 	// DisabledReason says why securechat disabled the rule itself (e.g. it
 	// is over the current limits); "" otherwise.
 	DisabledReason string    `json:"disabled_reason,omitempty"`
@@ -72,7 +75,7 @@ const (
 )
 
 const regexColumns = `id, pattern, description, enabled, action, source, validator, secret_group, entropy,
-	keywords, allow_patterns, stopwords, allowlists, disabled_reason, created_at, updated_at`
+	keywords, allow_patterns, stopwords, allowlists, disabled_reason, tripped_reason, created_at, updated_at`
 
 type rowScanner interface{ Scan(...any) error }
 
@@ -81,7 +84,7 @@ func scanRegex(row rowScanner) (Regex, error) {
 	var created, updated int64
 	var kw, allow, stop, lists string
 	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Action, &r.Source, &r.Validator, &r.SecretGroup,
-		&r.Entropy, &kw, &allow, &stop, &lists, &r.DisabledReason, &created, &updated)
+		&r.Entropy, &kw, &allow, &stop, &lists, &r.DisabledReason, &r.TrippedReason, &created, &updated)
 	r.Allowlists = decodeAllowlists(lists)
 	r.Keywords, r.AllowPatterns, r.Stopwords = splitLines(kw), splitLines(allow), splitLines(stop)
 	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
@@ -282,9 +285,10 @@ func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by str
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
+			        tripped_reason = CASE WHEN ? IS NULL THEN tripped_reason ELSE '' END,
 			        enabled = COALESCE(?, enabled),
 			        disabled_reason = CASE WHEN ? THEN '' ELSE disabled_reason END, updated_at = ? WHERE id = ?`,
-			u.Description, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
+			u.Description, u.Action, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
 		if err != nil {
 			return err
 		}
