@@ -532,6 +532,9 @@ func TestResolveConfig(t *testing.T) {
 	if c, _ := resolve(map[string]string{EnvDB: "/tmp/x.db"}, "regex", "list", "--db", "/tmp/y.db"); c.dbFrom != fromFlag || c.DB != "/tmp/y.db" {
 		t.Errorf("db %s from %s, want /tmp/y.db from the flag", c.DB, c.dbFrom)
 	}
+	if c, err := resolve(map[string]string{}, "demo"); err != nil || c.dbErr == nil {
+		t.Errorf("without HOME the demo still runs (%v) and a database command is told why (%v)", err, c.dbErr)
+	}
 	def, bd := Defaults(), bot.Defaults()
 	if def.Notify.AuthorMessage != bd.Notify.AuthorMessage || def.Daemon.Workers != bd.Workers || def.Daemon.RetryMax.Duration != bd.RetryMax {
 		t.Error("the CLI's defaults differ from the daemon's")

@@ -26,6 +26,7 @@ import (
 type Config struct {
 	DB        string          `toml:"db"`
 	dbFrom    string          // where DB came from: fromDefault, fromFile, fromEnv or fromFlag
+	dbErr     error           // why there is no default database, when DB is ""
 	Slack     SlackConfig     `toml:"slack"`
 	Log       LogConfig       `toml:"log"`
 	Daemon    DaemonConfig    `toml:"daemon"`
@@ -187,11 +188,9 @@ func resolveConfig(cmd *cobra.Command, getenv func(string) string, stderr io.Wri
 	c.applyFlags(flags)
 	switch {
 	case c.DB == "" && c.dbFrom == fromDefault:
-		path, err := DefaultDBPath(getenv)
-		if err != nil {
-			return c, err
-		}
-		c.DB = path
+		// Without a HOME there is no default; only commands that open the
+		// database need one (openStore reports it), the demo does not.
+		c.DB, c.dbErr = DefaultDBPath(getenv)
 	case c.DB == "":
 		return c, fmt.Errorf("the database path from the %s is empty: give a file, or leave it unset for the default", c.dbFrom)
 	}

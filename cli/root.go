@@ -194,6 +194,9 @@ const (
 // replaced by an empty database elsewhere.
 func (a *app) openStore(ctx context.Context, mode openMode, opts ...store.Option) (*store.Store, error) {
 	path := a.cfg.DB
+	if a.cfg.dbErr != nil {
+		return nil, a.cfg.dbErr
+	}
 	if a.cfg.dbFrom == fromDefault {
 		if _, err := os.Stat(store.DefaultPath); err == nil {
 			abs, _ := filepath.Abs(store.DefaultPath)
