@@ -3,6 +3,7 @@ package detect
 import (
 	"regexp/syntax"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -35,11 +36,20 @@ type litInfo struct {
 // match of re (after ASCII lowercasing of the text, and with U+017F and
 // U+212A mapped to s and k), or nil when no such set of useful strings is
 // known.
+//
+// A literal holding U+FFFD is no prefilter: Go's regexp reads every invalid
+// UTF-8 byte of the text as U+FFFD, which a byte search for its encoding
+// would miss; such a rule is left to the literal-free path.
 func requiredLiterals(re *syntax.Regexp) []string {
 	info := analyze(re)
 	best := pick(info.exact, info.req)
 	if score(best) < minLitLen {
 		return nil
+	}
+	for _, l := range best {
+		if strings.ContainsRune(l, utf8.RuneError) {
+			return nil
+		}
 	}
 	return dedup(best)
 }
