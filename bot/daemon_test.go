@@ -533,6 +533,17 @@ func TestFullQueueLeavesEventsForRedelivery(t *testing.T) {
 	}
 }
 
+// lockFreeDB opens the database as another process (sqlite3 by hand) would.
+func lockFreeDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // lockDB takes the database's write lock and keeps it, as another process
 // would, until the returned transaction ends (Rollback).
 func lockDB(t *testing.T, path string) *sql.Tx {

@@ -168,3 +168,29 @@ func TestOversizedStoredRuleIsDisabledWithTheReason(t *testing.T) {
 		t.Errorf("oversized rule: enabled %v, reason %q", r.Enabled, r.DisabledReason)
 	}
 }
+
+// TestRuleTurnedOffByHandDeletesNothingMore: a deletion queued (and being
+// retried) when its rule is disabled straight in the database, not through
+// the CLI, is not carried out: the deleter checks the rule for deleting
+// when it claims it.
+func TestRuleTurnedOffByHandDeletesNothingMore(t *testing.T) {
+	h := newHarness(t, setup{})
+	h.slack.Script("chat.delete", fakeslack.Response{Status: 500})
+	ts, _ := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("a failed attempt", func(st *fakeslack.State) bool { return st.DeleteCalls("C0GENERAL01", ts) >= 1 })
+	db := lockFreeDB(t, h.dbPath)
+	if _, err := db.Exec(`UPDATE regexes SET enabled = 0`); err != nil {
+		t.Fatal(err)
+	}
+	_, env := h.post(fakeslack.Message{Text: "after"})
+	h.wait("ack", acked(env))
+	time.Sleep(time.Second) // past the retry back-off (RetryMax 200ms)
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if st.SuccessfulDeletes("C0GENERAL01", ts) != 0 {
+			t.Error("a deletion of a disabled rule was carried out")
+		}
+	})
+	if s := statusOf(t, h, ts); s != store.StatusCancelled {
+		t.Errorf("status %q, want cancelled", s)
+	}
+}

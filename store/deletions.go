@@ -81,7 +81,8 @@ func (s *Store) FailDeletion(ctx context.Context, id int64, reason string, notes
 	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now(), notes)
 }
 
-// ClaimDeletion takes a due pending deletion for one attempt: it counts the
+// ClaimDeletion takes a due pending deletion for one attempt, if an enabled
+// rule whose action is delete still justifies it (else it cancels it): it counts the
 // attempt and moves the next attempt lease into the future, durably, before
 // chat.delete is called. It reports false when the deletion is no longer due
 // (another daemon sharing the database took it, or it ended), so that two
@@ -91,15 +92,35 @@ func (s *Store) FailDeletion(ctx context.Context, id int64, reason string, notes
 // retry that an earlier call may have deleted the message already (so
 // message_not_found then means deleted, not failed).
 func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE deletions SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-		 WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?`,
-		now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
+	claimed := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The rule for deleting, checked where the deletion is carried out:
+		// however the rules changed since it was queued (a rule removed,
+		// disabled or switched to monitor by the CLI, the breaker, the cost
+		// limit or by hand), a deletion no enabled delete rule justifies any
+		// more is cancelled here, not sent.
+		res, err := tx.ExecContext(ctx,
+			`UPDATE deletions AS d SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
+			 WHERE d.id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified,
+			now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			claimed = true
+			return nil
+		}
+		now := s.millis()
+		_, err = tx.ExecContext(ctx,
+			`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'securechat',
+			        cancel_reason = 'no enabled delete rule justifies it any more', updated_at = ?
+			 WHERE d.id = ? AND d.status = 'pending' AND NOT `+justified, now, now, id)
+		return err
+	})
 	if err != nil {
-		return false, fmt.Errorf("claim deletion %d: %w", id, classify(err))
+		return false, fmt.Errorf("claim deletion %d: %w", id, err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return claimed, nil
 }
 
 // DeferDeletion moves a pending deletion's next attempt and takes back the

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -124,6 +125,9 @@ func TestCancelHoldResume(t *testing.T) {
 func TestNewFindingsAfterAFailedDeletionTryAgain(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
+	if _, err := s.AddRegex(ctx, "aaa+", "a"); err != nil {
+		t.Fatal(err)
+	}
 	msg := store.Message{Channel: "C1", User: "U1", TS: "1.1"}
 	res, err := s.RecordLeak(ctx, msg, []store.Finding{{RegexID: 1, Excerpt: "a", Start: 0, End: 4, Action: "delete"}}, true)
 	if err != nil {
@@ -146,5 +150,31 @@ func TestNewFindingsAfterAFailedDeletionTryAgain(t *testing.T) {
 	// A redelivery of the same edit changes nothing.
 	if r, _ := s.RecordLeak(ctx, msg, []store.Finding{{RegexID: 1, Excerpt: "b", Start: 10, End: 14, Action: "delete"}}, true); r.NewLeaks != 0 || r.Requeued {
 		t.Errorf("redelivered edit: %+v", r)
+	}
+}
+
+// TestClaimChecksTheRuleForDeleting: a rule switched off behind the CLI's
+// back (by hand, by the breaker, by the cost limit) leaves its queued
+// deletion unclaimable: it is cancelled with the reason, never carried out.
+func TestClaimChecksTheRuleForDeleting(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	r, _ := s.AddRegex(ctx, "aaa+", "a")
+	id := queue(t, s, "1.1", store.Finding{RegexID: r.ID, Excerpt: "a", Action: "delete"})
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE regexes SET enabled = 0`); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := s.Leaks(ctx, store.LeakFilter{ID: id})
+	if ok, err := s.ClaimDeletion(ctx, ls[0].DeletionID, time.Now(), time.Minute); err != nil || ok {
+		t.Fatalf("claim of an unjustified deletion = %v, %v; want false", ok, err)
+	}
+	ls, _ = s.Leaks(ctx, store.LeakFilter{ID: id})
+	if ls[0].Status != store.StatusCancelled || !strings.Contains(ls[0].CancelReason, "no enabled delete rule") {
+		t.Errorf("after the claim: %+v", ls[0])
 	}
 }

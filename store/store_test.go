@@ -234,6 +234,9 @@ func TestDeletionLifecycle(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	s, _ := openTemp(t, store.WithClock(func() time.Time { return now }))
+	if _, err := s.AddRegex(ctx, "abc+", "the rule the findings are of"); err != nil {
+		t.Fatal(err)
+	}
 	var ids []int64
 	for i := range 3 {
 		r, err := s.RecordLeak(ctx, store.Message{Channel: "C1", TS: strconv.Itoa(i)}, []store.Finding{{RegexID: 1, Excerpt: "****"}}, true)
@@ -397,6 +400,9 @@ func TestClaimDeletionIsExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
+	if _, err := s.AddRegex(ctx, "abc+", "the rule"); err != nil {
+		t.Fatal(err)
+	}
 	r, err := s.RecordLeak(ctx, store.Message{Channel: "C1", TS: "1.1"}, []store.Finding{{RegexID: 1, Excerpt: "****"}}, true)
 	if err != nil {
 		t.Fatal(err)
