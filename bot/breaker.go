@@ -128,7 +128,7 @@ func (b *breaker) check(ctx context.Context, f store.Finding, since time.Time) b
 	default:
 		return false
 	}
-	resume := fmt.Sprintf("securechat regex update %d --action delete, then securechat leaks resume --all", f.RegexID)
+	resume := fmt.Sprintf("securechat regex update %d --action delete, then securechat leaks resume --rule %d", f.RegexID, f.RegexID)
 	reason := fmt.Sprintf("runaway-rule breaker: %s; switched to monitor at %s", why, b.now().UTC().Format(time.RFC3339))
 	tripped, held, err := b.store.TripRule(ctx, f.RegexID, reason, b.notes.breaker(f, why, resume)...)
 	if err != nil {

@@ -276,6 +276,30 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 	return t.flush()
 }
 
+// selection reads which queued deletions a command acts on: LEAK-IDs, --rule
+// ID or the all flag (named allFlag), exactly one of them.
+func selection(cmd *cobra.Command, args []string, rule int64, all bool, allFlag string) (store.Selection, error) {
+	var sel store.Selection
+	given := 0
+	if len(args) > 0 {
+		ids, err := parseIDs(args)
+		if err != nil {
+			return sel, err
+		}
+		sel.LeakIDs, given = ids, given+1
+	}
+	if rule != 0 {
+		sel.RegexID, given = rule, given+1
+	}
+	if all {
+		sel.All, given = true, given+1
+	}
+	if given != 1 {
+		return sel, &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("give LEAK-IDs, --rule ID or %s (one of them)", allFlag)}
+	}
+	return sel, nil
+}
+
 func newLeaksCancelCmd(a *app) *cobra.Command {
 	var rule int64
 	var allPending bool
@@ -290,30 +314,16 @@ deletion was cancelled. A deletion already done or failed is left as it is.`,
   securechat leaks cancel --rule 7          # a rule that matched what it should not
   securechat leaks cancel --all-pending     # stop everything queued`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f store.CancelFilter
-			what := 0
-			if len(args) > 0 {
-				ids, err := parseIDs(args)
-				if err != nil {
-					return err
-				}
-				f.LeakIDs, what = ids, what+1
-			}
-			if rule != 0 {
-				f.RegexID, what = rule, what+1
-			}
-			if allPending {
-				f.AllPending, what = true, what+1
-			}
-			if what != 1 {
-				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give LEAK-IDs, --rule ID or --all-pending (one of them)")}
+			sel, err := selection(cmd, args, rule, allPending, "--all-pending")
+			if err != nil {
+				return err
 			}
 			s, err := a.openStore(cmd.Context(), openWrite)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			n, err := s.CancelDeletions(cmd.Context(), f, a.username(), "cancelled with 'securechat leaks cancel'")
+			n, err := s.CancelDeletions(cmd.Context(), sel, a.username(), "cancelled with 'securechat leaks cancel'")
 			if err != nil {
 				return err
 			}
@@ -328,23 +338,24 @@ deletion was cancelled. A deletion already done or failed is left as it is.`,
 }
 
 func newLeaksResumeCmd(a *app) *cobra.Command {
+	var rule int64
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "resume [LEAK-ID...]",
-		Short: "Resume deletions held by monitor mode",
-		Long: `Resume held deletions: in monitor mode queued deletions are held, and when the daemon
-enforces again only those younger than [daemon] resume_max_age (24h) resume by themselves.
-Older ones wait for this command, since the message may have been edited clean since: look
-at them with 'securechat leaks list --status held' first. A deletion that no enforcing rule
-justifies any more is not resumed. A running daemon picks resumed deletions up within seconds.`,
+		Short: "Resume held deletions (monitor mode's, the breaker's)",
+		Long: `Resume held deletions. In monitor mode queued deletions are held, and when the daemon
+enforces again only those younger than [daemon] resume_max_age (24h) resume by themselves;
+older ones wait for this command, since the message may have been edited clean since: look
+at them with 'securechat leaks list --status held' first. The runaway-rule breaker holds the
+deletions of the rule it stops: resume them with --rule ID once the rule enforces again. A
+deletion that no enforcing rule justifies any more is not resumed. A running daemon picks
+resumed deletions up within seconds.`,
 		Example: `  securechat leaks list --status held
   securechat leaks resume 42
+  securechat leaks resume --rule 7          # after 'securechat regex update 7 --action delete'
   securechat leaks resume --all`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (len(args) > 0) == all {
-				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give LEAK-IDs or --all (one of them)")}
-			}
-			ids, err := parseIDs(args)
+			sel, err := selection(cmd, args, rule, all, "--all")
 			if err != nil {
 				return err
 			}
@@ -353,7 +364,7 @@ justifies any more is not resumed. A running daemon picks resumed deletions up w
 				return err
 			}
 			defer s.Close()
-			n, err := s.ResumeDeletions(cmd.Context(), ids, all)
+			n, err := s.ResumeDeletions(cmd.Context(), sel)
 			if err != nil {
 				return err
 			}
@@ -362,6 +373,7 @@ justifies any more is not resumed. A running daemon picks resumed deletions up w
 			return nil
 		},
 	}
+	cmd.Flags().Int64Var(&rule, "rule", 0, "resume the held deletions with a finding of this regex id")
 	cmd.Flags().BoolVar(&all, "all", false, "resume every held deletion")
 	return cmd
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -51,49 +52,57 @@ func cancelUnjustified(ctx context.Context, tx *sql.Tx, now int64, by, why strin
 	return int(n), nil
 }
 
-// CancelFilter picks the deletions CancelDeletions cancels. Exactly one
-// field is set.
-type CancelFilter struct {
-	LeakIDs    []int64 // the deletions of these leaks' messages
-	RegexID    int64   // every deletion with a finding of this regex
-	AllPending bool    // every pending or held deletion
+// Selection picks queued deletions for CancelDeletions and
+// ResumeDeletions. Exactly one field is set.
+type Selection struct {
+	LeakIDs []int64 // the deletions of these leaks' messages
+	RegexID int64   // every deletion with a finding of this regex
+	All     bool    // every one
 }
 
-// CancelDeletions cancels queued (pending or held) deletions, recording
-// when, by whom and why. It returns how many it cancelled; a leak whose
-// message has no queued deletion cancels nothing. For LeakIDs it returns
-// ErrNotFound (wrapped, naming the ids) when a leak does not exist, and then
+// where is the selection as a condition on deletions d, with its arguments.
+// For LeakIDs it returns ErrNotFound (wrapped, naming them) when a leak does
+// not exist.
+func (sel Selection) where(ctx context.Context, tx *sql.Tx) (string, []any, error) {
+	switch {
+	case len(sel.LeakIDs) > 0:
+		return ofLeaks(ctx, tx, sel.LeakIDs)
+	case sel.RegexID != 0:
+		return `d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`, []any{sel.RegexID}, nil
+	case sel.All:
+		return `1`, nil, nil
+	}
+	return "", nil, errors.New("no deletion selected: give leak ids, a regex id or all")
+}
+
+// updateSelected runs update (an UPDATE of deletions AS d, ending in a
+// condition) with the selection's condition and returns the rows changed.
+func updateSelected(ctx context.Context, tx *sql.Tx, sel Selection, update string, args ...any) (int, error) {
+	where, more, err := sel.where(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, update+` AND `+where, append(args, more...)...)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// CancelDeletions cancels the selected queued (pending or held) deletions,
+// recording when, by whom and why. It returns how many it cancelled; a leak
+// whose message has no queued deletion cancels nothing. It returns
+// ErrNotFound (wrapped, naming the ids) for leaks that do not exist, and then
 // cancels nothing.
-func (s *Store) CancelDeletions(ctx context.Context, f CancelFilter, by, why string) (int, error) {
+func (s *Store) CancelDeletions(ctx context.Context, sel Selection, by, why string) (int, error) {
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
 		now := s.millis()
-		var where string
-		var args []any
-		switch {
-		case len(f.LeakIDs) > 0:
-			var err error
-			if where, args, err = ofLeaks(ctx, tx, f.LeakIDs); err != nil {
-				return err
-			}
-		case f.RegexID != 0:
-			where = `d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`
-			args = append(args, f.RegexID)
-		case f.AllPending:
-			where = `1`
-		default:
-			return fmt.Errorf("cancel deletions: nothing selected")
-		}
-		res, err := tx.ExecContext(ctx,
+		n, err = updateSelected(ctx, tx, sel,
 			`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?, updated_at = ?
-			 WHERE d.status IN ('pending', 'held') AND `+where,
-			append([]any{now, by, why, now}, args...)...)
-		if err != nil {
-			return err
-		}
-		c, _ := res.RowsAffected()
-		n = int(c)
-		return nil
+			 WHERE d.status IN ('pending', 'held')`, now, by, why, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("cancel deletions: %w", err)
@@ -140,32 +149,18 @@ func (s *Store) ResumeHeld(ctx context.Context, reason string, youngerThan time.
 	return resumed, still, nil
 }
 
-// ResumeDeletions makes held deletions pending again: those of the given
-// leaks' messages, or every held one with all. A deletion that no enforcing
-// finding justifies any more is not resumed. It returns how many it
-// resumed, and ErrNotFound (wrapped) for a leak that does not exist.
-func (s *Store) ResumeDeletions(ctx context.Context, leakIDs []int64, all bool) (int, error) {
+// ResumeDeletions makes the selected held deletions pending again (monitor
+// mode's and the breaker's alike). A deletion that no enforcing finding
+// justifies any more is not resumed. It returns how many it resumed, and
+// ErrNotFound (wrapped) for leaks that do not exist.
+func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error) {
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
 		now := s.millis()
-		where := `1`
-		var args []any
-		if !all {
-			var err error
-			if where, args, err = ofLeaks(ctx, tx, leakIDs); err != nil {
-				return err
-			}
-		}
-		res, err := tx.ExecContext(ctx,
+		n, err = updateSelected(ctx, tx, sel,
 			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
-			 WHERE d.status = 'held' AND `+justified+` AND `+where,
-			append([]any{now, now}, args...)...)
-		if err != nil {
-			return err
-		}
-		c, _ := res.RowsAffected()
-		n = int(c)
-		return nil
+			 WHERE d.status = 'held' AND `+justified, now, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("resume deletions: %w", err)

@@ -82,7 +82,7 @@ func TestCancelHoldResume(t *testing.T) {
 	if due, _ := s.DueDeletions(ctx, clock.Add(time.Hour), 10); len(due) != 0 {
 		t.Fatalf("held deletions are due: %+v", due)
 	}
-	if n, err := s.CancelDeletions(ctx, store.CancelFilter{LeakIDs: []int64{other}}, "bob", "asked"); err != nil || n != 1 {
+	if n, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: []int64{other}}, "bob", "asked"); err != nil || n != 1 {
 		t.Fatalf("cancel = %d, %v", n, err)
 	}
 	resumed, still, err := s.ResumeHeld(ctx, store.HoldMonitor, clock.Add(-24*time.Hour))
@@ -92,16 +92,16 @@ func TestCancelHoldResume(t *testing.T) {
 	if status(t, s, young) != store.StatusPending || status(t, s, old) != store.StatusHeld || status(t, s, other) != store.StatusCancelled {
 		t.Errorf("young %s, old %s, other %s", status(t, s, young), status(t, s, old), status(t, s, other))
 	}
-	if n, err := s.ResumeDeletions(ctx, []int64{old}, false); err != nil || n != 1 || status(t, s, old) != store.StatusPending {
+	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{old}}); err != nil || n != 1 || status(t, s, old) != store.StatusPending {
 		t.Errorf("explicit resume = %d, %v; old is %s", n, err, status(t, s, old))
 	}
-	if n, _ := s.ResumeDeletions(ctx, []int64{other}, false); n != 0 {
+	if n, _ := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{other}}); n != 0 {
 		t.Error("a cancelled deletion was resumed")
 	}
-	if _, err := s.CancelDeletions(ctx, store.CancelFilter{LeakIDs: []int64{999}}, "bob", "x"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: []int64{999}}, "bob", "x"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("cancel of a missing leak = %v, want ErrNotFound", err)
 	}
-	if n, err := s.CancelDeletions(ctx, store.CancelFilter{AllPending: true}, "bob", "all"); err != nil || n != 2 {
+	if n, err := s.CancelDeletions(ctx, store.Selection{All: true}, "bob", "all"); err != nil || n != 2 {
 		t.Errorf("cancel --all-pending = %d, %v; want 2", n, err)
 	}
 	// A call in flight when its deletion was cancelled: the message is gone,
@@ -176,5 +176,28 @@ func TestClaimChecksTheRuleForDeleting(t *testing.T) {
 	ls, _ = s.Leaks(ctx, store.LeakFilter{ID: id})
 	if ls[0].Status != store.StatusCancelled || !strings.Contains(ls[0].CancelReason, "no enabled delete rule") {
 		t.Errorf("after the claim: %+v", ls[0])
+	}
+}
+
+// TestResumeByRule resumes the held deletions of one rule (the breaker's
+// case) and leaves the others held.
+func TestResumeByRule(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	a, _ := s.AddRegex(ctx, "aaa+", "a")
+	b, _ := s.AddRegex(ctx, "bbb+", "b")
+	la := queue(t, s, "1.1", store.Finding{RegexID: a.ID, Excerpt: "a", Action: "delete"})
+	lb := queue(t, s, "1.2", store.Finding{RegexID: b.ID, Excerpt: "b", Action: "delete"})
+	if _, err := s.HoldPending(ctx, store.HoldMonitor); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: a.ID}); err != nil || n != 1 {
+		t.Fatalf("resume --rule = %d, %v", n, err)
+	}
+	if status(t, s, la) != store.StatusPending || status(t, s, lb) != store.StatusHeld {
+		t.Errorf("a %s, b %s", status(t, s, la), status(t, s, lb))
+	}
+	if _, err := s.ResumeDeletions(ctx, store.Selection{}); err == nil {
+		t.Error("an empty selection resumed something")
 	}
 }
