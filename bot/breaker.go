@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
@@ -148,7 +149,7 @@ func (n notices) breaker(f store.Finding, why, resume string) []store.OutboxItem
 	var out []store.OutboxItem
 	if n.cfg.AlertChannel != "" {
 		text := fmt.Sprintf(":octagonal_sign: securechat: the runaway-rule breaker switched regex %d (%s) to monitor: %s. Its queued deletions are held. Resume with: %s.",
-			f.RegexID, escape(shorten(f.Rule, 80)), why, resume)
+			f.RegexID, escape(detect.Shorten(f.Rule, 80)), why, resume)
 		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
 	}
 	if n.cfg.WebhookURL != "" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/store"
 )
 
@@ -107,7 +108,7 @@ const alertFindings = 5
 func alertText(msg store.Message, fs []store.Finding, action, outcome, reason string) string {
 	var parts []string
 	for _, f := range fs {
-		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(shorten(f.Rule, 80)), escape(f.Excerpt)))
+		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(detect.Shorten(f.Rule, 80)), escape(f.Excerpt)))
 	}
 	parts = dedupStrings(parts)
 	listed := strings.Join(parts[:min(len(parts), alertFindings)], ", ")
@@ -183,14 +184,6 @@ func dedupStrings(ss []string) []string {
 		}
 	}
 	return out
-}
-
-// shorten cuts s to n runes with "…".
-func shorten(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 func marshal(v any) string {

@@ -128,12 +128,24 @@ func (s *Set) WithMACKey(key []byte) *Set {
 // fingerprint returns the keyed fingerprint of a value.
 func fingerprint(key []byte, value string) string {
 	m := hmac.New(sha256.New, key)
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; c != ' ' && c != '-' && c != '\t' && c != '\n' && c != '\r' {
-			m.Write([]byte{c})
+	m.Write([]byte(CanonicalValue(value)))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// CanonicalValue is a matched value with spaces, dashes, tabs and line
+// breaks removed: what identifies it, so that 4111 1111 1111 1111 and
+// 4111-1111-1111-1111 are one value (for fingerprints and de-duplication).
+func CanonicalValue(v string) string {
+	if !strings.ContainsAny(v, " -\t\n\r") {
+		return v
+	}
+	b := make([]byte, 0, len(v))
+	for i := 0; i < len(v); i++ { // bytes, not runes: invalid UTF-8 stays as it is
+		if c := v[i]; c != ' ' && c != '-' && c != '\t' && c != '\n' && c != '\r' {
+			b = append(b, c)
 		}
 	}
-	return hex.EncodeToString(m.Sum(nil))
+	return string(b)
 }
 
 // Compile builds a Set from rules. A rule that does not compile is left out

@@ -206,7 +206,7 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 			v.Allowlisted++
 			continue
 		}
-		key := fmt.Sprintf("%d\x00%s", m.RuleID, valueKey(text[m.Start:m.End]))
+		key := fmt.Sprintf("%d\x00%s", m.RuleID, detect.CanonicalValue(text[m.Start:m.End]))
 		if m.Decoded { // the span is the encoded segment's; the secret is not in the text
 			key = fmt.Sprintf("%d\x00decoded\x00%d\x00%d\x00%s\x00%s", m.RuleID, m.Start, m.End, m.Excerpt, m.MAC)
 		}
@@ -265,12 +265,6 @@ func (s *Snapshot) dropGeneric(text string, fs []store.Finding) []store.Finding 
 		out = append(out, g)
 	}
 	return out
-}
-
-// valueKey is a matched value as the allowlist fingerprints it: spaces and
-// dashes aside, so 4111 1111 1111 1111 and 4111-1111-1111-1111 are one.
-func valueKey(v string) string {
-	return strings.NewReplacer(" ", "", "-", "", "\t", "", "\n", "", "\r", "").Replace(v)
 }
 
 // Keyed reports whether the snapshot fingerprints values, so that the

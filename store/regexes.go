@@ -145,13 +145,12 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 		return Regex{}, fmt.Errorf("add regex: action %q: %w", r.Action, ErrBadAction)
 	}
 	if gitleaksKeyed(r.Source) {
-		var id int64
-		err := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE source = ? ORDER BY id LIMIT 1`, r.Source).Scan(&id)
+		stored, err := s.RegexBySource(ctx, r.Source)
 		if err == nil {
-			return Regex{}, &DuplicateError{ID: id, Pattern: r.Pattern, Source: r.Source}
+			return Regex{}, &DuplicateError{ID: stored.ID, Pattern: r.Pattern, Source: r.Source}
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return Regex{}, fmt.Errorf("add regex: %w", classify(err))
+		if !errors.Is(err, ErrNotFound) {
+			return Regex{}, fmt.Errorf("add regex: %w", err)
 		}
 	}
 	res, err := s.db.ExecContext(ctx,
