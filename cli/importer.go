@@ -108,6 +108,21 @@ func convertAllow(a gitleaksAllow) (al store.Allowlist, why string, warnings []s
 	return store.Allowlist{Target: target, Regexes: a.Regexes, Stopwords: a.Stopwords, And: and}, "", warnings
 }
 
+// convertAllows carries a rule's allowlists over (see convertAllow) and
+// says what it left out.
+func convertAllows(lists []gitleaksAllow) (out []store.Allowlist, warnings []string) {
+	for _, a := range lists {
+		al, why, warns := convertAllow(a)
+		warnings = append(warnings, warns...)
+		if why != "" {
+			warnings = append(warnings, "an allowlist is left out: "+why)
+			continue
+		}
+		out = append(out, al)
+	}
+	return out, warnings
+}
+
 // Import formats.
 const (
 	formatAuto     = "auto"
@@ -237,15 +252,9 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 			it.skip = "the rule has no id"
 		case r.Regex == "" && r.Path == "" && len(lists) > 0:
 			// An override of a rule imported before (gitleaks [extend]).
-			for _, a := range lists {
-				al, why, warns := convertAllow(a)
-				it.warnings = append(it.warnings, warns...)
-				if why != "" {
-					it.warnings = append(it.warnings, "an allowlist is left out: "+why)
-					continue
-				}
-				it.override = append(it.override, al)
-			}
+			var warns []string
+			it.override, warns = convertAllows(lists)
+			it.warnings = append(it.warnings, warns...)
 			if len(it.override) == 0 {
 				it.skip = "an override whose allowlists all need a path or commit"
 			}
@@ -288,15 +297,9 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 				it.rule.SecretGroup = detect.FirstGroup
 			}
 		}
-		for _, a := range lists {
-			al, why, warns := convertAllow(a)
-			it.warnings = append(it.warnings, warns...)
-			if why != "" {
-				it.warnings = append(it.warnings, "an allowlist is left out: "+why)
-				continue
-			}
-			it.rule.Allowlists = append(it.rule.Allowlists, al)
-		}
+		own, warns := convertAllows(lists)
+		it.rule.Allowlists = append(it.rule.Allowlists, own...)
+		it.warnings = append(it.warnings, warns...)
 		for i, al := range globalLists {
 			if len(globalTargets[i]) == 0 || slices.Contains(globalTargets[i], r.ID) {
 				it.rule.Allowlists = append(it.rule.Allowlists, al)
