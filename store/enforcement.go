@@ -172,22 +172,35 @@ func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error)
 // its arguments. It returns ErrNotFound (wrapped, naming them) when some of
 // the leaks do not exist.
 func ofLeaks(ctx context.Context, tx *sql.Tx, ids []int64) (string, []any, error) {
-	var missing []string
 	args := make([]any, len(ids))
 	for i, id := range ids {
-		var found int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leaks WHERE id = ?`, id).Scan(&found); err != nil {
+		args[i] = id
+	}
+	in := `(` + placeholders(len(ids)) + `)`
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM leaks WHERE id IN `+in, args...)
+	if err != nil {
+		return "", nil, err
+	}
+	found := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
 			return "", nil, err
 		}
-		if found == 0 {
+		found[id] = true
+	}
+	rows.Close()
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
 			missing = append(missing, fmt.Sprint(id))
 		}
-		args[i] = id
 	}
 	if len(missing) > 0 {
 		return "", nil, fmt.Errorf("leak %s: %w", strings.Join(missing, ", "), ErrNotFound)
 	}
-	return `d.id IN (SELECT deletion_id FROM leaks WHERE id IN (` + placeholders(len(ids)) + `))`, args, nil
+	return `d.id IN (SELECT deletion_id FROM leaks WHERE id IN ` + in + `)`, args, nil
 }
 
 func placeholders(n int) string {

@@ -260,9 +260,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal (is the file on a network filesystem?)", mode)
 	}
-	if _, err := s.identify(ctx); err != nil {
-		return err
-	}
+	// Open identified the file (another application's, a newer release's)
+	// before anything touched it; a new file needs nothing.
 	ms, err := migrations()
 	if err != nil {
 		return err
