@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,10 +99,30 @@ func TestDemoNeverWritesTheRealDatabase(t *testing.T) {
 		t.Errorf("the demo changed the real database's rules:\n%s", after)
 	}
 	r := e.run("", "demo") // e.run passes --db e.db on the command line
-	if r.code != ExitError || !strings.Contains(r.stderr, "no demo created") {
+	if r.code != ExitError || !strings.Contains(r.stderr, "was not created by the demo") {
 		t.Errorf("demo --db on a real database: %+v", r)
 	}
 	if after := e.mustRun("regex", "list", "--json").stdout; after != before {
 		t.Errorf("a refused demo changed the database:\n%s", after)
+	}
+	// An empty database is no demo's either (a daemon may be about to use
+	// it), and one of an earlier release is refused without being migrated.
+	e.mustRun("regex", "rm", "1")
+	if r := e.run("", "demo"); r.code != ExitError || !strings.Contains(r.stderr, "was not created by the demo") {
+		t.Errorf("demo --db on an empty real database: %+v", r)
+	}
+	old, err := os.ReadFile("../store/testdata/v3.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db = filepath.Join(t.TempDir(), "v3.db")
+	if err := os.WriteFile(e.db, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("", "demo"); r.code != ExitError || !strings.Contains(r.stderr, "earlier release") {
+		t.Errorf("demo --db on a schema-3 database: %+v", r)
+	}
+	if now, _ := os.ReadFile(e.db); !bytes.Equal(now, old) {
+		t.Error("a refused demo changed the database")
 	}
 }

@@ -84,26 +84,30 @@ file's db are never used by the demo.`,
 
 // prepareDemoDB makes path ready for a demo: a new or empty file is used and
 // marked as the demo's; a database an earlier demo created is reset; any
-// other database is refused, untouched.
+// other database, even one without rows, is refused, untouched.
 func prepareDemoDB(ctx context.Context, path string) error {
 	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		return nil
 	}
-	st, err := store.Open(ctx, path)
+	refuse := func(what string) error {
+		return &hintError{err: fmt.Errorf("demo --db %s: %s; the demo never writes into a database it did not create (a daemon may be using it)", path, what),
+			hint: "run 'securechat demo' without --db (it uses a temporary database), or give it a new file"}
+	}
+	// Read only: a refused demo must not even migrate someone's database.
+	st, err := store.OpenReadOnly(ctx, path)
+	if errors.Is(err, store.ErrOldSchema) {
+		return refuse("that is a securechat database of an earlier release")
+	}
 	if err != nil {
 		return fmt.Errorf("demo --db %s: %w", path, err)
 	}
 	demo, err := st.IsDemo(ctx)
-	if err == nil && !demo {
-		var rows int
-		if rows, err = st.Rows(ctx); err == nil && rows > 0 {
-			err = &hintError{err: fmt.Errorf("demo --db %s: that database holds securechat data (%d rows) that no demo created; the demo never writes into a real database", path, rows),
-				hint: "run 'securechat demo' without --db (it uses a temporary database), or give it a new file"}
-		}
-	}
 	st.Close()
-	if err != nil || !demo {
+	switch {
+	case err != nil:
 		return err
+	case !demo:
+		return refuse("that securechat database was not created by the demo")
 	}
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {

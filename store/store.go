@@ -414,15 +414,3 @@ func (s *Store) MarkDemo(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Rows counts what the database holds: rules, leaks, deletions,
-// notifications and allowlisted values together (0 for a new database).
-func (s *Store) Rows(ctx context.Context) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM regexes) + (SELECT COUNT(*) FROM leaks) +
-		(SELECT COUNT(*) FROM deletions) + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM allowed_values)`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count rows: %w", classify(err))
-	}
-	return n, nil
-}
