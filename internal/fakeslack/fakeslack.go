@@ -462,6 +462,12 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 		s.notify()
 		s.mu.Unlock()
 	}
+	rateLimited := func(secs int) {
+		call.Status, call.Error = http.StatusTooManyRequests, "ratelimited"
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+		record()
+	}
 	if s.opts.DeleteLimit > 0 {
 		win := s.opts.DeleteWindow
 		if win <= 0 {
@@ -480,11 +486,7 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		if wait > 0 {
-			secs := int((wait + time.Second - 1) / time.Second)
-			call.Status, call.Error = http.StatusTooManyRequests, "ratelimited"
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
-			record()
+			rateLimited(int((wait + time.Second - 1) / time.Second))
 			return
 		}
 	}
@@ -492,15 +494,14 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		roll, kind := s.rnd.Float64(), s.rnd.IntN(2)
 		s.mu.Unlock()
-		if roll < s.opts.ChaosDelete {
-			if kind == 0 {
-				call.Status, call.Error = http.StatusTooManyRequests, "ratelimited"
-				w.Header().Set("Retry-After", "1")
-				writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
-			} else {
-				call.Status = http.StatusInternalServerError
-				w.WriteHeader(http.StatusInternalServerError)
-			}
+		switch {
+		case roll >= s.opts.ChaosDelete:
+		case kind == 0:
+			rateLimited(1)
+			return
+		default:
+			call.Status = http.StatusInternalServerError
+			w.WriteHeader(http.StatusInternalServerError)
 			record()
 			return
 		}
