@@ -120,7 +120,6 @@ type Snapshot struct {
 	actions map[int64]string // regex id → action
 	generic map[int64]bool   // gitleaks rules whose id says generic
 	allowed map[string]bool  // allowlisted value fingerprints
-	keyed   bool             // fingerprints are computed (an allowlist key is set)
 }
 
 // Load reads the rules and the allowlist from src and compiles them. key is
@@ -163,7 +162,7 @@ func New(rs []store.Regex, allowed map[string]bool, key []byte) *Snapshot {
 		}
 	}
 	return &Snapshot{Set: set, Skipped: errs, Allowlisted: len(allowed), actions: actions, generic: generic,
-		allowed: allowed, keyed: key != nil}
+		allowed: allowed}
 }
 
 // Action returns the stored action of a regex: store.ActionDelete or
@@ -266,7 +265,3 @@ func (s *Snapshot) dropGeneric(text string, fs []store.Finding) []store.Finding 
 	}
 	return out
 }
-
-// Keyed reports whether the snapshot fingerprints values, so that the
-// allowlist applies.
-func (s *Snapshot) Keyed() bool { return s.keyed }
