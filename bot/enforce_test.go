@@ -153,7 +153,7 @@ func TestSecretInTextAndBlocksIsOneLeak(t *testing.T) {
 // reason 'regex list' shows, and the others keep working.
 func TestOversizedStoredRuleIsDisabledWithTheReason(t *testing.T) {
 	h := newHarness(t, setup{noStart: true})
-	big, err := h.store.AddRule(context.Background(), store.Regex{Pattern: `[A-Za-z0-9+/]{1000}`, Enabled: true})
+	big, err := h.store.AddRule(context.Background(), store.Regex{Pattern: `[A-Za-z0-9+/]{1000}[A-Za-z0-9+/]{1000}`, Enabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestOversizedStoredRuleIsDisabledWithTheReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Enabled || !strings.Contains(r.DisabledReason, "1002 instructions") {
+	if r.Enabled || !strings.Contains(r.DisabledReason, "2002 instructions") {
 		t.Errorf("oversized rule: enabled %v, reason %q", r.Enabled, r.DisabledReason)
 	}
 }

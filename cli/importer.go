@@ -333,8 +333,8 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 				it.skip = err.Error()
 			}
 		}
-		cost := 0
-		if it.skip == "" && !it.disable && len(it.override) == 0 {
+		cost := 0 // a rule imported disabled costs nothing until it is enabled
+		if it.skip == "" && !it.disable && len(it.override) == 0 && it.rule.Enabled {
 			cost, _ = ruleset.Cost(it.rule)
 			if total+cost > detect.MaxSetProgram {
 				it.skip = detect.SetTooLargeError(total + cost).Error()
