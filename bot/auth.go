@@ -19,9 +19,35 @@ func RequiredUserScopes() []string {
 }
 
 // ManifestUserScopes returns the user-token scopes the app manifest asks
-// for: the required ones, and im:write, which direct-message notices to
-// authors need when no bot token is configured.
-func ManifestUserScopes() []string { return append(RequiredUserScopes(), "im:write") }
+// for: the required ones, im:write, which direct-message notices to authors
+// need when no bot token is configured, and the read scopes of the history
+// reader (ReaderScopes).
+func ManifestUserScopes() []string {
+	out := append(RequiredUserScopes(), "im:write")
+	for _, r := range ReaderScopes() {
+		out = append(out, r.Scope)
+	}
+	return out
+}
+
+// ReaderScope is a scope the history reader uses, and what does not work
+// without it. The daemon starts without them.
+type ReaderScope struct {
+	Scope    string
+	Type     string // the conversation type it lists (users.conversations), or ""
+	Disabled string // what does not work without it
+}
+
+// ReaderScopes returns the scopes of the history reader.
+func ReaderScopes() []ReaderScope {
+	return []ReaderScope{
+		{"channels:read", "channel", "catch-up skips public channels"},
+		{"groups:read", "group", "catch-up skips private channels"},
+		{"im:read", "im", "catch-up skips direct messages"},
+		{"mpim:read", "mpim", "catch-up skips group direct messages"},
+		{"users:read", "", "leaks list and alerts show user ids, not names"},
+	}
+}
 
 const (
 	appTokenHint = "create an app-level token with the connections:write scope under Basic Information → App-Level Tokens, " +
@@ -85,7 +111,8 @@ type authOptions struct {
 // accepted, with the scopes securechat needs. It returns the token's user
 // id. Network trouble and 5xx answers are retried for about half a minute,
 // then reported; a token Slack refuses is a *TokenError.
-func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOptions) (string, error) {
+// The second result is the token's scopes, nil when Slack did not list them.
+func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOptions) (string, []string, error) {
 	var resp *slack.AuthTestResponse
 	var err error
 	wait := 500 * time.Millisecond
@@ -104,17 +131,17 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 			case "token_revoked", "token_expired", "account_inactive":
 				hint = "the token's user or installation is gone; reinstall the app and " + userTokenHint
 			}
-			return "", &TokenError{Env: "SLACK_USER_TOKEN", Code: se.Err, Hint: hint}
+			return "", nil, &TokenError{Env: "SLACK_USER_TOKEN", Code: se.Err, Hint: hint}
 		}
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return "", nil, ctx.Err()
 		}
 		var sc slack.StatusCodeError
 		if errors.As(err, &sc) && sc.Code == http.StatusNotFound {
-			return "", fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", o.apiURL)
+			return "", nil, fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", o.apiURL)
 		}
 		if o.now().After(deadline) {
-			return "", fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", o.apiURL, err)
+			return "", nil, fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", o.apiURL, err)
 		}
 		var rl *slack.RateLimitedError
 		if errors.As(err, &rl) {
@@ -123,13 +150,13 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("auth.test failed; retrying")
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", nil, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 8*time.Second)
 	}
 	if resp.BotID != "" {
-		return "", &TokenError{Env: "SLACK_USER_TOKEN", Code: "bot token",
+		return "", nil, &TokenError{Env: "SLACK_USER_TOKEN", Code: "bot token",
 			Hint: "it belongs to a bot, and a bot can delete only its own messages: " + userTokenHint}
 	}
 	if scopes := resp.Header.Get("X-OAuth-Scopes"); scopes != "" {
@@ -144,17 +171,25 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 			}
 		}
 		if len(missing) > 0 {
-			return "", &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
+			return "", nil, &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
 				Hint: "add them under OAuth & Permissions → User Token Scopes (or use 'securechat manifest'), reinstall the app, and use the new token"}
 		}
 		if o.wantIMWrite && !slices.Contains(have, "im:write") {
 			log.Warn().Msg("the user token lacks im:write: author notices cannot fall back to a direct message " +
 				"(add im:write under User Token Scopes and reinstall, or set a bot token)")
 		}
-	} else {
-		log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")
+		for _, r := range ReaderScopes() {
+			if !slices.Contains(have, r.Scope) {
+				log.Warn().Str("scope", r.Scope).Str("without_it", r.Disabled).
+					Msg("the user token lacks a read scope: add it under User Token Scopes (or use 'securechat manifest') and reinstall")
+			}
+		}
+		log.Info().Str("user", resp.User).Str("user_id", resp.UserID).Str("team", resp.Team).Str("url", resp.URL).
+			Msg("user token accepted")
+		return resp.UserID, have, nil
 	}
+	log.Warn().Msg("auth.test did not list the token's scopes; cannot check them")
 	log.Info().Str("user", resp.User).Str("user_id", resp.UserID).Str("team", resp.Team).Str("url", resp.URL).
 		Msg("user token accepted")
-	return resp.UserID, nil
+	return resp.UserID, nil, nil
 }

@@ -76,6 +76,8 @@ type Options struct {
 	AllowlistKey []byte
 	// Breaker is the runaway-rule breaker.
 	Breaker Breaker
+	// Catchup reads what was posted while the daemon was not connected.
+	Catchup Catchup
 	// Metrics collects the daemon's metrics [a new set].
 	Metrics *Metrics
 	// MetricsListener, when set, serves /metrics, /healthz and /readyz.
@@ -127,6 +129,7 @@ func Defaults() Options {
 		Mode:            ModeEnforce,
 		Notify:          Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage},
 		Breaker:         Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
+		Catchup:         Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: HistoryPace{PerMinute: 50, PageSize: 200}},
 	}
 }
 
@@ -176,6 +179,18 @@ func (o Options) withDefaults() Options {
 	if o.Breaker.Window <= 0 {
 		o.Breaker.Window = def.Breaker.Window
 	}
+	if o.Catchup.Gap <= 0 {
+		o.Catchup.Gap = def.Catchup.Gap
+	}
+	if o.Catchup.Lookback <= 0 {
+		o.Catchup.Lookback = def.Catchup.Lookback
+	}
+	if o.Catchup.Pace.PerMinute <= 0 {
+		o.Catchup.Pace.PerMinute = def.Catchup.Pace.PerMinute
+	}
+	if o.Catchup.Pace.PageSize <= 0 {
+		o.Catchup.Pace.PageSize = def.Catchup.Pace.PageSize
+	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -210,12 +225,27 @@ type Daemon struct {
 // connState is whether the Socket Mode connection is up, for /readyz and the
 // securechat_connected gauge. The pipeline sets it.
 type connState struct {
-	up    atomic.Bool
-	gauge interface{ Set(float64) }
+	up     atomic.Bool
+	downAt atomic.Int64 // unix ms when it last went down (0: never up, or up now)
+	gauge  interface{ Set(float64) }
+}
+
+// lastUp is when the connection was last up: now while it is, else when it
+// went down (zero when it never was).
+func (c *connState) lastUp(now time.Time) time.Time {
+	if c.up.Load() {
+		return now
+	}
+	if ms := c.downAt.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
 }
 
 func (c *connState) set(up bool) {
-	c.up.Store(up)
+	if was := c.up.Swap(up); was && !up {
+		c.downAt.Store(time.Now().UnixMilli())
+	}
 	if up {
 		c.gauge.Set(1)
 	} else {
@@ -250,7 +280,7 @@ func (d *Daemon) Connected() bool { return d.conn.up.Load() }
 // *TokenError.
 func (d *Daemon) Run(ctx context.Context) error {
 	o := d.opts
-	self, err := checkAuth(ctx, d.api, d.log, authOptions{now: o.Now, apiURL: o.APIURL,
+	self, scopes, err := checkAuth(ctx, d.api, d.log, authOptions{now: o.Now, apiURL: o.APIURL,
 		wantIMWrite: o.Notify.Author != "" && o.Notify.BotToken == ""})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -275,11 +305,31 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if o.Breaker.Enabled && o.Mode != ModeMonitor {
 		brk = newBreaker(o.Breaker, d.store, notes, o.Metrics, d.log.With().Str("component", "breaker").Logger(), o.Now)
 	}
+	prev, err := d.store.Presence(ctx)
+	if err != nil {
+		return err
+	}
+	stored, err := d.store.Watermarks(ctx)
+	if err != nil {
+		return err
+	}
+	mk := newMarks(stored)
 	pipe := &pipeline{
 		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
 		scope: newScope(o.Scope, self, notifier.isOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
 		recordTimeout: o.RecordTimeout, breaker: brk,
-		wakeDeleter: deleter.wake, wakeNotifier: notifier.wake,
+		wakeDeleter: deleter.wake, wakeNotifier: notifier.wake, marks: mk,
+	}
+	prog := &progress{store: d.store, marks: mk, conn: d.conn, log: d.log.With().Str("component", "catchup").Logger(), now: o.Now}
+	var cu *catchup
+	if o.Catchup.Enabled {
+		clog := d.log.With().Str("component", "catchup").Logger()
+		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: readerTypes(scopes),
+			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev,
+			reader: newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
+		pipe.connected, pipe.disconnected = cu.connected, cu.disconnected
+	} else {
+		d.log.Warn().Msg("catch-up is off: messages posted while securechat is not connected are not scanned")
 	}
 
 	// The components stop when life ends: at shutdown, or when one of them
@@ -321,6 +371,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.run(life); return nil })
+	components.Go(func() error { prog.run(life); return nil })
+	if cu != nil {
+		components.Go(func() error { cu.run(life); return nil })
+	}
 	if brk != nil {
 		components.Go(func() error { brk.run(life); return nil })
 	}
@@ -345,6 +399,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	select {
 	case <-workersDone:
 	case <-time.After(o.ShutdownTimeout):
+		mk.lost()
 		d.log.Warn().Dur("waited", o.ShutdownTimeout).
 			Msg("events still in flight at the shutdown timeout; Slack will redeliver them, unacknowledged")
 		abandonWork()
@@ -352,6 +407,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	closeSocket()
 	err = components.Wait()
+	// The last watermarks, and whether they are exact: every event seen was
+	// handled (the events still queued at a timeout were not).
+	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	prog.save(saveCtx, true, err == nil && mk.isClean())
+	cancelSave()
 	d.conn.set(false)
 	if err == nil {
 		d.log.Info().Msg("stopped")

@@ -336,7 +336,7 @@ func TestRedeliveryYieldsOneLeakAndOneDelete(t *testing.T) {
 	if n := len(h.leaks(store.LeakFilter{})); n != 1 {
 		t.Errorf("got %d leak records, want 1", n)
 	}
-	if !strings.Contains(h.logs.String(), "already recorded (redelivered event)") {
+	if !strings.Contains(h.logs.String(), "already recorded (seen before)") {
 		t.Error("redelivery not logged as such")
 	}
 }
@@ -752,7 +752,7 @@ func TestLockedDatabaseLosesNothing(t *testing.T) {
 	tx := lockDB(t, h.dbPath)
 	ts, env := h.post(fakeslack.Message{Text: "card " + card})
 	h.wait("the failure logged", func(*fakeslack.State) bool {
-		return strings.Contains(h.logs.String(), "could not record a leak; not acknowledging")
+		return strings.Contains(h.logs.String(), "could not record a leak; it is tried again")
 	})
 	h.slack.Snapshot(func(st *fakeslack.State) {
 		if st.Acked(env) {

@@ -88,28 +88,39 @@ func parseEvent(payload []byte, scanBots bool) (content, string, string, error) 
 	if cb.Type != "event_callback" || cb.Event == nil {
 		return content{}, cb.EventID, skipNotMessage, nil
 	}
-	ev := cb.Event
+	c, skip, err := messageContent(cb.Event, scanBots)
+	return c, cb.EventID, skip, err
+}
+
+// messageContent reads one message event (or, from the history methods, one
+// message with Channel and ChannelType filled in): the content to scan with
+// an empty reason, or a reason to skip it, or an error wrapping
+// errMalformed. A skipped message still carries its channel and ts when it
+// has them, for the catch-up's watermarks.
+func messageContent(ev *msgEvent, scanBots bool) (content, string, error) {
 	if ev.Type != "message" {
-		return content{}, cb.EventID, skipNotMessage, nil
+		return content{}, skipNotMessage, nil
 	}
+	where := content{Channel: ev.Channel, ChannelType: ev.ChannelType, TS: ev.TS}
 	if !scannedSubtypes[ev.Subtype] {
-		return content{}, cb.EventID, skipSubtype, nil
+		return where, skipSubtype, nil
 	}
 	msg := ev
 	if ev.Subtype == "message_changed" {
 		if ev.Message == nil {
-			return content{}, cb.EventID, "", fmt.Errorf("%w: message_changed without message", errMalformed)
+			return content{}, "", fmt.Errorf("%w: message_changed without message", errMalformed)
 		}
 		msg = ev.Message
+		where.TS = msg.TS
 		if !scannedSubtypes[msg.Subtype] {
-			return content{}, cb.EventID, skipSubtype, nil
+			return where, skipSubtype, nil
 		}
 	}
 	if (msg.Subtype == "bot_message" || msg.BotID != "") && !scanBots {
-		return content{}, cb.EventID, skipBot, nil
+		return where, skipBot, nil
 	}
 	if ev.Channel == "" || msg.TS == "" {
-		return content{}, cb.EventID, "", fmt.Errorf("%w: message without channel or ts", errMalformed)
+		return content{}, "", fmt.Errorf("%w: message without channel or ts", errMalformed)
 	}
 	c := content{
 		Channel:     ev.Channel,
@@ -124,9 +135,9 @@ func parseEvent(payload []byte, scanBots bool) (content, string, string, error) 
 		c.User = msg.BotID
 	}
 	if strings.TrimSpace(c.Text) == "" {
-		return content{}, cb.EventID, skipEmpty, nil
+		return where, skipEmpty, nil
 	}
-	return c, cb.EventID, "", nil
+	return c, "", nil
 }
 
 // textKeys are the fields of attachments, blocks and files whose string

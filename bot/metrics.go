@@ -25,6 +25,8 @@ type Metrics struct {
 	pending        prometheus.Gauge       // deletions pending
 	slackErrors    *prometheus.CounterVec // by method and code
 	reconnects     prometheus.Counter     // Socket Mode connections after the first
+	caughtUp       prometheus.Counter     // messages the catch-up read from history
+	catchups       *prometheus.CounterVec // catch-ups run, by result
 	generation     prometheus.Gauge       // rules generation loaded
 	rules          prometheus.Gauge       // rules compiled
 	notifications  *prometheus.CounterVec // by kind and result
@@ -53,6 +55,10 @@ func NewMetrics() *Metrics {
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_deletions_pending", Help: "Deletions waiting in the database."}),
 		slackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_slack_api_errors_total",
 			Help: "Slack Web API errors, by method and error code (or HTTP status)."}, []string{"method", "code"}),
+		caughtUp: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_catchup_messages_total",
+			Help: "Messages the catch-up read from history after downtime."}),
+		catchups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_catchups_total",
+			Help: "Catch-ups run after downtime, by result: done, failed."}, []string{"result"}),
 		reconnects:     prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_reconnects_total", Help: "Socket Mode reconnections."}),
 		generation:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_rules_generation", Help: "Generation of the rule set in use."}),
 		rules:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_rules", Help: "Rules compiled and in use."}),
@@ -61,7 +67,7 @@ func NewMetrics() *Metrics {
 			Help: "Notifications (author, alert, webhook) by result: sent, failed, retry."}, []string{"kind", "result"}),
 	}
 	r.MustRegister(m.events, m.acks, m.unqueued, m.breakerTrips, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
-		m.generation, m.rules, m.notifications, m.connectedGauge,
+		m.generation, m.rules, m.notifications, m.connectedGauge, m.caughtUp, m.catchups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -32,6 +32,10 @@ type pipeline struct {
 	breaker       *breaker // nil when off
 	wakeDeleter   func()   // a deletion was queued
 	wakeNotifier  func()   // a notification was queued
+	marks         *marks   // newest handled message per conversation
+	// connected and disconnected tell the catch-up about the connection
+	// (nil when it is off).
+	connected, disconnected func()
 }
 
 // enqueueWait is how long the reader waits for room in a full queue before
@@ -62,6 +66,9 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 				p.log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
 			}
 			p.conn.set(false)
+			if p.disconnected != nil {
+				p.disconnected()
+			}
 			continue
 		case socketmode.EventTypeConnectionError:
 			ce, _ := ev.Data.(*slack.ConnectionErrorEvent)
@@ -77,6 +84,9 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 			return &TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: appTokenHint}
 		case socketmode.EventTypeConnected:
 			p.conn.set(true)
+			if p.connected != nil {
+				p.connected()
+			}
 			if ce, ok := ev.Data.(*socketmode.ConnectedEvent); ok {
 				if ce.ConnectionCount > 0 {
 					p.metrics.reconnects.Inc()
@@ -106,6 +116,7 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 			return nil
 		case <-t.C:
 			p.metrics.unqueued.Inc()
+			p.marks.lost()
 			id := ""
 			if ev.Request != nil {
 				id = ev.Request.EnvelopeID
@@ -164,6 +175,33 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 		p.ack(ctx, sm, envelopeID)
 		return
 	}
+	err = p.decide(ctx, c, skip, log.With().Int("retry_attempt", retry).Logger(), func() { p.ack(ctx, sm, envelopeID) })
+	if err != nil {
+		p.marks.lost()
+		return // not acknowledged: Slack's redelivery is the retry
+	}
+}
+
+// fromHistory handles a message the history reader read (origin says which
+// reader, for logs): the same scope, engine, deletion rule and
+// de-duplication as a live event. It returns an error when a leak could
+// not be recorded; the caller reads the message again later.
+func (p *pipeline) fromHistory(ctx context.Context, ev *msgEvent, origin string) error {
+	c, skip, err := messageContent(ev, p.scanBots)
+	log := p.log.With().Str("origin", origin).Logger()
+	if err != nil {
+		log.Warn().Err(err).Str("channel", ev.Channel).Str("ts", ev.TS).Msg("skipped a malformed message from history")
+		p.metrics.events.WithLabelValues("malformed").Inc()
+		return nil
+	}
+	return p.decide(ctx, c, skip, log, func() {})
+}
+
+// decide applies the scope to a message, scans it, and records a leak with
+// its deletion and notices. durable is called as soon as the outcome is
+// durable (the live path acknowledges then). It returns an error only when
+// a leak could not be recorded.
+func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerolog.Logger, durable func()) error {
 	if skip == "" {
 		skip = p.scope.skip(c)
 		if skip != "" {
@@ -174,8 +212,9 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	}
 	if skip != "" {
 		log.Trace().Str("reason", skip).Msg("skipped event")
-		p.ack(ctx, sm, envelopeID)
-		return
+		durable()
+		p.marks.handled(c.Channel, c.TS)
+		return nil
 	}
 	start := time.Now()
 	v := p.rules.current().Decide(c.Text, p.monitor)
@@ -190,8 +229,9 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 			log.Info().Str("channel", c.Channel).Str("ts", c.TS).Int("values", v.Allowlisted).Msg("allowlisted value seen; not a leak")
 		}
 		p.metrics.events.WithLabelValues(outcome).Inc()
-		p.ack(ctx, sm, envelopeID)
-		return
+		durable()
+		p.marks.handled(c.Channel, c.TS)
+		return nil
 	}
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS}
 	if v.Delete && p.breaker != nil && !p.undeletable(c) {
@@ -219,14 +259,15 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	if err != nil {
 		p.metrics.events.WithLabelValues("record_failed").Inc()
 		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
-			Msg("could not record a leak; not acknowledging, so Slack redelivers the event")
-		return
+			Msg("could not record a leak; it is tried again (a live event is left unacknowledged for Slack to redeliver, a message from history is read again)")
+		return err
 	}
-	p.ack(ctx, sm, envelopeID)
+	durable()
+	p.marks.handled(c.Channel, c.TS)
 	outcome := "queued for deletion"
 	switch {
 	case res.NewLeaks == 0:
-		outcome = "already recorded (redelivered event)"
+		outcome = "already recorded (seen before)"
 		p.metrics.events.WithLabelValues("redelivered").Inc()
 	case !v.Delete:
 		outcome = "recorded (monitor: not deleted)"
@@ -246,7 +287,7 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	for _, f := range v.Findings {
 		log.Info().Str("channel", c.Channel).Str("channel_type", c.ChannelType).Str("ts", c.TS).Str("user", c.User).
 			Str("subtype", c.Subtype).Int64("regex_id", f.RegexID).Str("rule", f.Rule).Str("excerpt", f.Excerpt).
-			Str("action", f.Action).Int("retry_attempt", retry).Str("outcome", outcome).Msg("leak detected")
+			Str("action", f.Action).Str("outcome", outcome).Msg("leak detected")
 	}
 	if res.NewDeletion {
 		p.wakeDeleter()
@@ -254,6 +295,7 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	if len(notes) > 0 && res.NewLeaks > 0 {
 		p.wakeNotifier()
 	}
+	return nil
 }
 
 // undeletable reports whether Slack will refuse to delete the message: a

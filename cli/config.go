@@ -35,6 +35,15 @@ type Config struct {
 	Allowlist AllowlistConfig `toml:"allowlist"`
 	Metrics   MetricsConfig   `toml:"metrics"`
 	Breaker   BreakerConfig   `toml:"breaker"`
+	Catchup   CatchupConfig   `toml:"catchup"`
+}
+
+// CatchupConfig tunes the catch-up after downtime.
+type CatchupConfig struct {
+	Enabled           bool     `toml:"enabled"`
+	Gap               Duration `toml:"gap"`
+	Lookback          Duration `toml:"lookback"`
+	RequestsPerMinute int      `toml:"requests_per_minute"`
 }
 
 // BreakerConfig tunes the runaway-rule breaker.
@@ -136,6 +145,8 @@ func Defaults() Config {
 		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage},
 		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
 			MinScanned: d.Breaker.MinScanned, Window: Duration{d.Breaker.Window}},
+		Catchup: CatchupConfig{Enabled: d.Catchup.Enabled, Gap: Duration{d.Catchup.Gap}, Lookback: Duration{d.Catchup.Lookback},
+			RequestsPerMinute: d.Catchup.Pace.PerMinute},
 	}
 }
 
@@ -363,6 +374,11 @@ func (c *Config) Validate(slack bool) error {
 	if b := c.Breaker; b.Enabled && (b.MaxDeletions < 1 || b.MaxShare <= 0 || b.MaxShare > 1 || b.MinScanned < 1 || b.Window.Duration < time.Minute) {
 		return fmt.Errorf("breaker: max_deletions %d, max_share %g, min_scanned %d, window %s: use at least 1, a share in (0, 1], at least 1 and at least 1m (or enabled = false)",
 			b.MaxDeletions, b.MaxShare, b.MinScanned, b.Window)
+	}
+	if cu := c.Catchup; cu.Enabled && (cu.Gap.Duration < time.Second || cu.Lookback.Duration < time.Minute || cu.Lookback.Duration > 90*24*time.Hour ||
+		cu.RequestsPerMinute < 1 || cu.RequestsPerMinute > 1000) {
+		return fmt.Errorf("catchup: gap %s, lookback %s, requests_per_minute %d: use a gap of at least 1s, a lookback from 1m to 2160h, and 1 to 1000 requests a minute (or enabled = false)",
+			cu.Gap, cu.Lookback, cu.RequestsPerMinute)
 	}
 	if d.ResumeMaxAge.Duration < time.Minute {
 		return fmt.Errorf("daemon resume_max_age = %s: use at least 1m", d.ResumeMaxAge)

@@ -136,6 +136,8 @@ func (a *app) botOptions() bot.Options {
 		AllowlistKey: allowKey(c.Allowlist.Secret),
 		Breaker: bot.Breaker{Enabled: c.Breaker.Enabled, MaxDeletions: c.Breaker.MaxDeletions, MaxShare: c.Breaker.MaxShare,
 			MinScanned: c.Breaker.MinScanned, Window: c.Breaker.Window.Duration},
+		Catchup: bot.Catchup{Enabled: c.Catchup.Enabled, Gap: c.Catchup.Gap.Duration, Lookback: c.Catchup.Lookback.Duration,
+			Pace: bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute}},
 	}
 }
 

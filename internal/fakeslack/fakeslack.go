@@ -32,7 +32,7 @@ import (
 const (
 	DefaultAppToken  = "xapp-1-A0FAKEAPP01-1000000000001-0123456789abcdef0123456789abcdef"
 	DefaultUserToken = "xoxp-1000000000001-1000000000002-1000000000003-0123456789abcdef0123456789abcdef"
-	DefaultScopes    = "chat:write,channels:history,groups:history,im:history,mpim:history,im:write"
+	DefaultScopes    = "chat:write,channels:history,groups:history,im:history,mpim:history,im:write,channels:read,groups:read,im:read,mpim:read,users:read"
 	TeamID           = "T0FAKETEAM"
 	AppID            = "A0FAKEAPP01"
 	AdminUserID      = "U0ADMIN0001"
@@ -74,6 +74,21 @@ type Options struct {
 	// whole seconds, to the end of the window.
 	DeleteLimit  int
 	DeleteWindow time.Duration
+	// LiveClock gives messages the ts of the moment they are posted (one
+	// microsecond after the last at least), as Slack does; without it they
+	// start at 2026-11-25 09:00 UTC and each is one microsecond later.
+	// Catch-up tests need it: the daemon measures its windows with the clock.
+	LiveClock bool
+	// HistoryPage caps the messages per page of conversations.history and
+	// conversations.replies, whatever limit is asked [1000]: 15 is Slack's
+	// Tier 1 page for apps outside its Marketplace.
+	HistoryPage int
+	// MethodLimit, when positive, limits each of users.conversations,
+	// conversations.history, conversations.replies, conversations.info and
+	// users.info to that many calls a MethodWindow (default a minute): a call
+	// over it answers 429 with a Retry-After to the end of the window.
+	MethodLimit  int
+	MethodWindow time.Duration
 }
 
 // Response is a scripted answer to a Web API call.
@@ -120,6 +135,10 @@ type Delivery struct {
 type message struct {
 	channel, channelType, user, text string
 	deleted                          bool
+	ts, threadTS, subtype, botID     string
+	editedTS                         string
+	files                            []map[string]any
+	attachments                      []map[string]any
 }
 
 // Server is a running fake Slack.
@@ -143,6 +162,8 @@ type Server struct {
 	opens       int
 	connections int
 	closed      bool
+
+	history history // the conversations, users and history methods (history.go)
 
 	rnd      *rand.Rand // ChaosDelete's dice, under mu
 	window   time.Time  // DeleteLimit: when the current window started, under mu
@@ -170,6 +191,10 @@ func New(o Options) *Server {
 		t := true
 		o.EchoDeletes = &t
 	}
+	start := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	if o.LiveClock {
+		start = time.Now()
+	}
 	s := &Server{
 		opts:       o,
 		changed:    make(chan struct{}),
@@ -177,7 +202,7 @@ func New(o Options) *Server {
 		deliveries: map[string]*Delivery{},
 		deletedOK:  map[string]int{},
 		script:     map[string][]Response{},
-		seq:        time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC).Unix() * 1_000_000,
+		seq:        start.UnixMicro(),
 		stop:       make(chan struct{}),
 		rnd:        rand.New(rand.NewPCG(7, 11)),
 	}
@@ -188,6 +213,12 @@ func New(o Options) *Server {
 	mux.HandleFunc("/api/chat.postMessage", s.chatPost("chat.postMessage"))
 	mux.HandleFunc("/api/chat.postEphemeral", s.chatPost("chat.postEphemeral"))
 	mux.HandleFunc("/api/conversations.open", s.conversationsOpen)
+	s.history.init()
+	mux.HandleFunc("/api/users.conversations", s.usersConversations)
+	mux.HandleFunc("/api/conversations.history", s.conversationsHistory)
+	mux.HandleFunc("/api/conversations.replies", s.conversationsReplies)
+	mux.HandleFunc("/api/conversations.info", s.conversationsInfo)
+	mux.HandleFunc("/api/users.info", s.usersInfo)
 	mux.HandleFunc("/link/", s.websocket)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "unknown_method"})
@@ -639,7 +670,15 @@ func (s *Server) conversationsOpen(w http.ResponseWriter, r *http.Request) {
 func (s *Server) nextTS() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.nextTSLocked()
+}
+
+// nextTSLocked is nextTS with s.mu held.
+func (s *Server) nextTSLocked() string {
 	s.seq++
+	if now := time.Now().UnixMicro(); s.opts.LiveClock && now > s.seq {
+		s.seq = now
+	}
 	return fmt.Sprintf("%d.%06d", s.seq/1_000_000, s.seq%1_000_000)
 }
 
@@ -868,6 +907,8 @@ type Message struct {
 	BotID    string
 	// Attachments are sent as given (legacy attachments).
 	Attachments []map[string]any
+	// Files are sent as given (with Subtype file_share).
+	Files []map[string]any
 }
 
 // Escape escapes text the way Slack delivers what a user typed.
@@ -903,7 +944,9 @@ func (s *Server) Prepare(m Message) (*Prepared, error) {
 		text = Escape(m.Text)
 	}
 	s.mu.Lock()
-	s.messages[m.Channel+"/"+ts] = &message{channel: m.Channel, channelType: m.ChannelType, user: m.User, text: text}
+	s.messages[m.Channel+"/"+ts] = &message{channel: m.Channel, channelType: m.ChannelType, user: m.User, text: text,
+		ts: ts, threadTS: m.ThreadTS, subtype: m.Subtype, botID: m.BotID, files: m.Files, attachments: m.Attachments}
+	s.history.posted(m.Channel, m.ChannelType)
 	s.mu.Unlock()
 	ev := map[string]any{
 		"type": "message", "channel": m.Channel, "channel_type": m.ChannelType, "text": text,
@@ -928,6 +971,9 @@ func (s *Server) Prepare(m Message) (*Prepared, error) {
 	}
 	if len(m.Attachments) > 0 {
 		ev["attachments"] = m.Attachments
+	}
+	if len(m.Files) > 0 {
+		ev["files"] = m.Files
 	}
 	return s.envelope(ev, m.Channel, ts)
 }
@@ -961,9 +1007,10 @@ func (s *Server) Edit(channel, ts, newText string) (string, error) {
 	}
 	prev := m.text
 	m.text = Escape(newText)
+	evTS := s.nextTSLocked()
+	m.editedTS = evTS
 	user := m.user
 	s.mu.Unlock()
-	evTS := s.nextTS()
 	ev := map[string]any{
 		"type": "message", "subtype": "message_changed", "hidden": true, "channel": channel,
 		"channel_type": "channel", "ts": evTS, "event_ts": evTS,

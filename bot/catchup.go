@@ -1,0 +1,378 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/securechat/securechat/store"
+)
+
+// Catchup configures catch-up after downtime: Socket Mode replays nothing
+// for a time with no connection, and Slack gives up on an unacknowledged
+// event after three retries (at once, after 1 and after 5 minutes).
+type Catchup struct {
+	Enabled bool
+	// Gap: a reconnect after a longer loss of the connection reads the
+	// missed window [30s]. At start the window since the last connection
+	// is always read.
+	Gap time.Duration
+	// Lookback bounds the window [24h]. A longer outage sends an alert
+	// naming the 'securechat scan' command that covers the rest.
+	Lookback time.Duration
+	// Pace is the history reader's pacing.
+	Pace HistoryPace
+}
+
+// catchupOverlap is how far before a watermark the catch-up reads after a
+// run that did not stop cleanly: the watermarks are saved every
+// progressEvery, and workers finish events out of order.
+const catchupOverlap = 2 * time.Minute
+
+// progressEvery is how often the watermarks and the last connection time
+// are saved.
+const progressEvery = 2 * time.Second
+
+// marks holds, per conversation, the newest message ts handled this run
+// (live or caught up), for the catch-up's watermarks. It holds one entry a
+// conversation.
+type marks struct {
+	mu      sync.Mutex
+	newest  map[string]string
+	changed map[string]bool
+	unclean bool // an event was left unacknowledged: the watermarks are not exact
+}
+
+func newMarks(stored map[string]string) *marks {
+	if stored == nil {
+		stored = map[string]string{}
+	}
+	return &marks{newest: stored, changed: map[string]bool{}}
+}
+
+// handled notes a message handled (scanned, skipped or recorded).
+func (m *marks) handled(channel, ts string) {
+	if channel == "" || ts == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if tsAfter(ts, m.newest[channel]) {
+		m.newest[channel] = ts
+		m.changed[channel] = true
+	}
+}
+
+// lost notes an event left unacknowledged.
+func (m *marks) lost() {
+	m.mu.Lock()
+	m.unclean = true
+	m.mu.Unlock()
+}
+
+func (m *marks) get(channel string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.newest[channel]
+}
+
+// take returns the watermarks changed since the last take.
+func (m *marks) take() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]string, len(m.changed))
+	for ch := range m.changed {
+		out[ch] = m.newest[ch]
+	}
+	clear(m.changed)
+	return out
+}
+
+// giveBack marks watermarks as changed again after a failed save.
+func (m *marks) giveBack(ms map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for ch := range ms {
+		m.changed[ch] = true
+	}
+}
+
+func (m *marks) isClean() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.unclean
+}
+
+// progress saves the watermarks and the last connection time.
+type progress struct {
+	store *store.Store
+	marks *marks
+	conn  *connState
+	log   zerolog.Logger
+	now   func() time.Time
+}
+
+// save writes what changed; with the connection up, now is the last
+// connection time.
+func (p *progress) save(ctx context.Context, final, clean bool) {
+	up := p.conn.lastUp(p.now())
+	ms := p.marks.take()
+	if err := p.store.SaveProgress(ctx, ms, up, clean && final); err != nil {
+		p.marks.giveBack(ms)
+		p.log.Warn().Err(err).Msg("could not save the catch-up watermarks; retrying (a restart may read more history than needed)")
+	}
+}
+
+func (p *progress) run(ctx context.Context) {
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.save(ctx, false, false)
+		}
+	}
+}
+
+// catchup reads what was posted while the daemon had no connection and
+// feeds it through the pipeline.
+type catchup struct {
+	cfg      Catchup
+	reader   *historyReader
+	store    *store.Store
+	pipe     *pipeline
+	marks    *marks
+	types    []string // conversation types the token may list
+	notes    notices
+	log      zerolog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+	prev     store.Presence // what the last run left
+	trigger  chan window
+	mu       sync.Mutex
+	wasUp    bool
+	first    bool // the first connection of this run is still to come
+	downFrom time.Time
+}
+
+// window is one catch-up to run: from since (the last connection) to now;
+// exact when the watermarks are exact (a clean stop).
+type window struct {
+	since time.Time
+	exact bool
+	why   string
+}
+
+func newCatchup(c *catchup) *catchup {
+	c.trigger = make(chan window, 4)
+	c.first = true
+	return c
+}
+
+// disconnected is called when the connection is lost.
+func (c *catchup) disconnected() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wasUp && c.downFrom.IsZero() {
+		c.downFrom = c.now()
+	}
+	c.wasUp = false
+}
+
+// connected is called when a connection is up: the first one of a run
+// catches up since the last run's last connection, a later one after a gap
+// longer than cfg.Gap.
+func (c *catchup) connected() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wasUp = true
+	var w window
+	switch {
+	case c.first:
+		c.first = false
+		if c.prev.LastConnected.IsZero() {
+			c.log.Info().Msg("catch-up: no earlier run on this database; history before now is not read (use 'securechat scan' for it)")
+			return
+		}
+		w = window{since: c.prev.LastConnected, exact: c.prev.Clean, why: "start"}
+	case !c.downFrom.IsZero() && c.now().Sub(c.downFrom) > c.cfg.Gap:
+		w = window{since: c.downFrom, why: "reconnect"}
+	default:
+		c.downFrom = time.Time{}
+		return
+	}
+	c.downFrom = time.Time{}
+	select {
+	case c.trigger <- w:
+	default: // one is queued already; it reads from the watermarks too
+	}
+}
+
+func (c *catchup) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case w := <-c.trigger:
+			err := c.once(ctx, w)
+			if err == nil {
+				c.metrics.catchups.WithLabelValues("done").Inc()
+			}
+			if err != nil && ctx.Err() == nil {
+				c.metrics.catchups.WithLabelValues("failed").Inc()
+				c.log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute")
+				time.AfterFunc(time.Minute, func() {
+					select {
+					case c.trigger <- w:
+					default:
+					}
+				})
+			}
+		}
+	}
+}
+
+// inScope applies the scope's conversation parts to a conversation.
+func (c *catchup) inScope(conv conversation) bool {
+	sc := c.pipe.scope
+	switch {
+	case sc.channels != nil && !sc.channels[conv.ID]:
+		return false
+	case sc.exclude[conv.ID]:
+		return false
+	case sc.types != nil && !sc.types[conv.Type]:
+		return false
+	}
+	return true
+}
+
+// once runs one catch-up.
+func (c *catchup) once(ctx context.Context, w window) error {
+	start := c.now()
+	floor := start.Add(-c.cfg.Lookback)
+	if len(c.types) == 0 {
+		c.log.Warn().Msg("catch-up skipped: the user token has none of channels:read, groups:read, im:read, mpim:read")
+		return nil
+	}
+	convs, err := c.reader.conversations(ctx, c.types)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, conv := range convs {
+		if conv.Name != "" {
+			names[conv.ID] = conv.Name
+		}
+	}
+	if err := c.store.SetNames(ctx, store.NameConversation, names); err != nil {
+		c.log.Warn().Err(err).Msg("could not cache conversation names")
+	}
+	c.log.Info().Str("why", w.why).Time("since", w.since).Dur("offline", start.Sub(w.since).Round(time.Second)).
+		Int("conversations", len(convs)).Msg("catch-up: reading what was posted while securechat was not connected")
+	var read, failed int
+	var firstErr error
+	for _, conv := range convs {
+		if !c.inScope(conv) {
+			continue
+		}
+		wm := c.marks.get(conv.ID)
+		var from string
+		switch {
+		case wm != "" && w.exact:
+			from = wm // exactly after the newest handled message
+		case wm != "":
+			from = tsOf(timeOfTS(wm).Add(-catchupOverlap))
+		case w.exact:
+			from = tsOf(w.since)
+		default:
+			from = tsOf(w.since.Add(-catchupOverlap))
+		}
+		if timeOfTS(from).Before(floor) {
+			from = tsOf(floor)
+		}
+		newest := ""
+		n := 0
+		err := c.reader.window(ctx, conv, from, "", func(m histMsg) error {
+			n++
+			m.Channel, m.ChannelType = conv.ID, conv.Type
+			if tsAfter(m.TS, newest) {
+				newest = m.TS
+			}
+			return c.pipe.fromHistory(ctx, &m.msgEvent, "catch-up")
+		})
+		read += n
+		c.metrics.caughtUp.Add(float64(n))
+		if err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+			c.log.Warn().Err(err).Str("channel", conv.ID).Msg("catch-up: could not read a conversation; its window is read again at the next try")
+			continue
+		}
+		c.marks.handled(conv.ID, newest)
+	}
+	c.log.Info().Int("messages", read).Int("failed_conversations", failed).Dur("took", c.now().Sub(start).Round(time.Millisecond)).
+		Msg("catch-up done")
+	if w.since.Before(floor) {
+		c.outage(ctx, w.since, start, floor)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d conversation(s) not read: %w", failed, firstErr)
+	}
+	return nil
+}
+
+// outage alerts that the catch-up did not cover the whole time offline.
+func (c *catchup) outage(ctx context.Context, since, now, floor time.Time) {
+	cmd := fmt.Sprintf("securechat scan --since %s --until %s", since.UTC().Format(time.RFC3339), floor.UTC().Format(time.RFC3339))
+	c.log.Error().Time("offline_since", since).Dur("lookback", c.cfg.Lookback).Str("scan", cmd).
+		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
+	if err := c.store.Enqueue(ctx, c.notes.outage(since, now, c.cfg.Lookback, cmd)...); err != nil {
+		c.log.Error().Err(err).Msg("could not queue the outage alert")
+		return
+	}
+	c.pipe.wakeNotifier()
+}
+
+// outage builds the alert for an outage longer than the look-back.
+func (n notices) outage(since, now time.Time, lookback time.Duration, cmd string) []store.OutboxItem {
+	var out []store.OutboxItem
+	if n.cfg.AlertChannel != "" {
+		text := fmt.Sprintf(":warning: securechat was not connected to Slack from %s to %s (%s). The catch-up scanned the last %s only: "+
+			"messages posted before %s were not scanned. Scan them with: `%s`",
+			since.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Minute), lookback,
+			now.Add(-lookback).UTC().Format(time.RFC3339), cmd)
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
+	}
+	if n.cfg.WebhookURL != "" {
+		body := map[string]any{"id": fmt.Sprintf("outage:%d", since.UnixMilli()), "event": "outage",
+			"offline_since": since.UTC(), "reconnected": now.UTC(), "lookback_seconds": int(lookback.Seconds()), "scan": cmd, "time": now.UTC()}
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
+	}
+	return out
+}
+
+// readerTypes returns the conversation types the token's scopes let
+// users.conversations list (all of them when the scopes are unknown).
+func readerTypes(scopes []string) []string {
+	var out []string
+	for _, r := range ReaderScopes() {
+		if r.Type != "" && (scopes == nil || slices.Contains(scopes, r.Scope)) {
+			out = append(out, r.Type)
+		}
+	}
+	return out
+}
+
+// hasScope reports whether the scopes include s (true when unknown).
+func hasScope(scopes []string, s string) bool {
+	return scopes == nil || slices.ContainsFunc(scopes, func(x string) bool { return strings.TrimSpace(x) == s })
+}

@@ -1,0 +1,250 @@
+package bot_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/store"
+)
+
+// catchupOpts turns the catch-up on, fast enough for tests.
+func catchupOpts(o bot.Options) bot.Options {
+	o.Catchup = bot.Catchup{Enabled: true, Gap: 300 * time.Millisecond, Lookback: time.Hour,
+		Pace: bot.HistoryPace{PerMinute: 6000, PageSize: 3}}
+	return o
+}
+
+// newCatchupHarness starts a daemon with the catch-up on against a fake
+// whose message timestamps are now (the look-back is measured from the
+// clock) and whose history pages hold at most 3 messages.
+func newCatchupHarness(t *testing.T, fake fakeslack.Options, o bot.Options) *harness {
+	fake.LiveClock = true
+	if fake.HistoryPage == 0 {
+		fake.HistoryPage = 3
+	}
+	h := newHarness(t, setup{fake: fake, opts: catchupOpts(o)})
+	h.waitLog("the daemon sees its connection", "connected to Slack over Socket Mode", 1)
+	return h
+}
+
+func (h *harness) waitLog(what, text string, n int) {
+	h.t.Helper()
+	h.wait(what, func(*fakeslack.State) bool { return strings.Count(h.logs.String(), text) >= n })
+}
+
+// quiet posts while no daemon listens.
+func (h *harness) quiet(m fakeslack.Message) string {
+	h.t.Helper()
+	ts, err := h.slack.PostQuiet(m)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ts
+}
+
+// TestCatchupAfterRestart: messages posted while the daemon was stopped, in
+// several conversations (a private channel and a DM among them), over
+// several history pages, as edits, and as replies in
+// new threads, are handled after the restart, each once; clean ones are
+// left alone.
+func TestCatchupAfterRestart(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	h.slack.SetConversation(fakeslack.Conversation{ID: "G0PRIVATE01", Name: "ops-private", Type: "group"})
+	h.slack.SetConversation(fakeslack.Conversation{ID: "D0DMWITHADM", Type: "im", User: "U0MEMBER001"})
+	h.slack.SetConversation(fakeslack.Conversation{ID: "C0QUIET0001", Name: "quiet", Type: "channel"})
+	parent, _ := h.post(fakeslack.Message{Text: "deploy thread"})
+	h.waitLog("the live message handled", `"outcome":"clean"`, 0)
+	h.wait("watermark saved", func(*fakeslack.State) bool {
+		wm, _ := h.store.Watermarks(context.Background())
+		return wm["C0GENERAL01"] == parent
+	})
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	var leaks, clean []struct{ ch, ts string }
+	add := func(list *[]struct{ ch, ts string }, ch, ts string) {
+		*list = append(*list, struct{ ch, ts string }{ch, ts})
+	}
+	for i := range 7 { // three pages in #general
+		ts := h.quiet(fakeslack.Message{Text: fmt.Sprintf("standup note %d", i)})
+		add(&clean, "C0GENERAL01", ts)
+	}
+	add(&leaks, "C0GENERAL01", h.quiet(fakeslack.Message{Text: "card " + card}))
+	// A reply to a thread older than the window is not read (Slack's
+	// history lists threads by their parent): the README says so.
+	h.quiet(fakeslack.Message{Text: "in the old thread: 6759649826438461", ThreadTS: parent})
+	newParent := h.quiet(fakeslack.Message{Text: "new thread"})
+	add(&clean, "C0GENERAL01", newParent)
+	for i := range 4 {
+		add(&clean, "C0GENERAL01", h.quiet(fakeslack.Message{Text: fmt.Sprintf("reply %d", i), ThreadTS: newParent}))
+	}
+	add(&leaks, "C0GENERAL01", h.quiet(fakeslack.Message{Text: "reply with 6759649826438479", ThreadTS: newParent}))
+	add(&leaks, "G0PRIVATE01", h.quiet(fakeslack.Message{Channel: "G0PRIVATE01", ChannelType: "group", Text: "private 6759649826438487"}))
+	add(&leaks, "C0QUIET0001", h.quiet(fakeslack.Message{Channel: "C0QUIET0001", Text: "quiet 6759649826438495"}))
+	edited := h.quiet(fakeslack.Message{Text: "posted clean"})
+	_, _ = h.slack.Edit("C0GENERAL01", edited, "edited to 6759649826438503") // no connection: the event is lost
+	add(&leaks, "C0GENERAL01", edited)
+	// The admin's own DM with a member: deletable, since the admin wrote it.
+	add(&leaks, "D0DMWITHADM", h.quiet(fakeslack.Message{Channel: "D0DMWITHADM", ChannelType: "im", User: fakeslack.AdminUserID, Text: "dm 6759649826438511"}))
+	add(&clean, "C0GENERAL01", h.quiet(fakeslack.Message{Text: "bot says 6759649826438529", Subtype: "bot_message", BotID: "B0OTHER0001"}))
+
+	h.restart(catchupOpts(bot.Options{}))
+	for _, l := range leaks {
+		h.wait("caught-up leak deleted "+l.ch+"/"+l.ts, func(st *fakeslack.State) bool { return st.SuccessfulDeletes(l.ch, l.ts) == 1 })
+	}
+	h.waitLog("catch-up done", "catch-up done", 1)
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		for _, l := range leaks {
+			if n := st.DeleteCalls(l.ch, l.ts); n != 1 {
+				t.Errorf("%s/%s: %d chat.delete calls, want 1", l.ch, l.ts, n)
+			}
+		}
+		for _, c := range clean {
+			if !st.Exists(c.ch, c.ts) || st.DeleteCalls(c.ch, c.ts) != 0 {
+				t.Errorf("clean message %s/%s was touched", c.ch, c.ts)
+			}
+		}
+		if st.Calls("conversations.history") < 4 || st.Calls("conversations.replies") < 2 {
+			t.Errorf("history calls %d, replies calls %d: the pages and threads were not all read",
+				st.Calls("conversations.history"), st.Calls("conversations.replies"))
+		}
+	})
+	if n := len(h.leaks(store.LeakFilter{})); n != len(leaks) {
+		t.Errorf("%d leaks recorded, want %d", n, len(leaks))
+	}
+	names, err := h.store.Names(context.Background(), store.NameConversation)
+	if err != nil || names["G0PRIVATE01"] != "ops-private" || names["C0GENERAL01"] != "general" {
+		t.Errorf("conversation names cached: %v, %v", names, err)
+	}
+}
+
+// TestCatchupAfterCleanShutdownReadsNothingHandled: a restart after a clean
+// stop asks history only for what is newer than each watermark.
+func TestCatchupAfterCleanShutdownReadsNothingHandled(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	var last string
+	for i := range 5 {
+		last, _ = h.post(fakeslack.Message{Text: fmt.Sprintf("hello %d", i)})
+	}
+	ts, _ := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	_ = last
+	h.restart(catchupOpts(bot.Options{}))
+	h.waitLog("catch-up done", "catch-up done", 1)
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if st.Calls("conversations.history") == 0 {
+			t.Error("the catch-up did not run at start")
+		}
+		if n := st.HistoryServed(); n != 0 {
+			t.Errorf("the catch-up read %d messages already handled", n)
+		}
+	})
+	if !strings.Contains(h.logs.String(), `"messages":0`) {
+		t.Error("the catch-up did not report 0 messages")
+	}
+}
+
+// TestCatchupAndLiveSeeTheSameMessage: a leak that arrives live while the
+// catch-up reads the page holding it is recorded and deleted once.
+func TestCatchupAndLiveSeeTheSameMessage(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	_, before := h.post(fakeslack.Message{Text: "before"})
+	h.wait("handled", func(st *fakeslack.State) bool { return st.Acked(before) })
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Slow history answers: the live event gets in first.
+	h.slack.Script("conversations.history", fakeslack.Response{Delay: 800 * time.Millisecond})
+	h.restart(catchupOpts(bot.Options{}))
+	ts, _ := h.post(fakeslack.Message{Text: "card " + card}) // live, and in history
+	h.waitLog("catch-up done", "catch-up done", 1)
+	h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	time.Sleep(300 * time.Millisecond) // a second deletion would have been queued by now
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if n := st.DeleteCalls("C0GENERAL01", ts); n != 1 {
+			t.Errorf("%d chat.delete calls, want 1", n)
+		}
+	})
+	if n := len(h.leaks(store.LeakFilter{})); n != 1 {
+		t.Errorf("%d leaks recorded, want 1", n)
+	}
+}
+
+// TestCatchupWaitsOutRateLimits: a storm of 429s (with Retry-After) on every
+// history method slows the catch-up and loses nothing.
+func TestCatchupWaitsOutRateLimits(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	_, before := h.post(fakeslack.Message{Text: "before"})
+	h.wait("handled", func(st *fakeslack.State) bool { return st.Acked(before) })
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var leaks []string
+	for i := range 6 {
+		leaks = append(leaks, h.quiet(fakeslack.Message{Text: fmt.Sprintf("card 67596498264384%02d", 53+i*8)}))
+		h.quiet(fakeslack.Message{Text: "clean"})
+	}
+	limited := fakeslack.Response{Status: 429, RetryAfter: "1"}
+	h.slack.Script("users.conversations", limited)
+	h.slack.Script("conversations.history", limited, limited, fakeslack.Response{Status: 500}, limited)
+	h.restart(catchupOpts(bot.Options{}))
+	for _, ts := range leaks {
+		h.wait("deleted "+ts, func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	}
+	if n := strings.Count(h.logs.String(), "waiting for Slack's rate limit"); n < 4 {
+		t.Errorf("%d rate-limit waits logged, want 4", n)
+	}
+	if n := len(h.leaks(store.LeakFilter{})); n != len(leaks) {
+		t.Errorf("%d leaks recorded, want %d", n, len(leaks))
+	}
+}
+
+// TestCatchupAfterAReconnect: messages posted while the connection was down
+// for longer than the gap are read when it is back.
+func TestCatchupAfterAReconnect(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	_, before := h.post(fakeslack.Message{Text: "before"})
+	h.wait("handled", func(st *fakeslack.State) bool { return st.Acked(before) })
+	// Keep it down for a while: apps.connections.open fails a few times.
+	fail := fakeslack.Response{Status: 500}
+	h.slack.Script("apps.connections.open", fail, fail, fail)
+	h.slack.Drop()
+	h.wait("disconnected", func(st *fakeslack.State) bool { return st.Connections() == 0 })
+	ts := h.quiet(fakeslack.Message{Text: "while down: card " + card})
+	h.wait("deleted after the reconnect", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	if !strings.Contains(h.logs.String(), `"why":"reconnect"`) {
+		t.Error("no catch-up logged for the reconnect")
+	}
+}
+
+// TestOutageLongerThanTheLookback: the catch-up reads only the look-back
+// and alerts with the scan command that covers the rest.
+func TestOutageLongerThanTheLookback(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The last run was two days ago.
+	long := time.Now().Add(-48 * time.Hour)
+	if err := h.store.SaveProgress(context.Background(), nil, long, true); err != nil {
+		t.Fatal(err)
+	}
+	ts := h.quiet(fakeslack.Message{Text: "card " + card})
+	h.restart(catchupOpts(bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001"}}))
+	h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	want := "securechat scan --since " + long.UTC().Format(time.RFC3339)
+	h.wait("the outage alert", func(st *fakeslack.State) bool {
+		for _, p := range st.Posts() {
+			if p.Channel == "C0ALERTS001" && strings.Contains(p.Text, want) && strings.Contains(p.Text, "were not scanned") {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -1,0 +1,394 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The history reader reads what the Web API's history methods hold: the
+// conversations the token's user is a member of (users.conversations),
+// their messages (conversations.history) and thread replies
+// (conversations.replies). The catch-up uses it, and so do history sweeps.
+// It calls the Web API itself, not through slack-go, so that a message from
+// history is decoded exactly as a live event is (msgEvent, messageContent),
+// whatever blocks it carries.
+
+// HistoryPace is the history reader's pacing.
+type HistoryPace struct {
+	// PerMinute is how many calls of one method it makes a minute at most
+	// [50: Slack's Tier 3, which conversations.history and .replies have
+	// for internal apps such as securechat's]. A 429 halves it for that
+	// method (down to one a minute, Tier 1) and its Retry-After is waited
+	// out.
+	PerMinute int
+	// PageSize is the limit asked for per page [200]; Slack may return
+	// fewer (15 at Tier 1), and the reader follows the cursors it gets.
+	PageSize int
+}
+
+// conversation is one conversation from users.conversations.
+type conversation struct {
+	ID   string
+	Name string // "" for a DM; User is the other member
+	Type string // channel, group, im, mpim
+	User string
+}
+
+// histMsg is a message from conversations.history or .replies.
+type histMsg struct {
+	msgEvent
+	ThreadTS    string `json:"thread_ts"`
+	ReplyCount  int    `json:"reply_count"`
+	LatestReply string `json:"latest_reply"`
+}
+
+// apiError is a Web API answer with "ok": false.
+type apiError struct{ Method, Code string }
+
+func (e *apiError) Error() string { return e.Method + ": " + e.Code }
+
+// historyReader calls the history methods with pacing and retries.
+type historyReader struct {
+	http     *http.Client
+	apiURL   string
+	token    string
+	pace     HistoryPace
+	log      zerolog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+	waiting  func(bool) // told when it waits for Slack's rate limit (progress lines)
+	mu       sync.Mutex
+	next     map[string]time.Time     // method → earliest next call
+	interval map[string]time.Duration // method → current spacing
+}
+
+func newHistoryReader(hc *http.Client, apiURL, token string, pace HistoryPace, m *Metrics, log zerolog.Logger, now func() time.Time) *historyReader {
+	if pace.PerMinute <= 0 {
+		pace.PerMinute = 50
+	}
+	if pace.PageSize <= 0 {
+		pace.PageSize = 200
+	}
+	return &historyReader{http: hc, apiURL: apiURL, token: token, pace: pace, log: log, metrics: m, now: now,
+		next: map[string]time.Time{}, interval: map[string]time.Duration{}}
+}
+
+// maxHistoryTries bounds the attempts at one call that fails with a 5xx or a
+// network error (429s are waited out however many there are).
+const maxHistoryTries = 8
+
+// call POSTs one Web API call and decodes its answer into out. It waits for
+// the method's pace, waits out every 429's Retry-After, and retries 5xx
+// answers and network errors with a growing back-off.
+func (h *historyReader) call(ctx context.Context, method string, params url.Values, out any) error {
+	backoff := time.Second
+	for try := 1; ; try++ {
+		if err := h.waitTurn(ctx, method); err != nil {
+			return err
+		}
+		status, retryAfter, body, err := h.post(ctx, method, params)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case status == http.StatusTooManyRequests:
+			h.rateLimited(method, retryAfter)
+			try--
+			continue
+		case err != nil || status >= 500:
+			if try >= maxHistoryTries {
+				if err == nil {
+					err = fmt.Errorf("HTTP %d", status)
+				}
+				return fmt.Errorf("%s failed %d times: %w", method, try, err)
+			}
+			h.log.Warn().Str("method", method).Int("status", status).AnErr("error", err).Dur("retry_in", backoff).Msg("history call failed; retrying")
+			if err := sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		var ok struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(body, &ok); err != nil {
+			return fmt.Errorf("%s answered what is not JSON (HTTP %d): %w", method, status, err)
+		}
+		if !ok.OK {
+			if ok.Error == "ratelimited" {
+				h.rateLimited(method, retryAfter)
+				try--
+				continue
+			}
+			return &apiError{Method: method, Code: ok.Error}
+		}
+		if err := json.Unmarshal(body, out); err != nil {
+			return fmt.Errorf("decode the %s answer: %w", method, err)
+		}
+		return nil
+	}
+}
+
+func (h *historyReader) post(ctx context.Context, method string, params url.Values) (int, time.Duration, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.apiURL+method, strings.NewReader(params.Encode()))
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	ra := time.Duration(0)
+	if s, e := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); e == nil && s >= 0 {
+		ra = time.Duration(s) * time.Second
+	}
+	return resp.StatusCode, ra, body, err
+}
+
+// waitTurn sleeps until the method may be called again, and books the next
+// turn.
+func (h *historyReader) waitTurn(ctx context.Context, method string) error {
+	h.mu.Lock()
+	iv, ok := h.interval[method]
+	if !ok {
+		iv = time.Minute / time.Duration(h.pace.PerMinute)
+		h.interval[method] = iv
+	}
+	now := h.now()
+	at := h.next[method]
+	if at.Before(now) {
+		at = now
+	}
+	h.next[method] = at.Add(iv)
+	h.mu.Unlock()
+	return sleep(ctx, at.Sub(now))
+}
+
+// rateLimited applies a 429: nothing more until Retry-After has passed (at
+// least a second), and the method's pace halved, down to one a minute.
+func (h *historyReader) rateLimited(method string, retryAfter time.Duration) {
+	retryAfter = max(retryAfter, time.Second)
+	h.mu.Lock()
+	iv := min(2*h.interval[method], time.Minute)
+	h.interval[method] = iv
+	h.next[method] = h.now().Add(retryAfter)
+	h.mu.Unlock()
+	h.metrics.slackErrors.WithLabelValues(method, "ratelimited").Inc()
+	h.log.Info().Str("method", method).Dur("retry_after", retryAfter).Dur("spacing", iv).
+		Msg("waiting for Slack's rate limit")
+	if h.waiting != nil {
+		h.waiting(true)
+		defer h.waiting(false)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// slackTypes are users.conversations' type names for channel_type values.
+var slackTypes = map[string]string{"channel": "public_channel", "group": "private_channel", "im": "im", "mpim": "mpim"}
+
+// conversations lists the conversations of the given channel types
+// (channel, group, im, mpim) that the token's user is a member of,
+// archived ones left out.
+func (h *historyReader) conversations(ctx context.Context, types []string) ([]conversation, error) {
+	var st []string
+	for _, t := range types {
+		st = append(st, slackTypes[t])
+	}
+	var out []conversation
+	cursor := ""
+	for {
+		p := url.Values{"types": {strings.Join(st, ",")}, "exclude_archived": {"true"}, "limit": {"200"}}
+		if cursor != "" {
+			p.Set("cursor", cursor)
+		}
+		var page struct {
+			Channels []struct {
+				ID      string `json:"id"`
+				Name    string `json:"name"`
+				User    string `json:"user"`
+				IsIM    bool   `json:"is_im"`
+				IsMPIM  bool   `json:"is_mpim"`
+				IsGroup bool   `json:"is_group"`
+				Private bool   `json:"is_private"`
+			} `json:"channels"`
+			Meta struct {
+				NextCursor string `json:"next_cursor"`
+			} `json:"response_metadata"`
+		}
+		if err := h.call(ctx, "users.conversations", p, &page); err != nil {
+			return nil, fmt.Errorf("list the conversations: %w", err)
+		}
+		for _, c := range page.Channels {
+			typ := "channel"
+			switch {
+			case c.IsIM:
+				typ = "im"
+			case c.IsMPIM:
+				typ = "mpim"
+			case c.IsGroup || c.Private:
+				typ = "group"
+			}
+			out = append(out, conversation{ID: c.ID, Name: c.Name, Type: typ, User: c.User})
+		}
+		if cursor = page.Meta.NextCursor; cursor == "" {
+			return out, nil
+		}
+	}
+}
+
+// window reads the messages of one conversation posted after oldest (and,
+// when latest is set, before it), and the replies posted after oldest to
+// the threads among them, and calls fn for each (history newest first, a
+// thread's replies after its parent). A thread whose parent is older than
+// oldest is not read. It stops at fn's first error.
+func (h *historyReader) window(ctx context.Context, c conversation, oldest, latest string, fn func(histMsg) error) error {
+	cursor := ""
+	for {
+		p := url.Values{"channel": {c.ID}, "limit": {strconv.Itoa(h.pace.PageSize)}}
+		if oldest != "" {
+			p.Set("oldest", oldest)
+		}
+		if latest != "" {
+			p.Set("latest", latest)
+		}
+		if cursor != "" {
+			p.Set("cursor", cursor)
+		}
+		var page struct {
+			Messages []histMsg `json:"messages"`
+			HasMore  bool      `json:"has_more"`
+			Meta     struct {
+				NextCursor string `json:"next_cursor"`
+			} `json:"response_metadata"`
+		}
+		if err := h.call(ctx, "conversations.history", p, &page); err != nil {
+			return fmt.Errorf("read the history of %s: %w", c.ID, err)
+		}
+		for _, m := range page.Messages {
+			if err := fn(m); err != nil {
+				return err
+			}
+			if m.ReplyCount > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) && tsAfter(m.LatestReply, oldest) {
+				if err := h.replies(ctx, c, m.TS, oldest, latest, fn); err != nil {
+					return err
+				}
+			}
+		}
+		if cursor = page.Meta.NextCursor; cursor == "" || !page.HasMore {
+			return nil
+		}
+	}
+}
+
+// replies reads a thread's replies after oldest; the parent is left out
+// (the history page has it).
+func (h *historyReader) replies(ctx context.Context, c conversation, ts, oldest, latest string, fn func(histMsg) error) error {
+	cursor := ""
+	for {
+		p := url.Values{"channel": {c.ID}, "ts": {ts}, "limit": {strconv.Itoa(h.pace.PageSize)}}
+		if oldest != "" {
+			p.Set("oldest", oldest)
+		}
+		if latest != "" {
+			p.Set("latest", latest)
+		}
+		if cursor != "" {
+			p.Set("cursor", cursor)
+		}
+		var page struct {
+			Messages []histMsg `json:"messages"`
+			HasMore  bool      `json:"has_more"`
+			Meta     struct {
+				NextCursor string `json:"next_cursor"`
+			} `json:"response_metadata"`
+		}
+		err := h.call(ctx, "conversations.replies", p, &page)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == "thread_not_found" {
+			return nil // deleted since the history page was read
+		}
+		if err != nil {
+			return fmt.Errorf("read the thread %s in %s: %w", ts, c.ID, err)
+		}
+		for _, m := range page.Messages {
+			if m.TS == ts {
+				continue
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		if cursor = page.Meta.NextCursor; cursor == "" || !page.HasMore {
+			return nil
+		}
+	}
+}
+
+// tsAfter reports whether Slack timestamp a is after b ("" is before
+// everything).
+func tsAfter(a, b string) bool {
+	if b == "" {
+		return a != ""
+	}
+	return tsCompare(a, b) > 0
+}
+
+// tsCompare compares two Slack timestamps ("1700000000.000100").
+func tsCompare(a, b string) int {
+	as, af, _ := strings.Cut(a, ".")
+	bs, bf, _ := strings.Cut(b, ".")
+	if len(as) != len(bs) {
+		return len(as) - len(bs)
+	}
+	if c := strings.Compare(as, bs); c != 0 {
+		return c
+	}
+	return strings.Compare(af+strings.Repeat("0", max(0, 6-len(af))), bf+strings.Repeat("0", max(0, 6-len(bf))))
+}
+
+// tsOf is the Slack timestamp of t.
+func tsOf(t time.Time) string {
+	us := t.UnixMicro()
+	return fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)
+}
+
+// timeOfTS is the time of a Slack timestamp (zero when it is not one).
+func timeOfTS(ts string) time.Time {
+	s, f, _ := strings.Cut(ts, ".")
+	sec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	f = (f + "000000")[:6]
+	us, _ := strconv.ParseInt(f, 10, 64)
+	return time.Unix(sec, us*1000)
+}

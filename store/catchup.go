@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Presence is what the daemons on this database last said about their
+// connection to Slack.
+type Presence struct {
+	// LastConnected is when a daemon last had a Socket Mode connection
+	// (zero when none ever had one).
+	LastConnected time.Time
+	// Clean is true when the daemon that wrote LastConnected stopped
+	// cleanly: every event it saw was handled, so its watermarks are exact.
+	Clean bool
+}
+
+// Presence reads the last connection time and whether it ended cleanly.
+func (s *Store) Presence(ctx context.Context) (Presence, error) {
+	var p Presence
+	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM daemon_state WHERE key IN ('last_connected', 'clean')`)
+	if err != nil {
+		return p, fmt.Errorf("read the daemon's last connection: %w", classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return p, fmt.Errorf("read the daemon's last connection: %w", classify(err))
+		}
+		switch k {
+		case "last_connected":
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.LastConnected = fromMillis(ms)
+			}
+		case "clean":
+			p.Clean = v == "1"
+		}
+	}
+	return p, classify(rows.Err())
+}
+
+// SaveProgress stores, in one transaction, the newest handled message ts of
+// each conversation in marks (a stored watermark only moves forward), and,
+// when connected is not zero, the last connection time with the clean flag.
+func (s *Store) SaveProgress(ctx context.Context, marks map[string]string, connected time.Time, clean bool) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		for ch, ts := range marks {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO watermarks (channel, ts, updated_at) VALUES (?, ?, ?)
+				 ON CONFLICT (channel) DO UPDATE SET ts = max(ts, excluded.ts), updated_at = excluded.updated_at`,
+				ch, ts, now); err != nil {
+				return err
+			}
+		}
+		if connected.IsZero() {
+			return nil
+		}
+		c := "0"
+		if clean {
+			c = "1"
+		}
+		for k, v := range map[string]string{"last_connected": strconv.FormatInt(connected.UnixMilli(), 10), "clean": c} {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)
+				 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+				k, v, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save the catch-up watermarks: %w", err)
+	}
+	return nil
+}
+
+// Watermarks returns the newest handled message ts of every conversation.
+func (s *Store) Watermarks(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT channel, ts FROM watermarks`)
+	if err != nil {
+		return nil, fmt.Errorf("read the catch-up watermarks: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var ch, ts string
+		if err := rows.Scan(&ch, &ts); err != nil {
+			return nil, fmt.Errorf("read the catch-up watermarks: %w", classify(err))
+		}
+		out[ch] = ts
+	}
+	return out, classify(rows.Err())
+}
+
+// Name kinds.
+const (
+	NameConversation = "conversation"
+	NameUser         = "user"
+)
+
+// SetNames caches names (id → name) of one kind.
+func (s *Store) SetNames(ctx context.Context, kind string, names map[string]string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		for id, name := range names {
+			if id == "" || name == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO names (kind, id, name, updated_at) VALUES (?, ?, ?, ?)
+				 ON CONFLICT (kind, id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`,
+				kind, id, name, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache %s names: %w", kind, err)
+	}
+	return nil
+}
+
+// Names returns the cached names of one kind (id → name).
+func (s *Store) Names(ctx context.Context, kind string) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name FROM names WHERE kind = ?`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("read cached %s names: %w", kind, classify(err))
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("read cached %s names: %w", kind, classify(err))
+		}
+		out[id] = name
+	}
+	return out, classify(rows.Err())
+}
+
+// IDByName returns the id cached for a name of one kind, or ErrNotFound.
+func (s *Store) IDByName(ctx context.Context, kind, name string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM names WHERE kind = ? AND name = ? ORDER BY updated_at DESC LIMIT 1`,
+		kind, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up the %s named %q: %w", kind, name, classify(err))
+	}
+	return id, nil
+}
+
+// Enqueue queues notifications on their own (the catch-up's outage alert).
+func (s *Store) Enqueue(ctx context.Context, items ...OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, s.millis(), items) })
+	if err != nil {
+		return fmt.Errorf("queue notifications: %w", err)
+	}
+	return nil
+}
