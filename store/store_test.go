@@ -468,3 +468,32 @@ func TestOutbox(t *testing.T) {
 		t.Errorf("pruned %d, %v; want 1", n, err)
 	}
 }
+
+// TestWatermarksOnlyMoveForward: two daemons saving their watermarks in any
+// order leave the newest; the presence is the last one written.
+func TestWatermarksOnlyMoveForward(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	if err := s.SaveProgress(ctx, map[string]string{"C1": "1764580000.000200", "C2": "1764580000.000100"}, at, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveProgress(ctx, map[string]string{"C1": "1764580000.000100", "C2": "1764580001.000000"}, at.Add(time.Second), true); err != nil {
+		t.Fatal(err)
+	}
+	wm, err := s.Watermarks(ctx)
+	if err != nil || wm["C1"] != "1764580000.000200" || wm["C2"] != "1764580001.000000" {
+		t.Errorf("watermarks = %v, %v", wm, err)
+	}
+	p, err := s.Presence(ctx)
+	if err != nil || !p.LastConnected.Equal(at.Add(time.Second)) || !p.Clean {
+		t.Errorf("presence = %+v, %v", p, err)
+	}
+	// Without a connection time, only the watermarks change.
+	if err := s.SaveProgress(ctx, nil, time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Presence(ctx); !p.Clean {
+		t.Error("a save without a connection time changed the presence")
+	}
+}

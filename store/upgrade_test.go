@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/mattn/go-sqlite3"
 
@@ -196,3 +197,77 @@ func TestOpenReadOnlyOnAReadOnlyFile(t *testing.T) {
 }
 
 func dir(p string) string { return filepath.Dir(p) }
+
+// TestUpgradeFromSchema7 opens testdata/v7.db, written by the release before
+// the catch-up (schema 7: three rules, one imported from gitleaks with an
+// allowlist and one disabled; deletions deleted, pending, failed, cancelled
+// and held; a monitored leak; seven pending notifications; an allowlisted
+// value; breaker scan counts), and checks that migration 0008 keeps every
+// one of them and starts the catch-up with no watermark and no connection
+// recorded.
+func TestUpgradeFromSchema7(t *testing.T) {
+	ctx := context.Background()
+	path := copyDB(t, "v7.db")
+	if _, err := store.OpenReadOnly(ctx, path); !errors.Is(err, store.ErrOldSchema) {
+		t.Fatalf("OpenReadOnly on schema 7 = %v, want ErrOldSchema", err)
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+	rs, err := st.Regexes(ctx)
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("regexes = %d, %v; want 3", len(rs), err)
+	}
+	if rs[1].Source != "gitleaks:aws-access-token" || rs[1].Action != store.ActionMonitor || len(rs[1].Allowlists) != 1 ||
+		rs[1].SecretGroup != detect.FirstGroup || rs[2].Enabled {
+		t.Errorf("a rule's fields were not kept: %+v", rs)
+	}
+	ls, err := st.Leaks(ctx, store.LeakFilter{})
+	if err != nil || len(ls) != 6 {
+		t.Fatalf("leaks = %d, %v; want 6", len(ls), err)
+	}
+	counts, err := st.DeletionCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{store.StatusDeleted, store.StatusPending, store.StatusFailed, store.StatusCancelled, store.StatusHeld} {
+		if counts[s] != 1 {
+			t.Errorf("deletions %s = %d, want 1 (all: %v)", s, counts[s], counts)
+		}
+	}
+	oc, err := st.OutboxCounts(ctx)
+	if err != nil || oc[store.KindAlert][store.OutboxPending] != 6 || oc[store.KindWebhook][store.OutboxPending] != 1 {
+		t.Errorf("outbox = %v, %v", oc, err)
+	}
+	if av, err := st.AllowedValues(ctx); err != nil || len(av) != 1 {
+		t.Errorf("allowlist = %v, %v", av, err)
+	}
+	if l, err := st.RuleLoad(ctx, rs[0].ID, time.Unix(0, 0)); err != nil || l.Scanned != 42 {
+		t.Errorf("scan counts = %+v, %v", l, err)
+	}
+	p, err := st.Presence(ctx)
+	if err != nil || !p.LastConnected.IsZero() {
+		t.Errorf("presence after the upgrade = %+v, %v; want none", p, err)
+	}
+	if wm, err := st.Watermarks(ctx); err != nil || len(wm) != 0 {
+		t.Errorf("watermarks = %v, %v", wm, err)
+	}
+	// The new tables work.
+	now := time.Now()
+	if err := st.SaveProgress(ctx, map[string]string{"C0DEVOPS001": "1764061200.000300"}, now, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetNames(ctx, store.NameConversation, map[string]string{"C0DEVOPS001": "devops"}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := st.IDByName(ctx, store.NameConversation, "devops"); err != nil || id != "C0DEVOPS001" {
+		t.Errorf("IDByName = %q, %v", id, err)
+	}
+	// The pending deletion is still due.
+	due, err := st.DueDeletions(ctx, now.AddDate(1, 0, 0), 10)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("due deletions = %+v, %v", due, err)
+	}
+}
