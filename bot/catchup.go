@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -144,22 +145,23 @@ func (p *progress) run(ctx context.Context) {
 // catchup reads what was posted while the daemon had no connection and
 // feeds it through the pipeline.
 type catchup struct {
-	cfg      Catchup
-	reader   *historyReader
-	store    *store.Store
-	pipe     *pipeline
-	marks    *marks
-	types    []string // conversation types the token may list
-	notes    notices
-	log      zerolog.Logger
-	metrics  *Metrics
-	now      func() time.Time
-	prev     store.Presence // what the last run left
-	trigger  chan window
-	mu       sync.Mutex
-	wasUp    bool
-	first    bool // the first connection of this run is still to come
-	downFrom time.Time
+	cfg       Catchup
+	reader    *historyReader
+	store     *store.Store
+	pipe      *pipeline
+	marks     *marks
+	types     []string // conversation types the token may list
+	usersRead bool     // the token has users:read
+	notes     notices
+	log       zerolog.Logger
+	metrics   *Metrics
+	now       func() time.Time
+	prev      store.Presence // what the last run left
+	trigger   chan window
+	mu        sync.Mutex
+	wasUp     bool
+	first     bool // the first connection of this run is still to come
+	downFrom  time.Time
 }
 
 // window is one catch-up to run: from since (the last connection) to now;
@@ -216,10 +218,15 @@ func (c *catchup) connected() {
 }
 
 func (c *catchup) run(ctx context.Context) {
+	names := time.NewTicker(10 * time.Minute)
+	defer names.Stop()
+	c.refreshNames(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-names.C:
+			c.refreshNames(ctx)
 		case w := <-c.trigger:
 			err := c.once(ctx, w)
 			if err == nil {
@@ -324,10 +331,73 @@ func (c *catchup) once(ctx context.Context, w window) error {
 	if w.since.Before(floor) {
 		c.outage(ctx, w.since, start, floor)
 	}
+	c.refreshNames(ctx)
 	if failed > 0 {
 		return fmt.Errorf("%d conversation(s) not read: %w", failed, firstErr)
 	}
 	return nil
+}
+
+// namesPerRefresh bounds the users.info and conversations.info calls of one
+// name refresh.
+const namesPerRefresh = 50
+
+// refreshNames looks up the names of the conversations and authors of
+// recorded leaks that the cache lacks (conversations.info, and users.info
+// with users:read), for 'leaks list' and the alerts. Failures only leave IDs.
+func (c *catchup) refreshNames(ctx context.Context) {
+	convs, users, err := c.store.Unnamed(ctx, namesPerRefresh)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("could not look for unnamed conversations and users")
+		return
+	}
+	got := map[string]string{}
+	for _, id := range convs {
+		var r struct {
+			Channel struct {
+				Name string `json:"name"`
+				User string `json:"user"`
+			} `json:"channel"`
+		}
+		if err := c.reader.call(ctx, "conversations.info", url.Values{"channel": {id}}, &r); err != nil {
+			c.log.Debug().Err(err).Str("channel", id).Msg("no name for a conversation")
+			continue
+		}
+		if r.Channel.Name != "" {
+			got[id] = r.Channel.Name
+		}
+	}
+	if err := c.store.SetNames(ctx, store.NameConversation, got); err != nil {
+		c.log.Warn().Err(err).Msg("could not cache conversation names")
+	}
+	if !c.usersRead {
+		return
+	}
+	got = map[string]string{}
+	for _, id := range users {
+		var r struct {
+			User struct {
+				Name    string `json:"name"`
+				Profile struct {
+					DisplayName string `json:"display_name"`
+				} `json:"profile"`
+			} `json:"user"`
+		}
+		if err := c.reader.call(ctx, "users.info", url.Values{"user": {id}}, &r); err != nil {
+			c.log.Debug().Err(err).Str("user", id).Msg("no name for a user")
+			continue
+		}
+		name := r.User.Profile.DisplayName
+		if name == "" {
+			name = r.User.Name
+		}
+		if name != "" {
+			got[id] = name
+		}
+	}
+	if err := c.store.SetNames(ctx, store.NameUser, got); err != nil {
+		c.log.Warn().Err(err).Msg("could not cache user names")
+	}
 }
 
 // outage alerts that the catch-up did not cover the whole time offline.

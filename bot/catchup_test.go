@@ -122,6 +122,13 @@ func TestCatchupAfterRestart(t *testing.T) {
 	if err != nil || names["G0PRIVATE01"] != "ops-private" || names["C0GENERAL01"] != "general" {
 		t.Errorf("conversation names cached: %v, %v", names, err)
 	}
+	// The authors of the leaks are looked up with users.info.
+	h.slack.SetUser("U0MEMBER001", "alice")
+	h.restart(catchupOpts(bot.Options{}))
+	h.wait("author names cached", func(*fakeslack.State) bool {
+		users, _ := h.store.Names(context.Background(), store.NameUser)
+		return users["U0MEMBER001"] == "alice" && users[fakeslack.AdminUserID] != ""
+	})
 }
 
 // TestCatchupAfterCleanShutdownReadsNothingHandled: a restart after a clean

@@ -324,7 +324,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var cu *catchup
 	if o.Catchup.Enabled {
 		clog := d.log.With().Str("component", "catchup").Logger()
-		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: readerTypes(scopes),
+		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: readerTypes(scopes), usersRead: hasScope(scopes, "users:read"),
 			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev,
 			reader: newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
 		pipe.connected, pipe.disconnected = cu.connected, cu.disconnected

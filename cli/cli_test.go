@@ -545,3 +545,36 @@ func TestResolveConfig(t *testing.T) {
 		t.Error("the CLI's defaults differ from the daemon's")
 	}
 }
+
+// TestLeaksListShowsCachedNames: with names the daemon cached, leaks list
+// shows #channel and @user, --channel takes a #name, and an unknown name is
+// a clear error; without them it degrades to ids (the golden files).
+func TestLeaksListShowsCachedNames(t *testing.T) {
+	e := newEnv(t)
+	seedLeaks(t, e)
+	ctx := context.Background()
+	s, err := store.Open(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNames(ctx, store.NameConversation, map[string]string{"C0GENERAL": "general"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNames(ctx, store.NameUser, map[string]string{"U0ALICE": "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r := e.mustRun("leaks", "list", "--channel", "#general")
+	if !strings.Contains(r.stdout, "#general") || !strings.Contains(r.stdout, "@alice") || !strings.Contains(r.stdout, "U0BOB") ||
+		strings.Contains(r.stdout, "C0RANDOM") || strings.Count(r.stdout, "\n") != 3 {
+		t.Errorf("leaks list --channel #general:\n%s", r.stdout)
+	}
+	r = e.mustRun("leaks", "list", "--json", "--channel", "#general")
+	if !strings.Contains(r.stdout, `"channel_name": "general"`) || !strings.Contains(r.stdout, `"user_name": "alice"`) {
+		t.Errorf("JSON lacks the names:\n%s", r.stdout)
+	}
+	r = e.run("", "leaks", "list", "--channel", "#nowhere")
+	if r.code != ExitError || !strings.Contains(r.stderr, "no conversation of that name") || !strings.Contains(r.stderr, "channel id") {
+		t.Errorf("unknown #name: exit %d, %q", r.code, r.stderr)
+	}
+}

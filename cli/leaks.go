@@ -171,6 +171,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
   failed    Slack refused for good (the reason is in last_error)`,
 		Example: `  securechat leaks list
   securechat leaks list --since 7d --channel C024BE7LR
+  securechat leaks list --channel '#devops'
   securechat leaks list --status failed --json | jq -r '.[].last_error'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -202,8 +203,14 @@ func newLeaksListCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if f.Channel, err = channelID(cmd.Context(), s, o.channel); err != nil {
+				return err
+			}
 			leaks, err := s.Leaks(cmd.Context(), f)
 			if err != nil {
+				return err
+			}
+			if err := nameLeaks(cmd.Context(), s, leaks); err != nil {
 				return err
 			}
 			return printList(a, o.json, leaks, "No leaks recorded that match.", func(leaks []store.Leak) error {
@@ -220,7 +227,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 	fl := cmd.Flags()
 	fl.BoolVar(&o.json, "json", false, "print JSON (an array of objects)")
 	fl.IntVarP(&o.limit, "limit", "L", 50, "show at most this many (0: all)")
-	fl.StringVar(&o.channel, "channel", "", "only leaks in this channel id (e.g. C024BE7LR)")
+	fl.StringVar(&o.channel, "channel", "", "only leaks in this channel: an id (C024BE7LR) or a #name the daemon has seen")
 	fl.StringVar(&o.since, "since", "", "only leaks detected in the last DURATION (30m, 24h, 7d, 2w) or since a date (2026-11-01)")
 	fl.StringVar(&o.status, "status", "", "only leaks whose deletion is pending, held, cancelled, deleted or failed")
 	fl.StringVar(&o.action, "action", "", "only leaks that were to be deleted (delete) or only recorded (monitor)")
@@ -271,7 +278,14 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 		if status == "" {
 			status = "-" // monitored: nothing to delete
 		}
-		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), l.Channel, l.User, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
+		channel, user := l.Channel, l.User
+		if l.ChannelName != "" {
+			channel = "#" + l.ChannelName
+		}
+		if l.UserName != "" {
+			user = "@" + l.UserName
+		}
+		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), channel, user, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
 	}
 	return t.flush()
 }
@@ -376,4 +390,38 @@ resumed deletions up within seconds.`,
 	cmd.Flags().Int64Var(&rule, "rule", 0, "resume the held deletions with a finding of this regex id")
 	cmd.Flags().BoolVar(&all, "all", false, "resume every held deletion")
 	return cmd
+}
+
+// channelID reads a --channel value: a conversation id as it is, or a #name
+// from the daemon's name cache (the CLI never calls Slack).
+func channelID(ctx context.Context, s *store.Store, v string) (string, error) {
+	name, ok := strings.CutPrefix(v, "#")
+	if !ok {
+		return v, nil
+	}
+	id, err := s.IDByName(ctx, store.NameConversation, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &hintError{fmt.Errorf("--channel %s: no conversation of that name in the name cache", v),
+			"the daemon learns names as it reads Slack (catch-up, leaks); use the channel id (C…) meanwhile"}
+	}
+	return id, err
+}
+
+// nameLeaks fills in the cached names of the leaks' conversations and users.
+func nameLeaks(ctx context.Context, s *store.Store, leaks []store.Leak) error {
+	if len(leaks) == 0 {
+		return nil
+	}
+	convs, err := s.Names(ctx, store.NameConversation)
+	if err != nil {
+		return err
+	}
+	users, err := s.Names(ctx, store.NameUser)
+	if err != nil {
+		return err
+	}
+	for i := range leaks {
+		leaks[i].ChannelName, leaks[i].UserName = convs[leaks[i].Channel], users[leaks[i].User]
+	}
+	return nil
 }

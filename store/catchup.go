@@ -175,3 +175,32 @@ func (s *Store) Enqueue(ctx context.Context, items ...OutboxItem) error {
 	}
 	return nil
 }
+
+// Unnamed returns up to limit conversation and user ids that leaks name and
+// the cache does not, for the daemon to look up.
+func (s *Store) Unnamed(ctx context.Context, limit int) (conversations, users []string, err error) {
+	q := func(kind, col string) ([]string, error) {
+		rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT l.`+col+` FROM leaks l
+			WHERE l.`+col+` != '' AND NOT EXISTS (SELECT 1 FROM names n WHERE n.kind = ? AND n.id = l.`+col+`) LIMIT ?`, kind, limit)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			out = append(out, id)
+		}
+		return out, rows.Err()
+	}
+	if conversations, err = q(NameConversation, "channel"); err != nil {
+		return nil, nil, fmt.Errorf("find unnamed conversations: %w", classify(err))
+	}
+	if users, err = q(NameUser, "user_id"); err != nil {
+		return nil, nil, fmt.Errorf("find unnamed users: %w", classify(err))
+	}
+	return conversations, users, nil
+}

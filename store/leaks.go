@@ -134,16 +134,20 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 
 // Leak is one recorded finding with the state of its message's deletion.
 type Leak struct {
-	ID         int64     `json:"id"`
-	Channel    string    `json:"channel"`
-	User       string    `json:"user"`
-	TS         string    `json:"ts"`
-	RegexID    int64     `json:"regex_id"`
-	Rule       string    `json:"rule"`
-	Excerpt    string    `json:"excerpt"`
-	Start      int       `json:"start"`
-	End        int       `json:"end"`
-	DetectedAt time.Time `json:"detected_at"`
+	ID      int64  `json:"id"`
+	Channel string `json:"channel"`
+	User    string `json:"user"`
+	// ChannelName and UserName come from the daemon's name cache ("" when
+	// it has none); the CLI fills them in.
+	ChannelName string    `json:"channel_name,omitempty"`
+	UserName    string    `json:"user_name,omitempty"`
+	TS          string    `json:"ts"`
+	RegexID     int64     `json:"regex_id"`
+	Rule        string    `json:"rule"`
+	Excerpt     string    `json:"excerpt"`
+	Start       int       `json:"start"`
+	End         int       `json:"end"`
+	DetectedAt  time.Time `json:"detected_at"`
 	// Status is the deletion's: pending, held, cancelled, deleted or failed;
 	// "" when the leak was recorded without a deletion.
 	Status    string `json:"status"`
