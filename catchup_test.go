@@ -110,4 +110,3 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 		t.Errorf("leaks list --channel #devops: %d\n%s", code, out)
 	}
 }
-

@@ -306,7 +306,7 @@ func (c *catchup) once(ctx context.Context, w window) error {
 		}
 		newest := ""
 		n := 0
-		err := c.reader.window(ctx, conv, from, "", func(m histMsg) error {
+		err := c.reader.window(ctx, conv, span{oldest: from}, func(m histMsg) error {
 			n++
 			m.Channel, m.ChannelType = conv.ID, conv.Type
 			if tsAfter(m.TS, newest) {

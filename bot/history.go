@@ -265,12 +265,25 @@ func (h *historyReader) conversations(ctx context.Context, types []string) ([]co
 	}
 }
 
-// window reads the messages of one conversation posted after oldest (and,
-// when latest is set, before it), and the replies posted after oldest to
-// the threads among them, and calls fn for each (history newest first, a
-// thread's replies after its parent). A thread whose parent is older than
-// oldest is not read. It stops at fn's first error.
-func (h *historyReader) window(ctx context.Context, c conversation, oldest, latest string, fn func(histMsg) error) error {
+// span bounds a read of one conversation's history.
+type span struct {
+	oldest string // after this ts ("" = from the start)
+	latest string // before this ts ("" = up to now)
+	// until bounds thread replies ("" = up to now); a resumed sweep reads
+	// history from before its cursor (latest) but replies up to its end.
+	until string
+	// pageDone, when set, is called after each history page and the threads
+	// of its messages, with the page's oldest ts: everything newer has been
+	// handled.
+	pageDone func(oldest string) error
+}
+
+// window reads the messages of one conversation inside sp (history newest
+// first), and the replies inside the window to the threads among them,
+// calling fn for each (a thread's replies after its parent). A thread whose
+// parent is older than sp.oldest is not read. It stops at the first error.
+func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn func(histMsg) error) error {
+	oldest, latest := sp.oldest, sp.latest
 	cursor := ""
 	for {
 		p := url.Values{"channel": {c.ID}, "limit": {strconv.Itoa(h.pace.PageSize)}}
@@ -298,9 +311,14 @@ func (h *historyReader) window(ctx context.Context, c conversation, oldest, late
 				return err
 			}
 			if m.ReplyCount > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) && tsAfter(m.LatestReply, oldest) {
-				if err := h.replies(ctx, c, m.TS, oldest, latest, fn); err != nil {
+				if err := h.replies(ctx, c, m.TS, oldest, sp.until, fn); err != nil {
 					return err
 				}
+			}
+		}
+		if sp.pageDone != nil && len(page.Messages) > 0 {
+			if err := sp.pageDone(page.Messages[len(page.Messages)-1].TS); err != nil {
+				return err
 			}
 		}
 		if cursor = page.Meta.NextCursor; cursor == "" || !page.HasMore {

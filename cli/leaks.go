@@ -155,6 +155,7 @@ type leaksListOptions struct {
 	since   string
 	status  string
 	action  string
+	origin  string
 	regexID int64
 }
 
@@ -176,6 +177,12 @@ func newLeaksListCmd(a *app) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := store.LeakFilter{Channel: o.channel, Limit: o.limit, RegexID: o.regexID}
+			switch o.origin {
+			case "", store.OriginLive, store.OriginHistory:
+				f.Origin = o.origin
+			default:
+				return fmt.Errorf("--origin %q: use live or history", o.origin)
+			}
 			switch o.action {
 			case "", store.ActionDelete, store.ActionMonitor:
 				f.Action = o.action
@@ -232,6 +239,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 	fl.StringVar(&o.status, "status", "", "only leaks whose deletion is pending, held, cancelled, deleted or failed")
 	fl.StringVar(&o.action, "action", "", "only leaks that were to be deleted (delete) or only recorded (monitor)")
 	fl.Int64Var(&o.regexID, "regex", 0, "only leaks found by this regex id")
+	fl.StringVar(&o.origin, "origin", "", "only leaks found live (live: events and the catch-up) or by a history sweep (history)")
 	return cmd
 }
 

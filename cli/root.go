@@ -117,6 +117,7 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		newLeaksCmd(a),
 		newCheckCmd(a),
 		newRunCmd(a),
+		newScanCmd(a),
 		newDemoCmd(a),
 		newManifestCmd(a),
 	)

@@ -36,7 +36,7 @@ type RuleLoad struct {
 func (s *Store) RuleLoad(ctx context.Context, regexID int64, since time.Time) (RuleLoad, error) {
 	var l RuleLoad
 	err := s.db.QueryRowContext(ctx,
-		`SELECT (SELECT COUNT(DISTINCT deletion_id) FROM leaks WHERE regex_id = ? AND action = 'delete' AND deletion_id IS NOT NULL AND detected_at >= ?),
+		`SELECT (SELECT COUNT(DISTINCT deletion_id) FROM leaks WHERE regex_id = ? AND action = 'delete' AND deletion_id IS NOT NULL AND origin = 'live' AND detected_at >= ?),
 		        (SELECT COALESCE(SUM(scanned), 0) FROM scan_counts WHERE bucket >= ?)`,
 		regexID, since.UnixMilli(), since.Truncate(ScanBucket).UnixMilli()).Scan(&l.Deletions, &l.Scanned)
 	if err != nil {

@@ -20,7 +20,16 @@ type Message struct {
 	Channel string
 	User    string
 	TS      string
+	// Origin is OriginLive (an event or the catch-up) or OriginHistory (a
+	// sweep); "" means live.
+	Origin string
 }
+
+// Leak origins.
+const (
+	OriginLive    = "live"
+	OriginHistory = "history"
+)
 
 // Finding is what the store keeps of one match: never the matched text, only
 // the rule, a masked excerpt and the byte offsets in the normalised message.
@@ -84,10 +93,24 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
 		deletionID = res.DeletionID
+		// Findings a history sweep recorded without a deletion now have one:
+		// the message is seen live (or caught up) and its rules delete.
+		r, err = tx.ExecContext(ctx,
+			`UPDATE leaks SET deletion_id = ? WHERE channel = ? AND ts = ? AND deletion_id IS NULL AND action = 'delete'`,
+			res.DeletionID, msg.Channel, msg.TS)
+		if err != nil {
+			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+		attached, _ := r.RowsAffected()
+		res.NewLeaks += int(attached)
+	}
+	origin := msg.Origin
+	if origin == "" {
+		origin = OriginLive
 	}
 	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac, origin)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (channel, ts, regex_id, start_offset, end_offset) DO NOTHING`)
 	if err != nil {
 		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
@@ -98,7 +121,7 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		if action == "" {
 			action = ActionDelete
 		}
-		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC)
+		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC, origin)
 		if err != nil {
 			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
@@ -166,6 +189,8 @@ type Leak struct {
 	// user) and why, for a cancelled one.
 	CancelledBy  string `json:"cancelled_by,omitempty"`
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// Origin is live (an event, or the catch-up) or history (a sweep).
+	Origin string `json:"origin"`
 }
 
 // LeakFilter narrows Leaks. Zero values mean "any".
@@ -177,6 +202,7 @@ type LeakFilter struct {
 	Since      time.Time
 	RegexID    int64
 	DeletionID int64
+	Origin     string
 	Limit      int
 }
 
@@ -185,7 +211,7 @@ const leakSelect = `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule,
 	             l.action, l.value_mac != '', COALESCE(l.deletion_id, 0),
 	             CASE WHEN d.status = 'held' THEN d.hold_reason ELSE '' END,
 	             CASE WHEN d.status = 'cancelled' THEN d.cancelled_by ELSE '' END,
-	             CASE WHEN d.status = 'cancelled' THEN d.cancel_reason ELSE '' END
+	             CASE WHEN d.status = 'cancelled' THEN d.cancel_reason ELSE '' END, l.origin
 	      FROM leaks l LEFT JOIN deletions d ON d.id = l.deletion_id`
 
 // Leaks returns recorded leaks, newest first.
@@ -220,6 +246,10 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		where = append(where, "l.action = ?")
 		args = append(args, f.Action)
 	}
+	if f.Origin != "" {
+		where = append(where, "l.origin = ?")
+		args = append(args, f.Origin)
+	}
 	q := leakSelect
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -240,7 +270,7 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		var detected int64
 		if err := rows.Scan(&l.ID, &l.Channel, &l.User, &l.TS, &l.RegexID, &l.Rule, &l.Excerpt, &l.Start, &l.End,
 			&detected, &l.Status, &l.Attempts, &l.LastError, &l.Action, &l.Allowable, &l.DeletionID,
-			&l.HoldReason, &l.CancelledBy, &l.CancelReason); err != nil {
+			&l.HoldReason, &l.CancelledBy, &l.CancelReason, &l.Origin); err != nil {
 			return nil, fmt.Errorf("list leaks: %w", err)
 		}
 		l.DetectedAt = fromMillis(detected)

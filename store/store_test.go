@@ -497,3 +497,53 @@ func TestWatermarksOnlyMoveForward(t *testing.T) {
 		t.Error("a save without a connection time changed the presence")
 	}
 }
+
+// TestHistoryFindingSeenLiveIsDeleted: a message a sweep recorded (no
+// deletion) and then seen live by a delete rule gets its deletion, counted
+// as new (so its notices go out); the breaker's load counts live
+// deletions only.
+func TestHistoryFindingSeenLiveIsDeleted(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r, err := s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := []store.Finding{{RegexID: r.ID, Excerpt: "************8453", Start: 5, End: 21, Action: store.ActionDelete}}
+	msg := store.Message{Channel: "C1", User: "U1", TS: "1764580000.000100", Origin: store.OriginHistory}
+	if res, err := s.RecordLeak(ctx, msg, f, false); err != nil || res.NewLeaks != 1 || res.DeletionID != 0 {
+		t.Fatalf("history record = %+v, %v", res, err)
+	}
+	if l, _ := s.RuleLoad(ctx, r.ID, time.Unix(0, 0)); l.Deletions != 0 {
+		t.Errorf("a history finding counts %d deletions for the breaker", l.Deletions)
+	}
+	n, err := s.EnforceHistory(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("EnforceHistory = %d, %v", n, err)
+	}
+	if l, _ := s.RuleLoad(ctx, r.ID, time.Unix(0, 0)); l.Deletions != 0 {
+		t.Errorf("an enforced history finding counts %d deletions for the breaker", l.Deletions)
+	}
+	// A second message: recorded by a sweep, then seen live.
+	msg.TS = "1764580000.000200"
+	if _, err := s.RecordLeak(ctx, msg, f, false); err != nil {
+		t.Fatal(err)
+	}
+	msg.Origin = ""
+	res, err := s.RecordLeak(ctx, msg, f, true)
+	if err != nil || res.NewLeaks != 1 || !res.NewDeletion {
+		t.Fatalf("live record after the sweep = %+v, %v", res, err)
+	}
+	ls, _ := s.Leaks(ctx, store.LeakFilter{})
+	for _, l := range ls {
+		if l.Status != store.StatusPending || l.Origin != store.OriginHistory {
+			t.Errorf("leak %s: status %q origin %q", l.TS, l.Status, l.Origin)
+		}
+	}
+	due, _ := s.DueDeletions(ctx, time.Now().Add(time.Hour), 10)
+	for _, d := range due {
+		if ok, err := s.ClaimDeletion(ctx, d.ID, time.Now(), time.Minute); err != nil || !ok {
+			t.Errorf("claim %s: %v %v (the deletion must be justified)", d.TS, ok, err)
+		}
+	}
+}

@@ -204,7 +204,7 @@ func dir(p string) string { return filepath.Dir(p) }
 // and held; a monitored leak; seven pending notifications; an allowlisted
 // value; breaker scan counts), and checks that migration 0008 keeps every
 // one of them and starts the catch-up with no watermark and no connection
-// recorded.
+// recorded, and that migration 0009 marks every leak as found live.
 func TestUpgradeFromSchema7(t *testing.T) {
 	ctx := context.Background()
 	path := copyDB(t, "v7.db")
@@ -227,6 +227,11 @@ func TestUpgradeFromSchema7(t *testing.T) {
 	ls, err := st.Leaks(ctx, store.LeakFilter{})
 	if err != nil || len(ls) != 6 {
 		t.Fatalf("leaks = %d, %v; want 6", len(ls), err)
+	}
+	for _, l := range ls {
+		if l.Origin != store.OriginLive {
+			t.Errorf("leak %d: origin %q after the upgrade, want live", l.ID, l.Origin)
+		}
 	}
 	counts, err := st.DeletionCounts(ctx)
 	if err != nil {

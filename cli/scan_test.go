@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/store"
+)
+
+// scanEnv is a CLI environment against a fake Slack whose history holds
+// messages posted in the last minutes.
+func scanEnv(t *testing.T) (*env, *fakeslack.Server) {
+	t.Helper()
+	fake := fakeslack.New(fakeslack.Options{LiveClock: true, HistoryPage: 3, PingInterval: -1})
+	t.Cleanup(fake.Close)
+	e := newEnv(t)
+	e.now = time.Now().Add(10 * time.Minute) // after every message the test posts
+	e.vars[EnvUserToken] = fake.UserToken()
+	e.vars[EnvAPIURL] = fake.APIURL()
+	e.vars[EnvConfig] = writeFile(t, t.TempDir(), "c.toml", "[catchup]\nrequests_per_minute = 1000\n[notify]\nalert_channel = \"C0ALERTS001\"\n", 0o600)
+	e.mustRun("regex", "add", `6759[0-9]{12}`, "-d", "cards")
+	return e, fake
+}
+
+type sweepJSON struct {
+	Messages, Findings, Conversations int
+	NewLeaks                          int `json:"new_leaks"`
+	Resumed                           bool
+	AlreadyDone                       bool `json:"already_done"`
+}
+
+func scanJSON(t *testing.T, r result) sweepJSON {
+	t.Helper()
+	var s sweepJSON
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("scan --json: %v\n%+v", err, r)
+	}
+	return s
+}
+
+// TestScanRecordsHistoryAndDeletesNothing: a sweep reads every conversation
+// (pages, threads, a DM), records what the rules find as found in history,
+// deletes nothing, queues one summary alert, and is not repeated; --enforce
+// shows, then queues, the deletions.
+func TestScanRecordsHistoryAndDeletesNothing(t *testing.T) {
+	e, fake := scanEnv(t)
+	fake.SetConversation(fakeslack.Conversation{ID: "C0DEVOPS001", Name: "devops"})
+	fake.SetConversation(fakeslack.Conversation{ID: "D0DMWITHBOB", Type: "im", User: "U0BOB000001"})
+	leaks := 0
+	for i := range 10 {
+		text := fmt.Sprintf("note %d", i)
+		if i%3 == 0 {
+			text, leaks = fmt.Sprintf("card 6759%012d", 100000000000+i), leaks+1
+		}
+		ch := []string{"C0GENERAL01", "C0DEVOPS001"}[i%2]
+		if _, err := fake.PostQuiet(fakeslack.Message{Channel: ch, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parent, _ := fake.PostQuiet(fakeslack.Message{Channel: "C0DEVOPS001", Text: "thread"})
+	for i := range 4 {
+		fake.PostQuiet(fakeslack.Message{Channel: "C0DEVOPS001", ThreadTS: parent, Text: fmt.Sprintf("reply %d", i)})
+	}
+	fake.PostQuiet(fakeslack.Message{Channel: "C0DEVOPS001", ThreadTS: parent, Text: "reply card 6759649826438453"})
+	fake.PostQuiet(fakeslack.Message{Channel: "D0DMWITHBOB", ChannelType: "im", User: "U0BOB000001", Text: "dm card 6759649826438461"})
+	leaks += 2
+
+	r := e.run("", "scan", "--since", "1h", "--json")
+	if r.code != ExitOK {
+		t.Fatalf("scan: %+v", r)
+	}
+	s := scanJSON(t, r)
+	if s.Messages != 17 || s.Findings != leaks || s.NewLeaks != leaks || s.Conversations != 3 {
+		t.Errorf("sweep = %+v; want 17 messages, %d findings in 3 conversations", s, leaks)
+	}
+	fake.Snapshot(func(st *fakeslack.State) {
+		if n := len(st.Deletes()); n != 0 {
+			t.Errorf("a sweep called chat.delete %d times", n)
+		}
+	})
+	out := e.mustRun("leaks", "list", "--origin", "history", "--json").stdout
+	var ls []store.Leak
+	if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls) != leaks {
+		t.Fatalf("history leaks = %d, %v", len(ls), err)
+	}
+	for _, l := range ls {
+		if l.Status != "" || l.Origin != store.OriginHistory {
+			t.Errorf("a history leak with status %q, origin %q", l.Status, l.Origin)
+		}
+	}
+	if r := e.mustRun("leaks", "list", "--origin", "live"); r.stdout != "" || !strings.Contains(r.stderr, "No leaks") {
+		t.Errorf("live leaks after a sweep: %+v", r)
+	}
+	st, err := store.Open(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, _ := st.OutboxCounts(context.Background())
+	st.Close()
+	if n := oc[store.KindAlert][store.OutboxPending]; n != 1 {
+		t.Errorf("%d alerts queued for one sweep, want 1 summary", n)
+	}
+
+	// The same command again: not repeated.
+	if s := scanJSON(t, e.run("", "scan", "--since", "1h", "--json")); !s.AlreadyDone || s.NewLeaks != 0 {
+		t.Errorf("a finished sweep was run again: %+v", s)
+	}
+	if s := scanJSON(t, e.run("", "scan", "--since", "1h", "--json", "--again")); s.AlreadyDone || s.NewLeaks != 0 || s.Findings != leaks {
+		t.Errorf("--again: %+v", s)
+	}
+
+	// --enforce shows, then queues; never the DM.
+	r = e.mustRun("scan", "--enforce")
+	if !strings.Contains(r.stdout, fmt.Sprintf("Would queue the deletion of %d message", leaks-1)) {
+		t.Errorf("scan --enforce: %s", r.stdout)
+	}
+	r = e.mustRun("scan", "--enforce", "--yes")
+	if !strings.Contains(r.stdout, fmt.Sprintf("Queued the deletion of %d message", leaks-1)) {
+		t.Errorf("scan --enforce --yes: %s", r.stdout)
+	}
+	out = e.mustRun("leaks", "list", "--status", "pending").stdout
+	if strings.Count(out, "\n") != leaks || strings.Contains(out, "D0DMWITHBOB") {
+		t.Errorf("pending deletions after --enforce:\n%s", out)
+	}
+	if r := e.mustRun("scan", "--enforce", "--yes"); !strings.Contains(r.stdout, "Queued the deletion of 0 message") {
+		t.Errorf("a second --enforce: %s", r.stdout)
+	}
+}
+
+// TestScanContinuesAfterAnInterruption: a sweep that fails halfway (Slack
+// answers an error) continues from its cursors when rerun, and records each
+// leak once.
+func TestScanContinuesAfterAnInterruption(t *testing.T) {
+	e, fake := scanEnv(t)
+	for i := range 12 {
+		text := fmt.Sprintf("note %d", i)
+		if i%4 == 0 {
+			text = fmt.Sprintf("card 6759%012d", 100000000000+i)
+		}
+		fake.PostQuiet(fakeslack.Message{Text: text})
+	}
+	pass := fakeslack.Response{Delay: time.Millisecond}
+	fake.Script("conversations.history", pass, pass, fakeslack.Response{Error: "fatal_error"})
+	r := e.run("", "scan", "--since", "1h", "--channel", "C0GENERAL01", "--json")
+	if r.code != ExitError || !strings.Contains(r.stderr, "rerun the same command to continue") {
+		t.Fatalf("interrupted scan: %+v", r)
+	}
+	r = e.run("", "scan", "--since", "1h", "--channel", "C0GENERAL01", "--json")
+	s := scanJSON(t, r)
+	if !s.Resumed || s.Messages != 12 || s.Findings != 3 {
+		t.Errorf("resumed sweep = %+v; want 12 messages, 3 findings", s)
+	}
+	fake.Snapshot(func(st *fakeslack.State) {
+		// 4 pages of 3, the failed call, and 2 pages read before it: the
+		// rest continued from the cursor instead of starting over.
+		if n := st.Calls("conversations.history"); n != 5 {
+			t.Errorf("%d history calls, want 5 (2 pages, the failure, then the 2 pages left)", n)
+		}
+	})
+	out := e.mustRun("leaks", "list", "--json").stdout
+	var ls []store.Leak
+	if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls) != 3 {
+		t.Errorf("leaks = %d, %v; want 3", len(ls), err)
+	}
+}
+
+func TestScanRefusesBadInput(t *testing.T) {
+	e, _ := scanEnv(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--since", "yesterday"}, "--since"},
+		{[]string{"--since", "1h", "--until", "2h"}, "is not before"},
+		{[]string{"--types", "dm"}, "not one of channel"},
+		{[]string{"--channel", "#nowhere"}, "no conversation of that name"},
+	} {
+		r := e.run("", append([]string{"scan"}, tt.args...)...)
+		if r.code != ExitError || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("scan %v: exit %d, %q", tt.args, r.code, r.stderr)
+		}
+	}
+	delete(e.vars, EnvUserToken)
+	if r := e.run("", "scan"); r.code != ExitError || !strings.Contains(r.stderr, EnvUserToken) {
+		t.Errorf("scan without a token: %+v", r)
+	}
+}
