@@ -314,3 +314,88 @@ func (n notices) sweep(r SweepResult) []store.OutboxItem {
 	}
 	return out
 }
+
+// BacktestResult is what a back-test found: what a rule set would have
+// flagged in history. Nothing is stored.
+type BacktestResult struct {
+	Since         time.Time                  `json:"since"`
+	Until         time.Time                  `json:"until"`
+	Conversations int                        `json:"conversations"`
+	Messages      int                        `json:"messages"`
+	Flagged       int                        `json:"flagged"`
+	ByChannel     map[string]BacktestChannel `json:"by_channel"`
+	ByRule        map[int64]int              `json:"by_rule"` // messages each rule flags
+	Examples      []BacktestExample          `json:"examples"`
+}
+
+// BacktestChannel is one conversation's share.
+type BacktestChannel struct {
+	Name     string `json:"name,omitempty"`
+	Messages int    `json:"messages"`
+	Flagged  int    `json:"flagged"`
+}
+
+// BacktestExample is one masked match.
+type BacktestExample struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+	RegexID int64  `json:"regex_id"`
+	Excerpt string `json:"excerpt"`
+}
+
+// maxExamples bounds the examples a back-test keeps.
+const maxExamples = 5
+
+// Backtest reads history as a sweep does and reports what snap would flag,
+// per conversation and per rule, with a few masked examples. It stores
+// nothing and deletes nothing.
+func Backtest(ctx context.Context, o HistoryOptions, snap *ruleset.Snapshot) (BacktestResult, error) {
+	o.defaults()
+	res := BacktestResult{Since: o.Since.UTC(), Until: o.Until.UTC(), ByChannel: map[string]BacktestChannel{}, ByRule: map[int64]int{}}
+	h, err := openHistory(ctx, o)
+	if err != nil {
+		return res, err
+	}
+	res.Conversations = len(h.convs)
+	for _, conv := range h.convs {
+		h.prog.Current = conv.ID
+		bc := BacktestChannel{Name: conv.Name}
+		err := h.reader.window(ctx, conv, span{oldest: tsOf(o.Since), latest: tsOf(o.Until), until: tsOf(o.Until)}, func(m histMsg) error {
+			c, ok := h.content(conv, m)
+			h.prog.Messages++
+			res.Messages++
+			bc.Messages++
+			if h.prog.Messages%50 == 0 {
+				h.report()
+			}
+			if !ok {
+				return nil
+			}
+			fs := snap.Decide(c.Text, true).Findings
+			if len(fs) == 0 {
+				return nil
+			}
+			h.prog.Findings++
+			res.Flagged++
+			bc.Flagged++
+			seen := map[int64]bool{}
+			for _, f := range fs {
+				if !seen[f.RegexID] {
+					seen[f.RegexID] = true
+					res.ByRule[f.RegexID]++
+				}
+				if len(res.Examples) < maxExamples {
+					res.Examples = append(res.Examples, BacktestExample{Channel: c.Channel, TS: c.TS, RegexID: f.RegexID, Excerpt: f.Excerpt})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("read %s: %w", conv.ID, err)
+		}
+		res.ByChannel[conv.ID] = bc
+		h.prog.Done++
+		h.report()
+	}
+	return res, nil
+}

@@ -412,3 +412,31 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 	}
 	return res, nil
 }
+
+// backtestImport runs a back-test of the rules a file would import (those
+// that would be enabled), storing nothing.
+func backtestImport(ctx context.Context, a *app, items []importItem, o backtestOptions) error {
+	var rules []store.Regex
+	names := map[int64]string{}
+	for _, it := range items {
+		if it.skip != "" || it.disable || len(it.override) > 0 || !it.rule.Enabled {
+			continue
+		}
+		if err := ruleset.Validate(it.rule); err != nil {
+			continue
+		}
+		r := it.rule
+		r.ID = int64(len(rules) + 1)
+		names[r.ID] = it.name
+		rules = append(rules, r)
+	}
+	if len(rules) == 0 {
+		return errors.New("no rule of the file can be imported enabled, so there is nothing to back-test")
+	}
+	snap := ruleset.New(rules, nil, nil)
+	for _, err := range snap.Skipped {
+		fmt.Fprintf(a.Stderr, "skipped   %v\n", err)
+	}
+	fmt.Fprintf(a.Stderr, "Back-testing %d rule(s) of the file; nothing is stored.\n", snap.Set.Len())
+	return runBacktest(ctx, a, snap, o, names)
+}

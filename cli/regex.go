@@ -281,6 +281,7 @@ Luhn check of payment-card: 4111 1111 1111 1111 is a leak, 4111 1111 1111 1112 i
 func newRegexImportCmd(a *app) *cobra.Command {
 	var dryRun bool
 	var format, action string
+	var bt backtestOptions
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import rules from a gitleaks config or a pattern list",
@@ -301,6 +302,7 @@ enforces. Each rule is reported as imported, present (stored already) or skipped
 importing the same file again changes nothing. Exit status 2 if any rule was skipped.`,
 		Example: `  securechat regex import gitleaks.toml
   securechat regex import --dry-run patterns.txt
+  securechat regex import gitleaks.toml --backtest 30d    # what it would flag; stores nothing
   securechat regex import --action delete reviewed-rules.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -334,6 +336,9 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 				}
 				return fmt.Errorf("%s holds no rules", args[0])
 			}
+			if bt.history != "" {
+				return backtestImport(cmd.Context(), a, items, bt)
+			}
 			var s *store.Store
 			if !dryRun {
 				if s, err = a.openStore(cmd.Context(), openCreate); err != nil {
@@ -356,6 +361,8 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and report, store nothing")
+	cmd.Flags().StringVar(&bt.history, "backtest", "", "store nothing: read Slack's history this far back (30d, a date) and report what the file's rules would flag")
+	bt.flags(cmd.Flags())
 	cmd.Flags().StringVar(&action, "action", store.ActionMonitor, "what the imported rules do: monitor (record and alert; the default for rules added in bulk) or delete")
 	cmd.Flags().StringVar(&format, "format", formatAuto, "gitleaks (TOML), lines (one pattern per line), or auto: a *.toml file, or one that parses as TOML, is gitleaks")
 	return cmd
@@ -509,27 +516,62 @@ func cancelledNote(n int) string {
 func newRegexTestCmd(a *app) *cobra.Command {
 	var validator string
 	var asJSON bool
+	var id int64
+	var bt backtestOptions
 	cmd := &cobra.Command{
 		Use:   "test PATTERN [TEXT...|-]",
-		Short: "Show what a pattern would match, storing nothing",
+		Short: "Show what a pattern would match, in text or in recent history, storing nothing",
 		Long: `Show what PATTERN would match in each TEXT (or each line of stdin, with - or no TEXT), masked,
 with the engine, normalisation and limits the daemon uses, and how many of the messages it would
 flag. Nothing is stored and nothing is deleted: try a rule before 'regex add' makes it bite.
-Exit status 0 (even when it matches), 2 when the pattern is refused.`,
+
+With --history 30d it reads the last 30 days of Slack's history instead (SLACK_USER_TOKEN,
+the read scopes) and reports the matches per conversation, the share of messages it would
+flag and a few masked examples. --id N tests a stored rule (with its allowlists) instead
+of PATTERN. Exit status 0 (even when it matches), 2 when the pattern is refused.`,
 		Example: `  securechat regex test 'acme_[a-z0-9]{32}' "token acme_0123456789abcdef0123456789abcdef"
   securechat regex test '\b[0-9]{13,19}\b' --validator luhn - < sample-messages.txt
-  securechat regex test -- '-----BEGIN [A-Z ]*PRIVATE KEY-----' "-----BEGIN RSA PRIVATE KEY-----"`,
-		Args: cobra.MinimumNArgs(1),
+  securechat regex test -- '-----BEGIN [A-Z ]*PRIVATE KEY-----' "-----BEGIN RSA PRIVATE KEY-----"
+  securechat regex test 'acme_[a-z0-9]{32}' --history 30d
+  securechat regex test --id 7 --history 7d --channel '#devops'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if id != 0 {
+				return nil
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rule := store.Regex{ID: 1, Pattern: args[0], Description: "test", Enabled: true, Validator: validator, Action: store.ActionMonitor}
-			if err := detect.Validate(rule.Pattern); err != nil {
-				return err
+			rule := store.Regex{ID: 1, Description: "test", Enabled: true, Validator: validator, Action: store.ActionMonitor}
+			if id != 0 {
+				s, err := a.openStore(cmd.Context(), openRead)
+				if err != nil {
+					return err
+				}
+				stored, err := s.Regex(cmd.Context(), id)
+				s.Close()
+				if err != nil {
+					return fmt.Errorf("regex %d: %w", id, err)
+				}
+				stored.Enabled = true // tested even when disabled
+				rule = stored
+			} else {
+				rule.Pattern, args = args[0], args[1:]
+				if err := detect.Validate(rule.Pattern); err != nil {
+					return err
+				}
 			}
 			if err := ruleset.Validate(rule); err != nil {
 				return err
 			}
 			snap := ruleset.New([]store.Regex{rule}, nil, nil)
-			texts := args[1:]
+			if bt.history != "" {
+				if len(args) > 0 {
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--history reads Slack's history: give no TEXT")}
+				}
+				bt.json = asJSON
+				return runBacktest(cmd.Context(), a, snap, bt, nil)
+			}
+			texts := args
 			if len(texts) == 0 || (len(texts) == 1 && texts[0] == "-") {
 				texts = nil
 				sc := bufio.NewScanner(a.Stdin)
@@ -577,5 +619,8 @@ Exit status 0 (even when it matches), 2 when the pattern is refused.`,
 	}
 	cmd.Flags().StringVar(&validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: messages, flagged, matches")
+	cmd.Flags().Int64Var(&id, "id", 0, "test the stored rule with this id (its allowlists too) instead of PATTERN")
+	cmd.Flags().StringVar(&bt.history, "history", "", "read Slack's history this far back (30d, 2w, a date) instead of TEXT")
+	bt.flags(cmd.Flags())
 	return cmd
 }

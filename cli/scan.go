@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
@@ -274,4 +276,108 @@ func (p *progressLine) done() {
 	if p.tty && p.shown {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// backtestOptions say which history a back-test reads.
+type backtestOptions struct {
+	history  string // how far back: 30d, or a date
+	channels []string
+	types    []string
+	json     bool
+}
+
+func (o *backtestOptions) flags(fl interface {
+	StringSliceVar(p *[]string, name string, value []string, usage string)
+}) {
+	fl.StringSliceVar(&o.channels, "channel", nil, "with --history/--backtest: only this conversation (an id or a #name the daemon has seen; repeatable)")
+	fl.StringSliceVar(&o.types, "types", nil, "with --history/--backtest: only these conversation types (channel, group, im, mpim)")
+}
+
+// runBacktest reads recent history with snap and reports what it would
+// flag; names labels the rules in the per-rule table (nil: no table).
+func runBacktest(ctx context.Context, a *app, snap *ruleset.Snapshot, o backtestOptions, names map[int64]string) error {
+	if err := a.cfg.validateUserToken(); err != nil {
+		return &hintError{err: fmt.Errorf("a back-test reads Slack's history: %w", err), hint: "set " + EnvUserToken + " (the daemon's user token); nothing is stored or deleted"}
+	}
+	now := a.Now()
+	since, err := parseSince(o.history, now)
+	if err != nil {
+		return fmt.Errorf("--history/--backtest: %w", err)
+	}
+	var ids []string
+	if len(o.channels) > 0 {
+		s, err := a.openStore(ctx, openRead)
+		if err != nil {
+			return err
+		}
+		for _, ch := range o.channels {
+			id, err := channelID(ctx, s, ch)
+			if err != nil {
+				s.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		s.Close()
+	}
+	c := a.cfg
+	prog := newProgressLine(a.Stderr, now, a.Now)
+	res, err := bot.Backtest(ctx, bot.HistoryOptions{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: now,
+		Channels: ids, Types: o.types, ScanBots: c.Daemon.ScanBots, Log: a.newLogger(), Now: a.Now,
+		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute},
+		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels, Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
+		Progress: func(p bot.HistoryProgress) {
+			if !o.json {
+				prog.show(p)
+			}
+		}}, snap)
+	prog.done()
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(a.Stdout, res)
+	}
+	pct := func(n, of int) string {
+		if of == 0 {
+			return "0.0%"
+		}
+		return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(of))
+	}
+	fmt.Fprintf(a.Stdout, "Back-test over %s to %s: %d messages in %d conversations, %d would be flagged (%s).\n",
+		res.Since.Format(time.RFC3339), res.Until.Format(time.RFC3339), res.Messages, res.Conversations, res.Flagged, pct(res.Flagged, res.Messages))
+	t := newTable(a.Stdout, "CONVERSATION", "MESSAGES", "FLAGGED", "SHARE")
+	for _, id := range slices.Sorted(maps.Keys(res.ByChannel)) {
+		bc := res.ByChannel[id]
+		name := id
+		if bc.Name != "" {
+			name = "#" + bc.Name
+		}
+		t.row(name, fmt.Sprint(bc.Messages), fmt.Sprint(bc.Flagged), pct(bc.Flagged, bc.Messages))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if names != nil {
+		fmt.Fprintln(a.Stdout)
+		t := newTable(a.Stdout, "RULE", "FLAGGED", "SHARE")
+		for _, id := range slices.Sorted(maps.Keys(names)) {
+			t.row(names[id], fmt.Sprint(res.ByRule[id]), pct(res.ByRule[id], res.Messages))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(res.Examples) > 0 {
+		fmt.Fprintln(a.Stdout, "\nExamples (masked):")
+		for _, ex := range res.Examples {
+			label := fmt.Sprint(ex.RegexID)
+			if names != nil {
+				label = names[ex.RegexID]
+			}
+			fmt.Fprintf(a.Stdout, "  %s %s %s: %s\n", ex.Channel, ex.TS, label, ex.Excerpt)
+		}
+	}
+	fmt.Fprintln(a.Stderr, "Nothing was stored or deleted.")
+	return nil
 }

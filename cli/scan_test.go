@@ -190,3 +190,55 @@ func TestScanRefusesBadInput(t *testing.T) {
 		t.Errorf("scan without a token: %+v", r)
 	}
 }
+
+// TestBacktests: regex test --history, regex test --id and regex import
+// --backtest read history and report what would be flagged, masked, per
+// conversation and per rule, storing and deleting nothing.
+func TestBacktests(t *testing.T) {
+	e, fake := scanEnv(t)
+	fake.SetConversation(fakeslack.Conversation{ID: "C0DEVOPS001", Name: "devops"})
+	for i := range 8 {
+		text := fmt.Sprintf("note %d", i)
+		if i%4 == 0 {
+			text = fmt.Sprintf("card 6759%012d and token acme_%032d", 100000000000+i, i)
+		}
+		fake.PostQuiet(fakeslack.Message{Channel: []string{"C0GENERAL01", "C0DEVOPS001"}[i%2], Text: text})
+	}
+	r := e.mustRun("regex", "test", `acme_[0-9]{32}`, "--history", "1h")
+	for _, want := range []string{"8 messages in 2 conversations, 2 would be flagged (25.00%)", "#general", "#devops", "Examples (masked):"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("regex test --history lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "acme_00000000000000000000000000000000") || !strings.Contains(r.stderr, "Nothing was stored") {
+		t.Errorf("a back-test showed a secret in full, or did not say it stored nothing: %+v", r)
+	}
+	r = e.mustRun("regex", "test", "--id", "1", "--history", "1h", "--channel", "C0GENERAL01", "--json")
+	var bt struct {
+		Messages, Flagged, Conversations int
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &bt); err != nil || bt.Messages != 4 || bt.Flagged != 2 || bt.Conversations != 1 {
+		t.Errorf("regex test --id 1 --history --channel: %+v %v\n%s", bt, err, r.stdout)
+	}
+	if r := e.run("", "regex", "test", "x+", "some text", "--history", "1h"); r.code != ExitError || !strings.Contains(r.stderr, "give no TEXT") {
+		t.Errorf("--history with TEXT: %+v", r)
+	}
+	file := writeFile(t, t.TempDir(), "rules.txt", "acme_[0-9]{32}\tacme tokens\nnever_[a-z]{40}\tnothing\n", 0o600)
+	r = e.mustRun("regex", "import", file, "--backtest", "1h")
+	for _, want := range []string{"RULE", "line 1", "line 2", "2 would be flagged"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("import --backtest lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if n := e.ruleCount(); n != 1 {
+		t.Errorf("import --backtest stored rules: %d, want the 1 of the setup", n)
+	}
+	if out := e.mustRun("leaks", "list", "--json").stdout; strings.TrimSpace(out) != "[]" {
+		t.Errorf("a back-test recorded leaks: %s", out)
+	}
+	fake.Snapshot(func(st *fakeslack.State) {
+		if len(st.Deletes()) != 0 {
+			t.Error("a back-test deleted")
+		}
+	})
+}
