@@ -74,3 +74,47 @@ func TestBreakerStopsARunawayRule(t *testing.T) {
 		})
 	}
 }
+
+// TestTrialRuleRecordsThenEnforces: a rule in trial records and alerts but
+// deletes nothing; when its trial ends the daemon switches it to delete and
+// tells the alert channel once, and the next match is deleted.
+func TestTrialRuleRecordsThenEnforces(t *testing.T) {
+	h := newHarness(t, setup{patterns: []string{}, noStart: true})
+	end := time.Now().Add(1500 * time.Millisecond)
+	r, err := h.store.AddRule(context.Background(), store.Regex{Pattern: `6759[0-9]{12}`, Description: "cards on trial",
+		Enabled: true, Action: store.ActionMonitor, TrialUntil: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.restart(bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001"}})
+	during, _ := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("recorded during the trial", func(*fakeslack.State) bool { return len(h.leaks(store.LeakFilter{})) == 1 })
+	h.wait("the trial's end alerted", func(st *fakeslack.State) bool {
+		for _, p := range st.Posts() {
+			if p.Channel == "C0ALERTS001" && strings.Contains(p.Text, "trial of regex") {
+				return true
+			}
+		}
+		return false
+	})
+	after, _ := h.post(fakeslack.Message{Text: "card 6759649826438461"})
+	h.wait("deleted after the trial", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", after) == 1 })
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if st.DeleteCalls("C0GENERAL01", during) != 0 {
+			t.Error("a message matched during the trial was deleted")
+		}
+		n := 0
+		for _, p := range st.Posts() {
+			if strings.Contains(p.Text, "trial of regex") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d trial-end alerts, want 1", n)
+		}
+	})
+	got, err := h.store.Regex(context.Background(), r.ID)
+	if err != nil || got.Action != store.ActionDelete || got.TrialUntil != nil {
+		t.Errorf("after the trial: %+v, %v", got, err)
+	}
+}

@@ -301,6 +301,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 		metrics: o.Metrics, log: d.log.With().Str("component", "notifier").Logger(), now: o.Now, retryMax: o.RetryMax})
 	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.wake,
 		metrics: o.Metrics, log: d.log.With().Str("component", "deleter").Logger(), now: o.Now, retryMax: o.RetryMax})
+	rules.endTrials = func(ctx context.Context) {
+		ended, err := d.store.EndTrials(ctx, o.Now(), notes.trialEnded)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn().Err(err).Msg("could not end rule trials; trying again")
+			}
+			return
+		}
+		for _, r := range ended {
+			d.log.Warn().Int64("regex_id", r.ID).Str("rule", r.Description).
+				Msg("trial ended: the rule now deletes matching messages (stop it with 'securechat regex update ID --action monitor')")
+		}
+		if len(ended) > 0 {
+			notifier.wake()
+		}
+	}
 	var brk *breaker
 	if o.Breaker.Enabled && o.Mode != ModeMonitor {
 		brk = newBreaker(o.Breaker, d.store, notes, o.Metrics, d.log.With().Str("component", "breaker").Logger(), o.Now)

@@ -190,3 +190,25 @@ func marshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// trialEnded builds the alert and webhook event of a rule whose trial ended.
+func (n notices) trialEnded(r store.Regex) []store.OutboxItem {
+	var out []store.OutboxItem
+	desc := r.Description
+	if desc == "" {
+		desc = detect.Shorten(r.Pattern, 60)
+	}
+	if n.cfg.AlertChannel != "" {
+		text := fmt.Sprintf(":alarm_clock: securechat: the trial of regex %d (%s) ended: it now deletes the messages it matches. "+
+			"What it recorded during the trial: `securechat leaks list --regex %d`. To stop it: `securechat regex update %d --action monitor`.",
+			r.ID, escape(detect.Shorten(desc, 80)), r.ID, r.ID)
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
+	}
+	if n.cfg.WebhookURL != "" {
+		now := n.now().UTC()
+		body := map[string]any{"id": fmt.Sprintf("trial:%d:%d", r.ID, now.UnixMilli()), "event": "trial_ended",
+			"regex_id": r.ID, "rule": desc, "action": store.ActionDelete, "time": now}
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
+	}
+	return out
+}

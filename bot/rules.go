@@ -21,6 +21,9 @@ type rules struct {
 	metrics *Metrics
 	log     zerolog.Logger
 	snap    atomic.Pointer[ruleset.Snapshot]
+	// endTrials, when set, switches rules whose trial ended to delete; it
+	// runs before each reload.
+	endTrials func(ctx context.Context)
 }
 
 func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *rules {
@@ -89,6 +92,9 @@ func (r *rules) run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if r.endTrials != nil {
+			r.endTrials(ctx)
 		}
 		if err := r.reload(ctx); err != nil && ctx.Err() == nil {
 			sampled.Warn().Err(err).Msg("could not reload rules; keeping the current ones")

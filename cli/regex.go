@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,8 +42,12 @@ type regexAddOptions struct {
 	builtin     string
 	validator   string
 	action      string
+	trial       time.Duration
 	json        bool
 }
+
+// maxTrial bounds a trial: longer is a monitor rule someone forgot.
+const maxTrial = 90 * 24 * time.Hour
 
 func newRegexAddCmd(a *app) *cobra.Command {
 	var o regexAddOptions
@@ -58,6 +63,7 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
   securechat regex add '\b[0-9]{13,19}\b' --validator luhn -d "Card numbers"
   securechat regex add --builtin payment-card        # see: securechat regex builtins
   securechat regex add --builtin all                 # every builtin, in monitor: watch, then 'regex update ID --action delete'
+  securechat regex add 'acme_[a-z0-9]{32}' --trial 24h  # records only for a day, then deletes
   securechat regex add -d "PEM keys" -- '-----BEGIN [A-Z ]*PRIVATE KEY-----'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -98,6 +104,16 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 				return err
 			}
 			rule.Action = o.action
+			if cmd.Flags().Changed("trial") {
+				switch {
+				case o.trial < time.Minute || o.trial > maxTrial:
+					return fmt.Errorf("--trial %s: use 1m to %s", o.trial, maxTrial)
+				case o.action == store.ActionMonitor:
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--trial makes the rule delete when the trial ends; it cannot be used with --action monitor")}
+				}
+				end := a.Now().Add(o.trial).UTC().Truncate(time.Second)
+				rule.Action, rule.TrialUntil = store.ActionMonitor, &end
+			}
 			s, err := a.openStore(cmd.Context(), openCreate)
 			if err != nil {
 				return err
@@ -122,6 +138,11 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 				return writeJSON(a.Stdout, r)
 			}
 			fmt.Fprintln(a.Stdout, r.ID)
+			if r.TrialUntil != nil {
+				fmt.Fprintf(a.Stderr, "Added regex %d in trial: it records and alerts, and deletes nothing, until %s; then a running daemon switches it to delete and tells the alert channel. Watch it with 'securechat regex list' (HITS) and 'securechat leaks list --regex %d'; end the trial early with 'securechat regex update %d --action delete' (or --action monitor to keep it watching).\n",
+					r.ID, r.TrialUntil.Format(time.RFC3339), r.ID, r.ID)
+				return nil
+			}
 			fmt.Fprintf(a.Stderr, "Added regex %d.\n", r.ID)
 			return nil
 		},
@@ -131,6 +152,7 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 	cmd.Flags().StringVar(&o.validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
 	cmd.Flags().StringVar(&o.action, "action", "delete", "what a match does: delete, or monitor (record and alert, do not delete)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the new regex as JSON")
+	cmd.Flags().DurationVar(&o.trial, "trial", 0, "record and alert only for this long (24h, 72h), then delete: try the rule before it bites")
 	return cmd
 }
 
@@ -408,7 +430,13 @@ func newRegexListCmd(a *app) *cobra.Command {
 					if source == "" {
 						source = "-"
 					}
-					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), r.Action, truncate(source, 30), enabled,
+					action := r.Action
+					if r.TrialUntil != nil {
+						action = "trial"
+						reasons = append(reasons, fmt.Sprintf("regex %d is in trial: it records only until %s, then deletes (end it now: securechat regex update %d --action delete|monitor)",
+							r.ID, r.TrialUntil.Format(time.RFC3339), r.ID))
+					}
+					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), action, truncate(source, 30), enabled,
 						strconv.Itoa(hits[r.ID]), formatTime(r.UpdatedAt))
 				}
 				if err := t.flush(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -365,5 +366,35 @@ regex = '''key_[a-z0-9]{24}'''
 	e.mustRun("regex", "add", `key_[a-z0-9]{24}`, "-d", "by hand")
 	if r := e.run("", "regex", "add", `key_[a-z0-9]{24}`); r.code != ExitError || !strings.Contains(r.stderr, "already exists as regex 3") {
 		t.Errorf("a second hand-added copy: %+v", r)
+	}
+}
+
+// TestRegexAddTrial: --trial stores the rule in monitor with its end, regex
+// list says so, bad trials are refused, and an explicit action ends it.
+func TestRegexAddTrial(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("", "regex", "add", `acme_[a-z0-9]{32}`, "--trial", "24h")
+	if r.code != ExitOK || !strings.Contains(r.stderr, "in trial") || !strings.Contains(r.stderr, "2026-11-26T12:00:00Z") {
+		t.Fatalf("regex add --trial: %+v", r)
+	}
+	list := e.mustRun("regex", "list")
+	if !strings.Contains(list.stdout, "trial") || !strings.Contains(list.stderr, "records only until 2026-11-26T12:00:00Z") {
+		t.Errorf("regex list of a trial rule: %+v", list)
+	}
+	var rs []store.Regex
+	if err := json.Unmarshal([]byte(e.mustRun("regex", "list", "--json").stdout), &rs); err != nil || len(rs) != 1 ||
+		rs[0].Action != store.ActionMonitor || rs[0].TrialUntil == nil {
+		t.Fatalf("stored trial rule: %+v, %v", rs, err)
+	}
+	for _, bad := range [][]string{{"--trial", "10s"}, {"--trial", "2400h"}, {"--trial", "24h", "--action", "monitor"}, {"--trial", "soon"}} {
+		r := e.run("", append([]string{"regex", "add", `other_[0-9]{20}`}, bad...)...)
+		if r.code != ExitError || !strings.Contains(r.stderr, "--trial") {
+			t.Errorf("regex add %v: exit %d, %q", bad, r.code, r.stderr)
+		}
+	}
+	e.mustRun("regex", "update", "1", "--action", "delete")
+	var after []store.Regex
+	if err := json.Unmarshal([]byte(e.mustRun("regex", "list", "--json").stdout), &after); err != nil || after[0].TrialUntil != nil || after[0].Action != store.ActionDelete {
+		t.Errorf("after update --action delete: %+v, %v", after, err)
 	}
 }

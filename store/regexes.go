@@ -37,9 +37,12 @@ type Regex struct {
 	TrippedReason string `json:"tripped_reason,omitempty"`
 	// DisabledReason says why securechat disabled the rule itself (e.g. it
 	// is over the current limits); "" otherwise.
-	DisabledReason string    `json:"disabled_reason,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// TrialUntil, when set, is when a rule in trial (stored in monitor)
+	// starts deleting.
+	TrialUntil *time.Time `json:"trial_until,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
 // Allowlist is a gitleaks-style allowlist of a rule: Target is "secret"
@@ -75,16 +78,20 @@ const (
 )
 
 const regexColumns = `id, pattern, description, enabled, action, source, validator, secret_group, entropy,
-	keywords, allow_patterns, stopwords, allowlists, disabled_reason, tripped_reason, created_at, updated_at`
+	keywords, allow_patterns, stopwords, allowlists, disabled_reason, tripped_reason, trial_until, created_at, updated_at`
 
 type rowScanner interface{ Scan(...any) error }
 
 func scanRegex(row rowScanner) (Regex, error) {
 	var r Regex
-	var created, updated int64
+	var created, updated, trial int64
 	var kw, allow, stop, lists string
 	err := row.Scan(&r.ID, &r.Pattern, &r.Description, &r.Enabled, &r.Action, &r.Source, &r.Validator, &r.SecretGroup,
-		&r.Entropy, &kw, &allow, &stop, &lists, &r.DisabledReason, &r.TrippedReason, &created, &updated)
+		&r.Entropy, &kw, &allow, &stop, &lists, &r.DisabledReason, &r.TrippedReason, &trial, &created, &updated)
+	if trial > 0 {
+		t := fromMillis(trial)
+		r.TrialUntil = &t
+	}
 	r.Allowlists = decodeAllowlists(lists)
 	r.Keywords, r.AllowPatterns, r.Stopwords = splitLines(kw), splitLines(allow), splitLines(stop)
 	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
@@ -155,11 +162,11 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	}
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
-		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, trial_until, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
 		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"),
-		encodeAllowlists(r.Allowlists), r.DisabledReason, now, now)
+		encodeAllowlists(r.Allowlists), r.DisabledReason, trialMillis(r), now, now)
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
@@ -285,9 +292,10 @@ func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by str
 		res, err := tx.ExecContext(ctx,
 			`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
 			        tripped_reason = CASE WHEN ? IS NULL THEN tripped_reason ELSE '' END,
+			        trial_until = CASE WHEN ? IS NULL THEN trial_until ELSE 0 END,
 			        enabled = COALESCE(?, enabled),
 			        disabled_reason = CASE WHEN ? THEN '' ELSE disabled_reason END, updated_at = ? WHERE id = ?`,
-			u.Description, u.Action, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
+			u.Description, u.Action, u.Action, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
 		if err != nil {
 			return err
 		}
@@ -373,4 +381,61 @@ func (s *Store) AddAllowlists(ctx context.Context, id int64, as []Allowlist) (in
 		return err
 	})
 	return added, err
+}
+
+func trialMillis(r Regex) int64 {
+	if r.TrialUntil == nil {
+		return 0
+	}
+	return r.TrialUntil.UnixMilli()
+}
+
+// EndTrials switches every enabled rule whose trial has ended by now to
+// delete, and queues notes(rule) for each, in one transaction: with several
+// daemons on the database, one of them does it, once. It returns the rules
+// switched.
+func (s *Store) EndTrials(ctx context.Context, now time.Time, notes func(Regex) []OutboxItem) ([]Regex, error) {
+	var due bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM regexes
+		WHERE trial_until > 0 AND trial_until <= ? AND enabled = 1 AND action = 'monitor')`, now.UnixMilli()).Scan(&due); err != nil {
+		return nil, fmt.Errorf("look for ended rule trials: %w", classify(err))
+	}
+	if !due {
+		return nil, nil // the common case: no write transaction
+	}
+	var ended []Regex
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+regexColumns+` FROM regexes
+			WHERE trial_until > 0 AND trial_until <= ? AND enabled = 1 AND action = 'monitor' ORDER BY id`, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			r, err := scanRegex(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			ended = append(ended, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		ms := s.millis()
+		for i, r := range ended {
+			if _, err := tx.ExecContext(ctx, `UPDATE regexes SET action = 'delete', trial_until = 0, updated_at = ? WHERE id = ?`, ms, r.ID); err != nil {
+				return err
+			}
+			ended[i].Action, ended[i].TrialUntil = ActionDelete, nil
+			if err := enqueue(ctx, tx, ms, notes(ended[i])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("end rule trials: %w", err)
+	}
+	return ended, nil
 }
