@@ -100,6 +100,10 @@ type Notify struct {
 	AlertChannel string
 	// WebhookURL receives a JSON POST per leak outcome.
 	WebhookURL string
+	// DigestAbove: when more alerts (or webhook events) than this would go
+	// out within a minute, the due ones are merged into one digest [10];
+	// negative: never.
+	DigestAbove int
 }
 
 // Modes.
@@ -127,7 +131,7 @@ func Defaults() Options {
 		ResumeMaxAge:    24 * time.Hour,
 		PingInterval:    30 * time.Second,
 		Mode:            ModeEnforce,
-		Notify:          Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage},
+		Notify:          Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10},
 		Breaker:         Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
 		Catchup:         Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: HistoryPace{PerMinute: 50, PageSize: 200}},
 	}
@@ -208,6 +212,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Notify.AuthorMessage == "" {
 		o.Notify.AuthorMessage = def.Notify.AuthorMessage
+	}
+	if o.Notify.DigestAbove == 0 {
+		o.Notify.DigestAbove = def.Notify.DigestAbove
 	}
 	return o
 }
@@ -298,7 +305,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	notes := notices{cfg: o.Notify, now: o.Now}
 	notifier := newNotifier(notifierDeps{store: d.store, poster: d.poster, http: o.HTTPClient, webhookURL: o.Notify.WebhookURL,
-		metrics: o.Metrics, log: d.log.With().Str("component", "notifier").Logger(), now: o.Now, retryMax: o.RetryMax})
+		metrics: o.Metrics, log: d.log.With().Str("component", "notifier").Logger(), now: o.Now, retryMax: o.RetryMax,
+		digestAbove: max(o.Notify.DigestAbove, 0)})
 	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.wake,
 		metrics: o.Metrics, log: d.log.With().Str("component", "deleter").Logger(), now: o.Now, retryMax: o.RetryMax})
 	rules.endTrials = func(ctx context.Context) {

@@ -66,11 +66,12 @@ func TestRetryAfterZeroDoesNotSpin(t *testing.T) {
 // TestTwoDaemonsSendEachNoticeOnce: two daemons on one database (and one
 // workspace) share the outbox; each notification is claimed and sent once.
 func TestTwoDaemonsSendEachNoticeOnce(t *testing.T) {
-	h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS01"}}})
+	// One post per alert (no digests), to count them.
+	h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS01", DigestAbove: -1}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	second := bot.New(h.store, zerolog.New(h.logs), bot.Options{AppToken: h.slack.AppToken(), UserToken: h.slack.UserToken(),
 		APIURL: h.slack.APIURL(), ReloadInterval: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-		Notify: bot.Notify{AlertChannel: "C0ALERTS01"}})
+		Notify: bot.Notify{AlertChannel: "C0ALERTS01", DigestAbove: -1}})
 	done := make(chan error, 1)
 	go func() { done <- second.Run(ctx) }()
 	defer func() { cancel(); <-done }()

@@ -19,6 +19,11 @@ type notice struct {
 	Mode    string          `json:"mode,omitempty"`    // author notices: ephemeral or dm
 	Text    string          `json:"text,omitempty"`    // Slack text
 	Body    json.RawMessage `json:"body,omitempty"`    // webhook JSON
+	// Leak alerts also carry their findings, for digests: "regex N (rule)"
+	// and the masked excerpt of each (at most alertFindings).
+	Rules    []string `json:"rules,omitempty"`
+	Excerpts []string `json:"excerpts,omitempty"`
+	Where    string   `json:"where,omitempty"` // the leak's channel
 }
 
 // WebhookEvent is the JSON body securechat POSTs to the webhook, one per
@@ -64,8 +69,12 @@ func (n notices) any() bool {
 func (n notices) outcome(msg store.Message, fs []store.Finding, action, outcome, reason string) []store.OutboxItem {
 	var out []store.OutboxItem
 	if n.cfg.AlertChannel != "" {
-		out = append(out, store.OutboxItem{Kind: store.KindAlert,
-			Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason)})})
+		al := notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason), Where: msg.Channel}
+		for _, f := range fs[:min(len(fs), alertFindings)] {
+			al.Rules = append(al.Rules, fmt.Sprintf("regex %d (%s)", f.RegexID, detect.Shorten(f.Rule, 60)))
+			al.Excerpts = append(al.Excerpts, f.Excerpt)
+		}
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(al)})
 	}
 	if n.cfg.WebhookURL != "" {
 		ev := webhookEvent(msg, fs, action, outcome, reason, n.now())
@@ -211,4 +220,50 @@ func (n notices) trialEnded(r store.Regex) []store.OutboxItem {
 		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
 	}
 	return out
+}
+
+// digestExcerpts is how many masked excerpts a digest shows.
+const digestExcerpts = 5
+
+// digestText merges alerts into one message: how many, counts per rule, and
+// the first few masked excerpts.
+func digestText(items []notice) string {
+	counts := map[string]int{}
+	var order []string
+	var excerpts []string
+	other := 0
+	for _, it := range items {
+		if len(it.Rules) == 0 {
+			other++
+			continue
+		}
+		for i, r := range it.Rules {
+			if counts[r] == 0 {
+				order = append(order, r)
+			}
+			counts[r]++
+			if len(excerpts) < digestExcerpts && i < len(it.Excerpts) {
+				excerpts = append(excerpts, fmt.Sprintf("`%s` in <#%s>", escape(it.Excerpts[i]), it.Where))
+			}
+		}
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return counts[b] - counts[a] })
+	var per []string
+	for _, r := range order[:min(len(order), 10)] {
+		per = append(per, fmt.Sprintf("%s ×%d", escape(r), counts[r]))
+	}
+	if len(order) > 10 {
+		per = append(per, fmt.Sprintf("%d more rules", len(order)-10))
+	}
+	text := fmt.Sprintf(":rotating_light: securechat digest: %d alerts at once (merged so as not to flood the channel)", len(items))
+	if len(per) > 0 {
+		text += ": " + strings.Join(per, ", ")
+	}
+	if other > 0 {
+		text += fmt.Sprintf("; %d other notices (breaker, trials, outages: see the log)", other)
+	}
+	if len(excerpts) > 0 {
+		text += ". First excerpts: " + strings.Join(excerpts, ", ")
+	}
+	return text + ". All of them: `securechat leaks list --since 1h`."
 }

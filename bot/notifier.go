@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,6 +40,10 @@ type notifierDeps struct {
 	log        zerolog.Logger
 	now        func() time.Time
 	retryMax   time.Duration
+	// digestAbove: when more alerts (or webhook events) than this would
+	// go out within a minute, the due ones are merged into one digest (0:
+	// never).
+	digestAbove int
 }
 
 // notifier sends the notifications queued in the outbox: author notices,
@@ -50,10 +55,11 @@ type notifier struct {
 	notifierDeps
 	wakeCh chan struct{}
 	own    ownPosts
+	sent   map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
 }
 
 func newNotifier(d notifierDeps) *notifier {
-	return &notifier{notifierDeps: d, wakeCh: make(chan struct{}, 1)}
+	return &notifier{notifierDeps: d, wakeCh: make(chan struct{}, 1), sent: map[string][]time.Time{}}
 }
 
 // wake tells the notifier that a notification was queued.
@@ -98,6 +104,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		}
 		return time.Second
 	}
+	due = n.digests(ctx, due, sampled)
 	for _, it := range due {
 		if ctx.Err() != nil {
 			return 0
@@ -141,6 +148,9 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		}
 		result := map[string]string{store.OutboxSent: "sent", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]
 		n.metrics.notifications.WithLabelValues(it.Kind, result).Inc()
+		if status == store.OutboxSent {
+			n.sent[it.Kind] = append(n.sent[it.Kind], now)
+		}
 		e := n.log.Debug()
 		if status != store.OutboxSent {
 			e = sampled.Warn()
@@ -159,6 +169,100 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		return idlePoll
 	}
 	return min(max(next.Sub(n.now()), 0), idlePoll)
+}
+
+// recent counts the sends of a kind in the last minute.
+func (n *notifier) recent(kind string) int {
+	cut := n.now().Add(-time.Minute)
+	ts := n.sent[kind]
+	i := 0
+	for i < len(ts) && ts[i].Before(cut) {
+		i++
+	}
+	n.sent[kind] = ts[i:]
+	return len(ts) - i
+}
+
+// digests merges the due alerts, and the due webhook events, into one
+// digest each when sending them one by one would pass digestAbove in a
+// minute, and returns the rest.
+func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled zerolog.Logger) []store.OutboxItem {
+	if n.digestAbove <= 0 {
+		return due
+	}
+	var rest []store.OutboxItem
+	byKind := map[string][]store.OutboxItem{}
+	for _, it := range due {
+		if it.Kind == store.KindAlert || it.Kind == store.KindWebhook {
+			byKind[it.Kind] = append(byKind[it.Kind], it)
+			continue
+		}
+		rest = append(rest, it)
+	}
+	for _, kind := range []string{store.KindAlert, store.KindWebhook} {
+		items := byKind[kind]
+		if len(items) < 2 || n.recent(kind)+len(items) <= n.digestAbove {
+			rest = append(rest, items...)
+			continue
+		}
+		n.sendDigest(ctx, kind, items, sampled)
+	}
+	return rest
+}
+
+// sendDigest claims items, sends them as one digest, and records the
+// outcome of each.
+func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.OutboxItem, sampled zerolog.Logger) {
+	var claimed []store.OutboxItem
+	var notes []notice
+	var bodies []json.RawMessage
+	for _, it := range items {
+		ok, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
+		if err != nil || !ok {
+			continue
+		}
+		var p notice
+		if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
+			continue // left to the one-by-one path, which fails it with the reason
+		}
+		claimed, notes, bodies = append(claimed, it), append(notes, p), append(bodies, p.Body)
+	}
+	if len(claimed) == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	var out outcome
+	if kind == store.KindAlert {
+		out = n.post(sctx, notes[0].Channel, digestText(notes))
+	} else {
+		body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("digest:%d-%d", claimed[0].ID, claimed[len(claimed)-1].ID),
+			"event": "digest", "count": len(bodies), "events": bodies, "time": n.now().UTC()})
+		out = n.postWebhook(sctx, body)
+	}
+	cancel()
+	now := n.now()
+	for _, it := range claimed {
+		status, next, reason := store.OutboxSent, now, "sent in a digest of "+strconv.Itoa(len(claimed))
+		switch out.kind {
+		case outRetry, outRateLimited:
+			status, next, reason = store.OutboxPending, now.Add(max(out.wait, backoff(it.Attempts+1, n.retryMax))), out.reason
+			if it.Attempts+1 >= maxUnknownTries {
+				status = store.OutboxFailed
+			}
+		case outFailed, outFatal:
+			status, reason = store.OutboxFailed, out.reason
+		}
+		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		if err := n.store.FinishOutbox(wctx, it.ID, status, reason, next); err != nil {
+			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
+		}
+		wcancel()
+		n.metrics.notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
+	}
+	if out.kind == outDone {
+		n.sent[kind] = append(n.sent[kind], now)
+	}
+	n.log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.reason).Msg("sent a digest instead of one notification each")
 }
 
 // send makes one attempt at a notification.

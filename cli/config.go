@@ -70,6 +70,7 @@ type NotifyConfig struct {
 	BotToken      string `toml:"bot_token"`
 	AlertChannel  string `toml:"alert_channel"`
 	WebhookURL    string `toml:"webhook_url"`
+	DigestAbove   int    `toml:"digest_above"`
 }
 
 // AllowlistConfig holds the key of the value fingerprints.
@@ -142,7 +143,7 @@ func Defaults() Config {
 			Mode:            d.Mode,
 		},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
-		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage},
+		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage, DigestAbove: d.Notify.DigestAbove},
 		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
 			MinScanned: d.Breaker.MinScanned, Window: Duration{d.Breaker.Window}},
 		Catchup: CatchupConfig{Enabled: d.Catchup.Enabled, Gap: Duration{d.Catchup.Gap}, Lookback: Duration{d.Catchup.Lookback},
@@ -398,6 +399,9 @@ func (c *Config) Validate(slack bool) error {
 		default:
 			return fmt.Errorf("scope types: %q is not one of channel (public), group (private), im (DM), mpim (group DM)", t)
 		}
+	}
+	if n := c.Notify.DigestAbove; n < 0 || n > 1000 {
+		return fmt.Errorf("notify digest_above = %d: use 1 to 1000 alerts a minute (0 never merges them)", n)
 	}
 	switch c.Notify.Author {
 	case "ephemeral", "dm", "off":

@@ -132,7 +132,7 @@ func (a *app) botOptions() bot.Options {
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels,
 			Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
 		Notify: bot.Notify{Author: c.Notify.Author, AuthorMessage: c.Notify.AuthorMessage, BotToken: c.Notify.BotToken,
-			AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL},
+			AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL, DigestAbove: digestAbove(c.Notify.DigestAbove)},
 		AllowlistKey: allowKey(c.Allowlist.Secret),
 		Breaker: bot.Breaker{Enabled: c.Breaker.Enabled, MaxDeletions: c.Breaker.MaxDeletions, MaxShare: c.Breaker.MaxShare,
 			MinScanned: c.Breaker.MinScanned, Window: c.Breaker.Window.Duration},
@@ -146,4 +146,12 @@ func allowKey(secret string) []byte {
 		return nil
 	}
 	return []byte(secret)
+}
+
+// digestAbove maps the config's 0 (never merge) to the daemon's negative.
+func digestAbove(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
