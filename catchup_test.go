@@ -19,7 +19,7 @@ import (
 // leaks among clean messages), and after the restart every leak posted
 // meanwhile is recorded and deleted once and no clean message is touched.
 func TestCatchupAfterSIGKILL(t *testing.T) {
-	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, LiveClock: true, HistoryPage: 5})
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, LiveClock: true, HistoryPage: 16})
 	defer fake.Close()
 	fake.SetConversation(fakeslack.Conversation{ID: "C0DEVOPS001", Name: "devops"})
 	dir := t.TempDir()
@@ -69,7 +69,7 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 		}
 		return ts
 	}
-	for i := range 30 {
+	for i := range 40 {
 		ch := []string{"C0GENERAL01", "C0DEVOPS001"}[i%2]
 		if i%5 == 0 {
 			post(fakeslack.Message{Channel: ch, Text: fmt.Sprintf("oops card 6759%012d", 100000000000+i)}, true)
@@ -78,7 +78,7 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 		post(fakeslack.Message{Channel: ch, Text: fmt.Sprintf("message %d", i)}, false)
 	}
 	thread := post(fakeslack.Message{Channel: "C0DEVOPS001", Text: "new thread"}, false)
-	for i := range 7 {
+	for i := range 20 {
 		post(fakeslack.Message{Channel: "C0DEVOPS001", ThreadTS: thread, Text: fmt.Sprintf("reply %d", i)}, false)
 	}
 	post(fakeslack.Message{Channel: "C0DEVOPS001", ThreadTS: thread, Text: "reply card 6759649826438453"}, true)

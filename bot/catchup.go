@@ -342,11 +342,15 @@ func (c *catchup) once(ctx context.Context, w window) error {
 // name refresh.
 const namesPerRefresh = 50
 
+// namesMaxAge is how long a cached name is trusted before it is looked up
+// again (people and channels get renamed).
+const namesMaxAge = 24 * time.Hour
+
 // refreshNames looks up the names of the conversations and authors of
 // recorded leaks that the cache lacks (conversations.info, and users.info
 // with users:read), for 'leaks list' and the alerts. Failures only leave IDs.
 func (c *catchup) refreshNames(ctx context.Context) {
-	convs, users, err := c.store.Unnamed(ctx, namesPerRefresh)
+	convs, users, err := c.store.Unnamed(ctx, namesPerRefresh, c.now().Add(-namesMaxAge))
 	if err != nil {
 		c.log.Warn().Err(err).Msg("could not look for unnamed conversations and users")
 		return

@@ -54,6 +54,7 @@ func (h *harness) quiet(m fakeslack.Message) string {
 // left alone.
 func TestCatchupAfterRestart(t *testing.T) {
 	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	h.slack.SetUser("U0MEMBER001", "alice")
 	h.slack.SetConversation(fakeslack.Conversation{ID: "G0PRIVATE01", Name: "ops-private", Type: "group"})
 	h.slack.SetConversation(fakeslack.Conversation{ID: "D0DMWITHADM", Type: "im", User: "U0MEMBER001"})
 	h.slack.SetConversation(fakeslack.Conversation{ID: "C0QUIET0001", Name: "quiet", Type: "channel"})
@@ -123,8 +124,6 @@ func TestCatchupAfterRestart(t *testing.T) {
 		t.Errorf("conversation names cached: %v, %v", names, err)
 	}
 	// The authors of the leaks are looked up with users.info.
-	h.slack.SetUser("U0MEMBER001", "alice")
-	h.restart(catchupOpts(bot.Options{}))
 	h.wait("author names cached", func(*fakeslack.State) bool {
 		users, _ := h.store.Names(context.Background(), store.NameUser)
 		return users["U0MEMBER001"] == "alice" && users[fakeslack.AdminUserID] != ""

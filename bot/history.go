@@ -198,6 +198,30 @@ func (h *historyReader) rateLimited(method string, retryAfter time.Duration) {
 	}
 }
 
+// tier1Spacing is Slack's pace for history methods of apps outside its
+// Marketplace: one request a minute (with 15 messages a page).
+const tier1Spacing = time.Minute
+
+// tier1Page is the page Slack returns at Tier 1.
+const tier1Page = 15
+
+// shortPage is told when a page came back with fewer messages than asked
+// while more remain: Slack caps pages that way for apps at Tier 1 (15 a
+// page), so the method is slowed to Tier 1's pace at once rather than after
+// a 429.
+func (h *historyReader) shortPage(method string, got, asked int) {
+	h.mu.Lock()
+	slowed := h.interval[method] < tier1Spacing
+	if slowed {
+		h.interval[method] = tier1Spacing
+	}
+	h.mu.Unlock()
+	if slowed {
+		h.log.Warn().Str("method", method).Int("page", got).Int("asked", asked).
+			Msg("Slack returns short history pages (Tier 1 limits): reading at one request a minute")
+	}
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
@@ -306,6 +330,9 @@ func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn 
 		if err := h.call(ctx, "conversations.history", p, &page); err != nil {
 			return fmt.Errorf("read the history of %s: %w", c.ID, err)
 		}
+		if page.HasMore && len(page.Messages) < h.pace.PageSize && len(page.Messages) <= tier1Page {
+			h.shortPage("conversations.history", len(page.Messages), h.pace.PageSize)
+		}
 		for _, m := range page.Messages {
 			if err := fn(m); err != nil {
 				return err
@@ -356,6 +383,9 @@ func (h *historyReader) replies(ctx context.Context, c conversation, ts, oldest,
 		}
 		if err != nil {
 			return fmt.Errorf("read the thread %s in %s: %w", ts, c.ID, err)
+		}
+		if page.HasMore && len(page.Messages) < h.pace.PageSize && len(page.Messages) <= tier1Page {
+			h.shortPage("conversations.replies", len(page.Messages), h.pace.PageSize)
 		}
 		for _, m := range page.Messages {
 			if m.TS == ts {

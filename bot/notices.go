@@ -24,6 +24,10 @@ type notice struct {
 	Rules    []string `json:"rules,omitempty"`
 	Excerpts []string `json:"excerpts,omitempty"`
 	Where    string   `json:"where,omitempty"` // the leak's channel
+	// Leak is true for leak alerts and leak webhook events: the ones a
+	// digest may merge. Breaker, trial, outage and sweep notices are always
+	// sent on their own.
+	Leak bool `json:"leak,omitempty"`
 }
 
 // WebhookEvent is the JSON body securechat POSTs to the webhook, one per
@@ -69,7 +73,7 @@ func (n notices) any() bool {
 func (n notices) outcome(msg store.Message, fs []store.Finding, action, outcome, reason string) []store.OutboxItem {
 	var out []store.OutboxItem
 	if n.cfg.AlertChannel != "" {
-		al := notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason), Where: msg.Channel}
+		al := notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason), Where: msg.Channel, Leak: true}
 		for _, f := range fs[:min(len(fs), alertFindings)] {
 			al.Rules = append(al.Rules, fmt.Sprintf("regex %d (%s)", f.RegexID, detect.Shorten(f.Rule, 60)))
 			al.Excerpts = append(al.Excerpts, f.Excerpt)
@@ -78,7 +82,7 @@ func (n notices) outcome(msg store.Message, fs []store.Finding, action, outcome,
 	}
 	if n.cfg.WebhookURL != "" {
 		ev := webhookEvent(msg, fs, action, outcome, reason, n.now())
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: json.RawMessage(marshal(ev))})})
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: json.RawMessage(marshal(ev)), Leak: true})})
 	}
 	return out
 }
@@ -231,12 +235,7 @@ func digestText(items []notice) string {
 	counts := map[string]int{}
 	var order []string
 	var excerpts []string
-	other := 0
 	for _, it := range items {
-		if len(it.Rules) == 0 {
-			other++
-			continue
-		}
 		for i, r := range it.Rules {
 			if counts[r] == 0 {
 				order = append(order, r)
@@ -258,9 +257,6 @@ func digestText(items []notice) string {
 	text := fmt.Sprintf(":rotating_light: securechat digest: %d alerts at once (merged so as not to flood the channel)", len(items))
 	if len(per) > 0 {
 		text += ": " + strings.Join(per, ", ")
-	}
-	if other > 0 {
-		text += fmt.Sprintf("; %d other notices (breaker, trials, outages: see the log)", other)
 	}
 	if len(excerpts) > 0 {
 		text += ". First excerpts: " + strings.Join(excerpts, ", ")

@@ -194,8 +194,11 @@ func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled 
 	byKind := map[string][]store.OutboxItem{}
 	for _, it := range due {
 		if it.Kind == store.KindAlert || it.Kind == store.KindWebhook {
-			byKind[it.Kind] = append(byKind[it.Kind], it)
-			continue
+			var p notice
+			if json.Unmarshal([]byte(it.Payload), &p) == nil && p.Leak {
+				byKind[it.Kind] = append(byKind[it.Kind], it)
+				continue
+			}
 		}
 		rest = append(rest, it)
 	}

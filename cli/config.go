@@ -44,6 +44,7 @@ type CatchupConfig struct {
 	Gap               Duration `toml:"gap"`
 	Lookback          Duration `toml:"lookback"`
 	RequestsPerMinute int      `toml:"requests_per_minute"`
+	PageSize          int      `toml:"page_size"`
 }
 
 // BreakerConfig tunes the runaway-rule breaker.
@@ -147,7 +148,7 @@ func Defaults() Config {
 		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
 			MinScanned: d.Breaker.MinScanned, Window: Duration{d.Breaker.Window}},
 		Catchup: CatchupConfig{Enabled: d.Catchup.Enabled, Gap: Duration{d.Catchup.Gap}, Lookback: Duration{d.Catchup.Lookback},
-			RequestsPerMinute: d.Catchup.Pace.PerMinute},
+			RequestsPerMinute: d.Catchup.Pace.PerMinute, PageSize: d.Catchup.Pace.PageSize},
 	}
 }
 
@@ -386,6 +387,9 @@ func (c *Config) Validate(slack bool) error {
 		cu.RequestsPerMinute < 1 || cu.RequestsPerMinute > 1000) {
 		return fmt.Errorf("catchup: gap %s, lookback %s, requests_per_minute %d: use a gap of at least 1s, a lookback from 1m to 2160h, and 1 to 1000 requests a minute (or enabled = false)",
 			cu.Gap, cu.Lookback, cu.RequestsPerMinute)
+	}
+	if n := c.Catchup.PageSize; n < 1 || n > 999 {
+		return fmt.Errorf("catchup page_size = %d: use 1 to 999 messages a page (Slack recommends at most 200)", n)
 	}
 	if d.ResumeMaxAge.Duration < time.Minute {
 		return fmt.Errorf("daemon resume_max_age = %s: use at least 1m", d.ResumeMaxAge)

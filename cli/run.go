@@ -137,7 +137,7 @@ func (a *app) botOptions() bot.Options {
 		Breaker: bot.Breaker{Enabled: c.Breaker.Enabled, MaxDeletions: c.Breaker.MaxDeletions, MaxShare: c.Breaker.MaxShare,
 			MinScanned: c.Breaker.MinScanned, Window: c.Breaker.Window.Duration},
 		Catchup: bot.Catchup{Enabled: c.Catchup.Enabled, Gap: c.Catchup.Gap.Duration, Lookback: c.Catchup.Lookback.Duration,
-			Pace: bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute}},
+			Pace: bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize}},
 	}
 }
 

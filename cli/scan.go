@@ -124,7 +124,7 @@ func runScan(ctx context.Context, a *app, o scanOptions) error {
 	prog := newProgressLine(a.Stderr, now, a.Now)
 	hist := bot.HistoryOptions{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: until, Channels: ids,
 		Types: o.types, ScanBots: c.Daemon.ScanBots, Log: log, Now: a.Now,
-		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute},
+		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize},
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels, Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
 		Progress: func(p bot.HistoryProgress) {
 			if !o.json {
@@ -324,7 +324,7 @@ func runBacktest(ctx context.Context, a *app, snap *ruleset.Snapshot, o backtest
 	prog := newProgressLine(a.Stderr, now, a.Now)
 	res, err := bot.Backtest(ctx, bot.HistoryOptions{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: now,
 		Channels: ids, Types: o.types, ScanBots: c.Daemon.ScanBots, Log: a.newLogger(), Now: a.Now,
-		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute},
+		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize},
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels, Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
 		Progress: func(p bot.HistoryProgress) {
 			if !o.json {

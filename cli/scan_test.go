@@ -22,7 +22,7 @@ func scanEnv(t *testing.T) (*env, *fakeslack.Server) {
 	e.now = time.Now().Add(10 * time.Minute) // after every message the test posts
 	e.vars[EnvUserToken] = fake.UserToken()
 	e.vars[EnvAPIURL] = fake.APIURL()
-	e.vars[EnvConfig] = writeFile(t, t.TempDir(), "c.toml", "[catchup]\nrequests_per_minute = 1000\n[notify]\nalert_channel = \"C0ALERTS001\"\n", 0o600)
+	e.vars[EnvConfig] = writeFile(t, t.TempDir(), "c.toml", "[catchup]\nrequests_per_minute = 1000\npage_size = 3\n[notify]\nalert_channel = \"C0ALERTS001\"\n", 0o600)
 	e.mustRun("regex", "add", `6759[0-9]{12}`, "-d", "cards")
 	return e, fake
 }

@@ -177,11 +177,13 @@ func (s *Store) Enqueue(ctx context.Context, items ...OutboxItem) error {
 }
 
 // Unnamed returns up to limit conversation and user ids that leaks name and
-// the cache does not, for the daemon to look up.
-func (s *Store) Unnamed(ctx context.Context, limit int) (conversations, users []string, err error) {
+// the cache has no name for, or one cached before staleBefore, for the
+// daemon to look up.
+func (s *Store) Unnamed(ctx context.Context, limit int, staleBefore time.Time) (conversations, users []string, err error) {
 	q := func(kind, col string) ([]string, error) {
 		rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT l.`+col+` FROM leaks l
-			WHERE l.`+col+` != '' AND NOT EXISTS (SELECT 1 FROM names n WHERE n.kind = ? AND n.id = l.`+col+`) LIMIT ?`, kind, limit)
+			WHERE l.`+col+` != '' AND NOT EXISTS (SELECT 1 FROM names n WHERE n.kind = ? AND n.id = l.`+col+` AND n.updated_at >= ?) LIMIT ?`,
+			kind, staleBefore.UnixMilli(), limit)
 		if err != nil {
 			return nil, err
 		}
