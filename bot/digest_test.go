@@ -32,7 +32,7 @@ func TestAlertDigests(t *testing.T) {
 	}))
 	defer hook.Close()
 	h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001", WebhookURL: hook.URL, DigestAbove: 3}}})
-	const n = 30
+	const n = 500
 	for i := range n {
 		h.post(fakeslack.Message{Text: fmt.Sprintf("card 6759%012d", 100000000000+i)})
 		if i == n/2 { // a notice that is not a leak's (as the breaker's): never merged
@@ -72,7 +72,7 @@ func TestAlertDigests(t *testing.T) {
 				}
 			}
 		}
-		if sent := oc[store.KindAlert][store.OutboxSent]; digests == 0 || posts >= sent {
+		if sent := oc[store.KindAlert][store.OutboxSent]; digests == 0 || posts > sent/10 {
 			t.Errorf("%d posts to the alert channel (%d digests) for %d alerts", posts, digests, sent)
 		}
 		if breaker != 1 {
@@ -90,7 +90,7 @@ func TestAlertDigests(t *testing.T) {
 			events++
 		}
 	}
-	if sent := oc[store.KindWebhook][store.OutboxSent]; events != sent || len(hooks) >= sent {
+	if sent := oc[store.KindWebhook][store.OutboxSent]; events != sent || len(hooks) > sent/10 {
 		t.Errorf("webhook: %d POSTs carrying %d events, want fewer POSTs carrying the %d sent", len(hooks), events, sent)
 	}
 }

@@ -24,6 +24,11 @@ const outboxRetention = 7 * 24 * time.Hour
 // outboxBatch is how many due notifications one pass sends.
 const outboxBatch = 100
 
+// digestBatch is how many due notifications one pass reads when digests
+// are on: a digest merges every leak alert due (its text stays short; the
+// webhook digest holds them all).
+const digestBatch = 1000
+
 // poster is the part of the Slack client the notifier uses.
 type poster interface {
 	PostMessageContext(ctx context.Context, channel string, options ...slack.MsgOption) (string, string, error)
@@ -56,10 +61,15 @@ type notifier struct {
 	wakeCh chan struct{}
 	own    ownPosts
 	sent   map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
+	digest map[string]time.Time   // kind → when the last digest went out
 }
 
+// digestEvery is the least time between two digests of a kind: the alerts
+// due meanwhile wait and go out in the next one.
+const digestEvery = 5 * time.Second
+
 func newNotifier(d notifierDeps) *notifier {
-	return &notifier{notifierDeps: d, wakeCh: make(chan struct{}, 1), sent: map[string][]time.Time{}}
+	return &notifier{notifierDeps: d, wakeCh: make(chan struct{}, 1), sent: map[string][]time.Time{}, digest: map[string]time.Time{}}
 }
 
 // wake tells the notifier that a notification was queued.
@@ -97,14 +107,18 @@ func (n *notifier) run(ctx context.Context) {
 // sendDue sends every due notification and returns how long to wait before
 // looking again.
 func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Duration {
-	due, err := n.store.DueOutbox(ctx, n.now(), outboxBatch)
+	batch := outboxBatch
+	if n.digestAbove > 0 {
+		batch = digestBatch // a digest takes every alert due
+	}
+	due, err := n.store.DueOutbox(ctx, n.now(), batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			sampled.Warn().Err(err).Msg("notifier cannot read the outbox; retrying")
 		}
 		return time.Second
 	}
-	due = n.digests(ctx, due, sampled)
+	due, digestWait := n.digests(ctx, due, sampled)
 	for _, it := range due {
 		if ctx.Err() != nil {
 			return 0
@@ -161,7 +175,10 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 			return pause
 		}
 	}
-	if len(due) == outboxBatch {
+	if digestWait > 0 {
+		return digestWait // alerts wait for the next digest; the rest were sent
+	}
+	if len(due) == batch {
 		return 0
 	}
 	next, ok, err := n.store.NextOutboxAt(ctx)
@@ -183,13 +200,16 @@ func (n *notifier) recent(kind string) int {
 	return len(ts) - i
 }
 
-// digests merges the due alerts, and the due webhook events, into one
-// digest each when sending them one by one would pass digestAbove in a
-// minute, and returns the rest.
-func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled zerolog.Logger) []store.OutboxItem {
+// digests merges the due leak alerts, and the due leak webhook events, into
+// one digest each when sending them one by one would pass digestAbove in a
+// minute, at most one digest of a kind every digestEvery (the others wait
+// for the next). It returns the rest, and how soon to look again for the
+// alerts left waiting (0: none).
+func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled zerolog.Logger) ([]store.OutboxItem, time.Duration) {
 	if n.digestAbove <= 0 {
-		return due
+		return due, 0
 	}
+	var wait time.Duration
 	var rest []store.OutboxItem
 	byKind := map[string][]store.OutboxItem{}
 	for _, it := range due {
@@ -204,13 +224,19 @@ func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled 
 	}
 	for _, kind := range []string{store.KindAlert, store.KindWebhook} {
 		items := byKind[kind]
-		if len(items) < 2 || n.recent(kind)+len(items) <= n.digestAbove {
+		if len(items) == 0 || n.recent(kind)+len(items) <= n.digestAbove {
 			rest = append(rest, items...)
 			continue
 		}
+		if left := digestEvery - n.now().Sub(n.digest[kind]); left > 0 {
+			if wait == 0 || left < wait {
+				wait = left
+			}
+			continue // they go out in the next digest
+		}
 		n.sendDigest(ctx, kind, items, sampled)
 	}
-	return rest
+	return rest, wait
 }
 
 // sendDigest claims items, sends them as one digest, and records the
@@ -262,6 +288,7 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 		wcancel()
 		n.metrics.notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
 	}
+	n.digest[kind] = now
 	if out.kind == outDone {
 		n.sent[kind] = append(n.sent[kind], now)
 	}

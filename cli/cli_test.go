@@ -42,6 +42,12 @@ type result struct {
 // run drives the real command tree with args and stdin.
 func (e *env) run(stdin string, args ...string) result {
 	e.t.Helper()
+	return e.runCtx(context.Background(), stdin, args...)
+}
+
+// runCtx is run with a context (cancel it for a Ctrl-C).
+func (e *env) runCtx(ctx context.Context, stdin string, args ...string) result {
+	e.t.Helper()
 	var out, errb bytes.Buffer
 	d := Deps{
 		Stdin:  strings.NewReader(stdin),
@@ -50,7 +56,7 @@ func (e *env) run(stdin string, args ...string) result {
 		Getenv: func(k string) string { return e.vars[k] },
 		Now:    func() time.Time { return e.now },
 	}
-	code := Run(context.Background(), append([]string{"--db", e.db}, args...), d)
+	code := Run(ctx, append([]string{"--db", e.db}, args...), d)
 	return result{out.String(), errb.String(), code}
 }
 

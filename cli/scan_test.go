@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
@@ -241,4 +244,93 @@ func TestBacktests(t *testing.T) {
 			t.Error("a back-test deleted")
 		}
 	})
+}
+
+// TestScanCtrlCThenResumeThenEnforce: a sweep stopped with Ctrl-C (its
+// context cancelled) mid-way goes on when rerun, without rescanning what it
+// finished or recording a leak twice; scan --enforce then has a real daemon
+// delete exactly the recorded messages, and no clean one.
+func TestScanCtrlCThenResumeThenEnforce(t *testing.T) {
+	e, fake := scanEnv(t)
+	var leaks, clean []string
+	for i := range 30 {
+		if i%5 == 0 {
+			ts, _ := fake.PostQuiet(fakeslack.Message{Text: fmt.Sprintf("card 6759%012d", 100000000000+i)})
+			leaks = append(leaks, ts)
+			continue
+		}
+		ts, _ := fake.PostQuiet(fakeslack.Message{Text: fmt.Sprintf("note %d", i)})
+		clean = append(clean, ts)
+	}
+	// Slow pages, and a Ctrl-C after the third.
+	var slow []fakeslack.Response
+	for range 20 {
+		slow = append(slow, fakeslack.Response{Delay: 30 * time.Millisecond})
+	}
+	fake.Script("conversations.history", slow...)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_ = fake.Wait(ctx, func(st *fakeslack.State) bool { return st.Calls("conversations.history") >= 3 })
+		cancel()
+	}()
+	r := e.runCtx(ctx, "", "scan", "--since", "1h", "--json")
+	cancel()
+	if r.code == ExitOK || !strings.Contains(r.stderr, "run the same command again to continue") {
+		t.Fatalf("interrupted scan: %+v", r)
+	}
+	var before int
+	fake.Snapshot(func(st *fakeslack.State) { before = st.Calls("conversations.history") })
+	s := scanJSON(t, e.run("", "scan", "--since", "1h", "--json"))
+	if !s.Resumed || s.Messages != 30 || s.Findings != len(leaks) {
+		t.Errorf("resumed sweep = %+v; want 30 messages, %d findings", s, len(leaks))
+	}
+	fake.Snapshot(func(st *fakeslack.State) {
+		// 10 pages of 3 in all: the rerun read only those not finished.
+		if again := st.Calls("conversations.history") - before; again > 10-(before-1) {
+			t.Errorf("the rerun made %d history calls after %d; it rescanned finished pages", again, before)
+		}
+	})
+	var ls []store.Leak
+	if err := json.Unmarshal([]byte(e.mustRun("leaks", "list", "--json").stdout), &ls); err != nil || len(ls) != len(leaks) {
+		t.Fatalf("leaks = %d, %v; want %d, each once", len(ls), err, len(leaks))
+	}
+
+	// Enforce, and let a daemon carry it out (on the daemon's clock).
+	e.now = time.Now()
+	e.mustRun("scan", "--enforce", "--yes")
+	st, err := store.Open(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	d := bot.New(st, zerolog.Nop(), bot.Options{AppToken: fake.AppToken(), UserToken: fake.UserToken(), APIURL: fake.APIURL(),
+		RetryMax: 200 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- d.Run(dctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer wcancel()
+	if err := fake.Wait(wctx, func(s *fakeslack.State) bool {
+		for _, ts := range leaks {
+			if s.SuccessfulDeletes("C0GENERAL01", ts) != 1 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatalf("the enforced history findings were not deleted: %v", err)
+	}
+	fake.Snapshot(func(s *fakeslack.State) {
+		for _, ts := range clean {
+			if s.DeleteCalls("C0GENERAL01", ts) != 0 {
+				t.Errorf("clean message %s reached chat.delete", ts)
+			}
+		}
+		if n := len(s.Deletes()); n != len(leaks) {
+			t.Errorf("%d chat.delete calls for %d enforced findings", n, len(leaks))
+		}
+	})
+	stop()
+	<-done
 }
