@@ -254,3 +254,36 @@ func TestOutageLongerThanTheLookback(t *testing.T) {
 		return false
 	})
 }
+
+// TestRunStartsWithoutReadScopes: a token with the required scopes but none
+// of the reader's starts, says which scope is missing and what does not work
+// without it, and still deletes live leaks; the catch-up reads only the
+// types it may list (public channels here).
+func TestRunStartsWithoutReadScopes(t *testing.T) {
+	fake := fakeslack.Options{Scopes: "chat:write,channels:history,groups:history,im:history,mpim:history,channels:read"}
+	h := newCatchupHarness(t, fake, bot.Options{})
+	for _, want := range []string{`"scope":"im:read"`, "catch-up skips direct messages", `"scope":"users:read"`, "user ids, not names"} {
+		if !strings.Contains(h.logs.String(), want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+	if strings.Contains(h.logs.String(), `"scope":"channels:read"`) {
+		t.Error("channels:read reported missing")
+	}
+	ts, _ := h.post(fakeslack.Message{Text: "card " + card})
+	h.wait("live leak deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.slack.SetConversation(fakeslack.Conversation{ID: "D0DMWITHADM", Type: "im", User: "U0MEMBER001"})
+	dm := h.quiet(fakeslack.Message{Channel: "D0DMWITHADM", ChannelType: "im", User: fakeslack.AdminUserID, Text: "dm 6759649826438511"})
+	pub := h.quiet(fakeslack.Message{Text: "card 6759649826438461"})
+	h.restart(catchupOpts(bot.Options{}))
+	h.wait("the public leak caught up", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", pub) == 1 })
+	h.waitLog("catch-up done", "catch-up done", 1)
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if st.DeleteCalls("D0DMWITHADM", dm) != 0 {
+			t.Error("the catch-up read a DM without im:read")
+		}
+	})
+}

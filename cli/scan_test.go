@@ -334,3 +334,28 @@ func TestScanCtrlCThenResumeThenEnforce(t *testing.T) {
 	stop()
 	<-done
 }
+
+// TestProgressLine: without a terminal, a line every 10 s, and at once when
+// it starts waiting for Slack's rate limit; rate and ETA from the clock.
+func TestProgressLine(t *testing.T) {
+	var b strings.Builder
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	now := start
+	p := newProgressLine(&b, start, func() time.Time { return now })
+	now = start.Add(20 * time.Second)
+	p.show(bot.HistoryProgress{Conversations: 4, Done: 1, Messages: 400, Findings: 2})
+	now = now.Add(time.Second)
+	p.show(bot.HistoryProgress{Conversations: 4, Done: 1, Messages: 450, Findings: 2}) // within 10 s: nothing
+	p.show(bot.HistoryProgress{Conversations: 4, Done: 1, Messages: 450, Findings: 2, Waiting: true})
+	p.done()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(lines), b.String())
+	}
+	if lines[0] != "scan: 1/4 conversations, 400 messages, 2 with findings, 20 msg/s, ETA 1m0s" {
+		t.Errorf("line = %q", lines[0])
+	}
+	if !strings.HasSuffix(lines[1], "(waiting for Slack's rate limit)") {
+		t.Errorf("waiting line = %q", lines[1])
+	}
+}
