@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +35,7 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "securechat.db")
 	env := []string{"SECURECHAT_DB=" + db, "SLACK_APP_TOKEN=" + fake.AppToken(), "SLACK_USER_TOKEN=" + fake.UserToken(),
-		"SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_LOG_LEVEL=warn", "SECURECHAT_BREAKER=off"}
+		"SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_LOG_LEVEL=warn", "SECURECHAT_BREAKER=off", "SECURECHAT_METRICS_ADDR=127.0.0.1:" + freePort(t)}
 	base, err := os.ReadFile("detect/testdata/patterns100.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -69,12 +71,12 @@ func TestSoak(t *testing.T) {
 			if first == 0 {
 				first = rss
 			}
-			t.Logf("%8d messages  %6.0f msgs/s  daemon RSS %5.1f MB (peak %5.1f MB)", i, float64(i)/time.Since(began).Seconds(), rss, hwm)
+			t.Logf("%8d messages  %6.0f msgs/s  daemon RSS %5.1f MB (peak %5.1f MB)  %s", i, float64(i)/time.Since(began).Seconds(), rss, hwm, goMem(env))
 		}
 	}
 	waitFor(t, fake, "every envelope acked", func(s *fakeslack.State) bool { return s.Unacked() == 0 }, p.stderr.String)
 	rss, hwm := memOf(t, p.cmd.Process.Pid)
-	t.Logf("end: %d messages in %s; daemon RSS %.1f MB (peak %.1f MB); first tenth %.1f MB", n, time.Since(began).Round(time.Second), rss, hwm, first)
+	t.Logf("end: %d messages in %s; daemon RSS %.1f MB (peak %.1f MB); first tenth %.1f MB; %s", n, time.Since(began).Round(time.Second), rss, hwm, first, goMem(env))
 	if rss > first*1.10 {
 		t.Errorf("daemon RSS grew from %.1f MB to %.1f MB (%.0f%%)", first, rss, 100*(rss/first-1))
 	}
@@ -103,4 +105,40 @@ func memOf(t *testing.T, pid int) (rss, hwm float64) {
 		}
 	}
 	return rss, hwm
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// goMem reads the daemon's Go memory figures from its /metrics: how much of
+// its RSS is Go heap in use, and how much the Go runtime holds in all.
+func goMem(env []string) string {
+	addr := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "SECURECHAT_METRICS_ADDR="); ok {
+			addr = v
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "no metrics: " + err.Error()
+	}
+	defer resp.Body.Close()
+	got := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && (f[0] == "go_memstats_heap_inuse_bytes" || f[0] == "go_memstats_sys_bytes" || f[0] == "go_memstats_stack_inuse_bytes") {
+			got[f[0]], _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return fmt.Sprintf("Go heap in use %.1f MB, stacks %.1f MB, Go runtime total %.1f MB",
+		got["go_memstats_heap_inuse_bytes"]/(1<<20), got["go_memstats_stack_inuse_bytes"]/(1<<20), got["go_memstats_sys_bytes"]/(1<<20))
 }

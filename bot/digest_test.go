@@ -72,6 +72,7 @@ func TestAlertDigests(t *testing.T) {
 				}
 			}
 		}
+		t.Logf("%d alerts went out as %d posts to the alert channel, %d of them digests", oc[store.KindAlert][store.OutboxSent], posts, digests)
 		if sent := oc[store.KindAlert][store.OutboxSent]; digests == 0 || posts > sent/10 {
 			t.Errorf("%d posts to the alert channel (%d digests) for %d alerts", posts, digests, sent)
 		}
@@ -90,6 +91,7 @@ func TestAlertDigests(t *testing.T) {
 			events++
 		}
 	}
+	t.Logf("%d webhook events went out in %d POSTs", events, len(hooks))
 	if sent := oc[store.KindWebhook][store.OutboxSent]; events != sent || len(hooks) > sent/10 {
 		t.Errorf("webhook: %d POSTs carrying %d events, want fewer POSTs carrying the %d sent", len(hooks), events, sent)
 	}

@@ -120,11 +120,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// FULL: a commit is on disk before we acknowledge the event to Slack, so
 	// a leak that was acknowledged survives a power cut, not only a crash.
 	q.Set("_synchronous", "FULL")
+	// Each pooled connection keeps a page cache (2 MB by default) that fills
+	// as the database grows: bounded to 512 KB, and idle connections are
+	// closed after a minute, so that a long-running daemon's memory stays
+	// flat. The hot pages (rules, pending deletions) are few.
+	q.Set("_cache_size", "-512")
 	file := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
 	db, err := sql.Open("sqlite3", file+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(time.Minute)
 	s.db = db
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
