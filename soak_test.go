@@ -71,7 +71,7 @@ func TestSoak(t *testing.T) {
 			if first == 0 {
 				first = rss
 			}
-			t.Logf("%8d messages  %6.0f msgs/s  daemon RSS %5.1f MB (peak %5.1f MB)  %s", i, float64(i)/time.Since(began).Seconds(), rss, hwm, goMem(env))
+			t.Logf("%8d messages  %6.0f msgs/s  daemon RSS %5.1f MB (peak %5.1f MB; %s)  %s", i, float64(i)/time.Since(began).Seconds(), rss, hwm, memSplit(t, p.cmd.Process.Pid), goMem(env))
 		}
 	}
 	waitFor(t, fake, "every envelope acked", func(s *fakeslack.State) bool { return s.Unacked() == 0 }, p.stderr.String)
@@ -84,12 +84,26 @@ func TestSoak(t *testing.T) {
 
 // memOf reads a process's resident and peak resident memory, in MB.
 func memOf(t *testing.T, pid int) (rss, hwm float64) {
+	m := memStatus(t, pid)
+	return m["VmRSS:"], m["VmHWM:"]
+}
+
+// memSplit says how much of a process's RSS is anonymous memory (heaps)
+// and how much is file-backed (the binary's pages, mapped files).
+func memSplit(t *testing.T, pid int) string {
+	m := memStatus(t, pid)
+	return fmt.Sprintf("anon %.1f MB, file %.1f MB", m["RssAnon:"], m["RssFile:"])
+}
+
+// memStatus reads the memory lines of /proc/PID/status, in MB.
+func memStatus(t *testing.T, pid int) map[string]float64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -97,14 +111,9 @@ func memOf(t *testing.T, pid int) (rss, hwm float64) {
 			continue
 		}
 		kb, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			hwm = kb / 1024
-		}
+		out[fields[0]] = kb / 1024
 	}
-	return rss, hwm
+	return out
 }
 
 func freePort(t *testing.T) string {
@@ -135,10 +144,11 @@ func goMem(env []string) string {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 2 && (f[0] == "go_memstats_heap_inuse_bytes" || f[0] == "go_memstats_sys_bytes" || f[0] == "go_memstats_stack_inuse_bytes") {
+		if len(f) == 2 && strings.HasPrefix(f[0], "go_memstats_") {
 			got[f[0]], _ = strconv.ParseFloat(f[1], 64)
 		}
 	}
-	return fmt.Sprintf("Go heap in use %.1f MB, stacks %.1f MB, Go runtime total %.1f MB",
-		got["go_memstats_heap_inuse_bytes"]/(1<<20), got["go_memstats_stack_inuse_bytes"]/(1<<20), got["go_memstats_sys_bytes"]/(1<<20))
+	mb := func(k string) float64 { return got["go_memstats_"+k+"_bytes"] / (1 << 20) }
+	return fmt.Sprintf("Go heap in use %.1f MB, stacks %.1f MB, Go runtime total %.1f MB of which returned to the OS %.1f MB",
+		mb("heap_inuse"), mb("stack_inuse"), mb("sys"), mb("heap_released"))
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
-	"github.com/securechat/securechat/internal/malloc"
 	"github.com/securechat/securechat/store"
 )
 
@@ -56,9 +55,6 @@ in ps).`,
 		Annotations: map[string]string{annotNeedsSlack: "yes"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := a.newLogger()
-			if a.Getenv("MALLOC_ARENA_MAX") == "" && malloc.LimitArenas(2) {
-				log.Debug().Msg("C allocator limited to 2 arenas (set MALLOC_ARENA_MAX to choose)")
-			}
 			// A write waits for a lock at most as long as recording a leak may
 			// take, so that a locked database leaves the envelope unacked in
 			// time for Slack to send it again.
