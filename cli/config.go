@@ -207,12 +207,6 @@ func resolveConfig(cmd *cobra.Command, getenv func(string) string, stderr io.Wri
 	case c.DB == "":
 		return c, fmt.Errorf("the database path from the %s is empty: give a file, or leave it unset for the default", c.dbFrom)
 	}
-	if cmd.Annotations[annotNeedsSlack] == needsUserToken {
-		if err := c.Validate(false); err != nil {
-			return c, err
-		}
-		return c, c.validateUserToken()
-	}
 	return c, c.Validate(cmd.Annotations[annotNeedsSlack] != "")
 }
 
@@ -442,11 +436,9 @@ func (c *Config) validateSlack() error {
 	return c.validateUserToken()
 }
 
-// needsUserToken is the annotNeedsSlack value of commands that call the Web
-// API only (scan, back-tests): they need no app token.
-const needsUserToken = "user token"
-
-// validateUserToken checks the user token and the API URL.
+// validateUserToken checks the user token and the API URL: what the
+// commands that call the Web API only (scan, back-tests) need; they need no
+// app token.
 func (c *Config) validateUserToken() error {
 	if err := checkToken(c.Slack.UserToken, EnvUserToken, "user_token", "xoxp-",
 		"install the app as a workspace admin or owner and copy the User OAuth Token under OAuth & Permissions"); err != nil {

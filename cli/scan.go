@@ -49,12 +49,14 @@ It needs SLACK_USER_TOKEN (not the app token), with the read scopes of each type
   securechat scan --since 30d --types channel,group --json
   securechat scan --enforce          # shows what it would queue
   securechat scan --enforce --yes    # queues it`,
-		Args:        cobra.NoArgs,
-		Annotations: map[string]string{annotNeedsSlack: needsUserToken},
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if o.enforce {
-				return runEnforce(ctx, a, o)
+				return runEnforce(ctx, a, o) // reads nothing from Slack: no token needed
+			}
+			if err := a.cfg.validateUserToken(); err != nil {
+				return err
 			}
 			return runScan(ctx, a, o)
 		},

@@ -359,3 +359,13 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("waiting line = %q", lines[1])
 	}
 }
+
+// TestScanEnforceNeedsNoToken: --enforce reads nothing from Slack, so it
+// works without SLACK_USER_TOKEN.
+func TestScanEnforceNeedsNoToken(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("regex", "add", `6759[0-9]{12}`)
+	if r := e.mustRun("scan", "--enforce"); !strings.Contains(r.stdout, "Would queue the deletion of 0 message") {
+		t.Errorf("scan --enforce without a token: %+v", r)
+	}
+}
