@@ -302,43 +302,60 @@ type span struct {
 	pageDone func(oldest string) error
 }
 
+// histPage is one page of conversations.history or conversations.replies.
+type histPage struct {
+	Messages []histMsg `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+	Meta     struct {
+		NextCursor string `json:"next_cursor"`
+	} `json:"response_metadata"`
+}
+
+// next returns the cursor of the page after, "" at the end.
+func (p *histPage) next() string {
+	if !p.HasMore {
+		return ""
+	}
+	return p.Meta.NextCursor
+}
+
+// page reads one page of a history method within oldest and latest (each
+// "" for no bound), from cursor, and slows the method to Tier 1's pace when
+// Slack returns a short page with more to come.
+func (h *historyReader) page(ctx context.Context, method string, p url.Values, oldest, latest, cursor string) (histPage, error) {
+	p.Set("limit", strconv.Itoa(h.pace.PageSize))
+	for k, v := range map[string]string{"oldest": oldest, "latest": latest, "cursor": cursor} {
+		if v != "" {
+			p.Set(k, v)
+		}
+	}
+	var page histPage
+	if err := h.call(ctx, method, p, &page); err != nil {
+		return page, err
+	}
+	if page.HasMore && len(page.Messages) < h.pace.PageSize && len(page.Messages) <= tier1Page {
+		h.shortPage(method, len(page.Messages), h.pace.PageSize)
+	}
+	return page, nil
+}
+
 // window reads the messages of one conversation inside sp (history newest
 // first), and the replies inside the window to the threads among them,
 // calling fn for each (a thread's replies after its parent). A thread whose
 // parent is older than sp.oldest is not read. It stops at the first error.
 func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn func(histMsg) error) error {
-	oldest, latest := sp.oldest, sp.latest
 	cursor := ""
 	for {
-		p := url.Values{"channel": {c.ID}, "limit": {strconv.Itoa(h.pace.PageSize)}}
-		if oldest != "" {
-			p.Set("oldest", oldest)
-		}
-		if latest != "" {
-			p.Set("latest", latest)
-		}
-		if cursor != "" {
-			p.Set("cursor", cursor)
-		}
-		var page struct {
-			Messages []histMsg `json:"messages"`
-			HasMore  bool      `json:"has_more"`
-			Meta     struct {
-				NextCursor string `json:"next_cursor"`
-			} `json:"response_metadata"`
-		}
-		if err := h.call(ctx, "conversations.history", p, &page); err != nil {
+		page, err := h.page(ctx, "conversations.history", url.Values{"channel": {c.ID}}, sp.oldest, sp.latest, cursor)
+		if err != nil {
 			return fmt.Errorf("read the history of %s: %w", c.ID, err)
-		}
-		if page.HasMore && len(page.Messages) < h.pace.PageSize && len(page.Messages) <= tier1Page {
-			h.shortPage("conversations.history", len(page.Messages), h.pace.PageSize)
 		}
 		for _, m := range page.Messages {
 			if err := fn(m); err != nil {
 				return err
 			}
-			if m.ReplyCount > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) && tsAfter(m.LatestReply, oldest) {
-				if err := h.replies(ctx, c, m.TS, oldest, sp.until, fn); err != nil {
+			if m.ReplyCount > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) && tsAfter(m.LatestReply, sp.oldest) {
+				if err := h.replies(ctx, c, m.TS, sp.oldest, sp.until, fn); err != nil {
 					return err
 				}
 			}
@@ -348,7 +365,7 @@ func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn 
 				return err
 			}
 		}
-		if cursor = page.Meta.NextCursor; cursor == "" || !page.HasMore {
+		if cursor = page.next(); cursor == "" {
 			return nil
 		}
 	}
@@ -359,33 +376,13 @@ func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn 
 func (h *historyReader) replies(ctx context.Context, c conversation, ts, oldest, latest string, fn func(histMsg) error) error {
 	cursor := ""
 	for {
-		p := url.Values{"channel": {c.ID}, "ts": {ts}, "limit": {strconv.Itoa(h.pace.PageSize)}}
-		if oldest != "" {
-			p.Set("oldest", oldest)
-		}
-		if latest != "" {
-			p.Set("latest", latest)
-		}
-		if cursor != "" {
-			p.Set("cursor", cursor)
-		}
-		var page struct {
-			Messages []histMsg `json:"messages"`
-			HasMore  bool      `json:"has_more"`
-			Meta     struct {
-				NextCursor string `json:"next_cursor"`
-			} `json:"response_metadata"`
-		}
-		err := h.call(ctx, "conversations.replies", p, &page)
+		page, err := h.page(ctx, "conversations.replies", url.Values{"channel": {c.ID}, "ts": {ts}}, oldest, latest, cursor)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == "thread_not_found" {
 			return nil // deleted since the history page was read
 		}
 		if err != nil {
 			return fmt.Errorf("read the thread %s in %s: %w", ts, c.ID, err)
-		}
-		if page.HasMore && len(page.Messages) < h.pace.PageSize && len(page.Messages) <= tier1Page {
-			h.shortPage("conversations.replies", len(page.Messages), h.pace.PageSize)
 		}
 		for _, m := range page.Messages {
 			if m.TS == ts {
@@ -395,7 +392,7 @@ func (h *historyReader) replies(ctx context.Context, c conversation, ts, oldest,
 				return err
 			}
 		}
-		if cursor = page.Meta.NextCursor; cursor == "" || !page.HasMore {
+		if cursor = page.next(); cursor == "" {
 			return nil
 		}
 	}
