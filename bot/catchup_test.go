@@ -287,3 +287,20 @@ func TestRunStartsWithoutReadScopes(t *testing.T) {
 		}
 	})
 }
+
+// TestAReconnectMakesTheWatermarksInexact: after a run that lost its
+// connection, even briefly, the next start reads from before the
+// watermarks (events posted meanwhile may have been lost to Slack's
+// retries), though the stop itself was clean.
+func TestAReconnectMakesTheWatermarksInexact(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	h.slack.Drop()
+	h.waitLog("reconnected", "connected to Slack over Socket Mode", 2)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.store.Presence(context.Background())
+	if err != nil || p.LastConnected.IsZero() || p.Clean {
+		t.Errorf("presence after a run with a reconnect = %+v, %v; want not clean", p, err)
+	}
+}

@@ -65,6 +65,11 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 			if ce, ok := ev.Data.(*slack.ConnectingEvent); ok && (ce.ConnectionCount > 0 || ce.Attempt > 1) {
 				p.log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
 			}
+			if p.conn.up.Load() {
+				// Events posted meanwhile may come later as Slack's retries,
+				// or never: the watermarks are no longer exact.
+				p.marks.lost()
+			}
 			p.conn.set(false)
 			if p.disconnected != nil {
 				p.disconnected()
