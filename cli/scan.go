@@ -194,23 +194,13 @@ func runEnforce(ctx context.Context, a *app, o scanOptions) error {
 		return err
 	}
 	defer s.Close()
-	if !o.yes {
-		ls, err := s.Leaks(ctx, store.LeakFilter{Origin: store.OriginHistory, Action: store.ActionDelete})
-		if err != nil {
-			return err
-		}
-		msgs := map[string]bool{}
-		for _, l := range ls {
-			if l.DeletionID == 0 && !strings.HasPrefix(l.Channel, "D") {
-				msgs[l.Channel+"/"+l.TS] = true
-			}
-		}
-		fmt.Fprintf(a.Stdout, "Would queue the deletion of %d message(s) found in history by delete rules (of rules still enabled with action delete). Rerun with --yes to queue them.\n", len(msgs))
-		return nil
-	}
-	n, err := s.EnforceHistory(ctx)
+	n, err := s.EnforceHistory(ctx, !o.yes)
 	if err != nil {
 		return err
+	}
+	if !o.yes {
+		fmt.Fprintf(a.Stdout, "Would queue the deletion of %d message(s) found in history (by rules still enabled with action delete; not allowlisted values, not DMs). Rerun with --yes to queue them.\n", n)
+		return nil
 	}
 	fmt.Fprintf(a.Stdout, "Queued the deletion of %d message(s) found in history. A running 'securechat run' deletes them at Slack's pace; follow with 'securechat leaks list --origin history'.\n", n)
 	return nil

@@ -78,31 +78,15 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 
 	var deletionID any // NULL unless a deletion is queued
 	if deleteMsg {
-		r, err := tx.ExecContext(ctx,
-			`INSERT INTO deletions (channel, ts, status, next_attempt_at, created_at, updated_at)
-			 VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING`,
-			msg.Channel, msg.TS, now, now, now)
+		// Findings a history sweep recorded without a deletion are attached
+		// to it: the message is seen live (or caught up) and its rules delete.
+		var attached int
+		res.DeletionID, res.NewDeletion, attached, err = queueDeletion(ctx, tx, now, msg.Channel, msg.TS)
 		if err != nil {
-			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
-		}
-		if n, _ := r.RowsAffected(); n == 1 {
-			res.NewDeletion = true
-		}
-		if err := tx.QueryRowContext(ctx, `SELECT id FROM deletions WHERE channel = ? AND ts = ?`,
-			msg.Channel, msg.TS).Scan(&res.DeletionID); err != nil {
 			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
 		deletionID = res.DeletionID
-		// Findings a history sweep recorded without a deletion now have one:
-		// the message is seen live (or caught up) and its rules delete.
-		r, err = tx.ExecContext(ctx,
-			`UPDATE leaks SET deletion_id = ? WHERE channel = ? AND ts = ? AND deletion_id IS NULL AND action = 'delete'`,
-			res.DeletionID, msg.Channel, msg.TS)
-		if err != nil {
-			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
-		}
-		attached, _ := r.RowsAffected()
-		res.NewLeaks += int(attached)
+		res.NewLeaks += attached
 	}
 	origin := msg.Origin
 	if origin == "" {
@@ -365,4 +349,30 @@ func (s *Store) RemaskExcerpts(ctx context.Context, remask func(string) string) 
 		return 0, fmt.Errorf("re-mask stored excerpts: %w", err)
 	}
 	return changed, nil
+}
+
+// queueDeletion queues the deletion of one message, unless it has a
+// deletion row already (whatever its state), and attaches to it the
+// message's delete findings that a history sweep recorded without one. It
+// returns the deletion's id, whether this call created it, and how many
+// findings it attached.
+func queueDeletion(ctx context.Context, tx *sql.Tx, now int64, channel, ts string) (id int64, created bool, attached int, err error) {
+	r, err := tx.ExecContext(ctx,
+		`INSERT INTO deletions (channel, ts, status, next_attempt_at, created_at, updated_at)
+		 VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING`, channel, ts, now, now, now)
+	if err != nil {
+		return 0, false, 0, err
+	}
+	n, _ := r.RowsAffected()
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM deletions WHERE channel = ? AND ts = ?`, channel, ts).Scan(&id); err != nil {
+		return 0, false, 0, err
+	}
+	r, err = tx.ExecContext(ctx,
+		`UPDATE leaks SET deletion_id = ? WHERE channel = ? AND ts = ? AND deletion_id IS NULL AND action = 'delete' AND origin = 'history'`,
+		id, channel, ts)
+	if err != nil {
+		return 0, false, 0, err
+	}
+	a, _ := r.RowsAffected()
+	return id, n == 1, int(a), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -517,7 +518,7 @@ func TestHistoryFindingSeenLiveIsDeleted(t *testing.T) {
 	if l, _ := s.RuleLoad(ctx, r.ID, time.Unix(0, 0)); l.Deletions != 0 {
 		t.Errorf("a history finding counts %d deletions for the breaker", l.Deletions)
 	}
-	n, err := s.EnforceHistory(ctx)
+	n, err := s.EnforceHistory(ctx, false)
 	if err != nil || n != 1 {
 		t.Fatalf("EnforceHistory = %d, %v", n, err)
 	}
@@ -545,5 +546,66 @@ func TestHistoryFindingSeenLiveIsDeleted(t *testing.T) {
 		if ok, err := s.ClaimDeletion(ctx, d.ID, time.Now(), time.Minute); err != nil || !ok {
 			t.Errorf("claim %s: %v %v (the deletion must be justified)", d.TS, ok, err)
 		}
+	}
+}
+
+// TestEnforceHistoryQueuesOnlyWhatIsStillJustified: scan --enforce leaves
+// out a value allowlisted since the sweep, a rule switched to monitor, a DM
+// and a message whose deletion was cancelled; the dry run counts exactly
+// what the real run queues.
+func TestEnforceHistoryQueuesOnlyWhatIsStillJustified(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	cards, _ := s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	keys, _ := s.AddRegex(ctx, `AKIA[0-9A-Z]{16}`, "keys")
+	rec := func(ch, ts string, id int64, mac string) {
+		t.Helper()
+		f := []store.Finding{{RegexID: id, Excerpt: "************8453", Start: 1, End: 17, Action: store.ActionDelete, MAC: mac}}
+		if _, err := s.RecordLeak(ctx, store.Message{Channel: ch, User: "U1", TS: ts, Origin: store.OriginHistory}, f, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec("C1", "1764580000.000100", cards.ID, strings.Repeat("a", 64)) // to be enforced
+	rec("C1", "1764580000.000200", cards.ID, strings.Repeat("b", 64)) // its value allowlisted below
+	rec("C1", "1764580000.000300", keys.ID, "")                       // its rule switched to monitor below
+	rec("D1", "1764580000.000400", cards.ID, "")                      // another member's DM
+	rec("C1", "1764580000.000500", cards.ID, "")                      // seen live, deletion cancelled below
+	ls, _ := s.Leaks(ctx, store.LeakFilter{})
+	for _, l := range ls {
+		if l.TS == "1764580000.000200" {
+			if _, err := s.AllowValue(ctx, l.ID, "test card"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	monitor := store.ActionMonitor
+	if _, _, err := s.UpdateRegex(ctx, keys.ID, store.RegexUpdate{Action: &monitor}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	live := []store.Finding{{RegexID: cards.ID, Excerpt: "x", Start: 40, End: 56, Action: store.ActionDelete}}
+	if _, err := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1764580000.000500"}, live, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CancelDeletions(ctx, store.Selection{All: true}, "admin", "false positive"); err != nil {
+		t.Fatal(err)
+	}
+	would, err := s.EnforceHistory(ctx, true)
+	if err != nil || would != 1 {
+		t.Fatalf("dry run = %d, %v; want 1", would, err)
+	}
+	n, err := s.EnforceHistory(ctx, false)
+	if err != nil || n != would {
+		t.Fatalf("EnforceHistory = %d, %v; want the dry run's %d", n, err, would)
+	}
+	pending, _ := s.Leaks(ctx, store.LeakFilter{Status: store.StatusPending})
+	if len(pending) != 1 || pending[0].TS != "1764580000.000100" {
+		t.Errorf("pending after enforce: %+v", pending)
+	}
+	cancelled, _ := s.Leaks(ctx, store.LeakFilter{Status: store.StatusCancelled})
+	if len(cancelled) != 2 { // the live finding and the history one, attached to the cancelled deletion
+		t.Errorf("cancelled after enforce: %d leaks, want 2", len(cancelled))
+	}
+	if again, _ := s.EnforceHistory(ctx, false); again != 0 {
+		t.Errorf("a second enforce queued %d", again)
 	}
 }

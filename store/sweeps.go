@@ -124,19 +124,33 @@ func (s *Store) FinishSweep(ctx context.Context, id int64, notes ...OutboxItem) 
 	return nil
 }
 
-// EnforceHistory queues the deletion of every message a sweep recorded
-// findings in that an enabled delete rule still justifies, without reading
-// Slack again; a running daemon carries them out through its deletion path
-// and limits. Direct messages (D…) are left out: Slack refuses to delete
-// another member's. It returns how many deletions it queued.
-func (s *Store) EnforceHistory(ctx context.Context) (int, error) {
+// enforceable selects the messages a history sweep recorded with a delete
+// finding that has no deletion yet, whose rule is still enabled with action
+// delete and whose value is not allowlisted since; direct messages (D…) are
+// left out, since Slack refuses to delete another member's.
+const enforceable = `SELECT DISTINCT l.channel, l.ts FROM leaks l JOIN regexes r ON r.id = l.regex_id
+	WHERE l.origin = 'history' AND l.deletion_id IS NULL AND l.action = 'delete'
+	  AND r.enabled = 1 AND r.action = 'delete' AND l.channel NOT LIKE 'D%'
+	  AND NOT (l.value_mac != '' AND EXISTS (SELECT 1 FROM allowed_values a WHERE a.mac = l.value_mac))
+	  AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.channel = l.channel AND d.ts = l.ts)`
+
+// EnforceHistory queues the deletion of every message enforceable selects,
+// without reading Slack again; a running daemon carries them out through
+// its deletion path and limits (the rule is checked again when each is
+// claimed). With dryRun it only counts them. It returns how many deletions
+// it queued (or would).
+func (s *Store) EnforceHistory(ctx context.Context, dryRun bool) (int, error) {
+	if dryRun {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+enforceable+`)`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count the deletions history findings would queue: %w", classify(err))
+		}
+		return n, nil
+	}
 	n := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.millis()
-		rows, err := tx.QueryContext(ctx,
-			`SELECT DISTINCT l.channel, l.ts FROM leaks l JOIN regexes r ON r.id = l.regex_id
-			 WHERE l.origin = 'history' AND l.deletion_id IS NULL AND l.action = 'delete'
-			   AND r.enabled = 1 AND r.action = 'delete' AND l.channel NOT LIKE 'D%'`)
+		rows, err := tx.QueryContext(ctx, enforceable)
 		if err != nil {
 			return err
 		}
@@ -155,21 +169,13 @@ func (s *Store) EnforceHistory(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, m := range ms {
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO deletions (channel, ts, status, next_attempt_at, created_at, updated_at)
-				 VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING`, m.ch, m.ts, now, now, now); err != nil {
+			_, created, _, err := queueDeletion(ctx, tx, now, m.ch, m.ts)
+			if err != nil {
 				return err
 			}
-			var id int64
-			if err := tx.QueryRowContext(ctx, `SELECT id FROM deletions WHERE channel = ? AND ts = ?`, m.ch, m.ts).Scan(&id); err != nil {
-				return err
+			if created {
+				n++
 			}
-			if _, err := tx.ExecContext(ctx,
-				`UPDATE leaks SET deletion_id = ? WHERE channel = ? AND ts = ? AND deletion_id IS NULL AND action = 'delete'`,
-				id, m.ch, m.ts); err != nil {
-				return err
-			}
-			n++
 		}
 		return nil
 	})
