@@ -94,6 +94,13 @@ func (m *marks) take() map[string]string {
 	return out
 }
 
+// moved reports whether a watermark changed since the last take.
+func (m *marks) moved() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.changed) > 0
+}
+
 // giveBack marks watermarks as changed again after a failed save.
 func (m *marks) giveBack(ms map[string]string) {
 	m.mu.Lock()
@@ -116,17 +123,37 @@ type progress struct {
 	conn  *connState
 	log   zerolog.Logger
 	now   func() time.Time
+	beat  time.Time // when the last connection time was last written
 }
 
-// save writes what changed; with the connection up, now is the last
-// connection time.
-func (p *progress) save(ctx context.Context, final, clean bool) {
-	up := p.conn.lastUp(p.now())
+// heartbeatEvery is how often the last connection time is written when no
+// watermark moved: an idle daemon does not write every progressEvery. After
+// a crash the catch-up then reads at most this much more than it needs.
+const heartbeatEvery = 30 * time.Second
+
+// tick writes the watermarks that moved, and the last connection time; when
+// none moved, only every heartbeatEvery.
+func (p *progress) tick(ctx context.Context) {
+	if now := p.now(); p.marks.moved() || p.beat.IsZero() || now.Sub(p.beat) >= heartbeatEvery {
+		p.write(ctx, false)
+	}
+}
+
+// finish is the last save of a run; clean (every event seen was handled)
+// marks the watermarks exact.
+func (p *progress) finish(ctx context.Context, clean bool) { p.write(ctx, clean) }
+
+// write saves the watermarks that moved and the last connection time. It
+// runs on one goroutine at a time (the ticker's, then finish).
+func (p *progress) write(ctx context.Context, clean bool) {
+	now := p.now()
 	ms := p.marks.take()
-	if err := p.store.SaveProgress(ctx, ms, up, clean && final); err != nil {
+	if err := p.store.SaveProgress(ctx, ms, p.conn.lastUp(now), clean); err != nil {
 		p.marks.giveBack(ms)
 		p.log.Warn().Err(err).Msg("could not save the catch-up watermarks; retrying (a restart may read more history than needed)")
+		return
 	}
+	p.beat = now
 }
 
 func (p *progress) run(ctx context.Context) {
@@ -137,7 +164,7 @@ func (p *progress) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			p.save(ctx, false, false)
+			p.tick(ctx)
 		}
 	}
 }
@@ -246,20 +273,6 @@ func (c *catchup) run(ctx context.Context) {
 	}
 }
 
-// inScope applies the scope's conversation parts to a conversation.
-func (c *catchup) inScope(conv conversation) bool {
-	sc := c.pipe.scope
-	switch {
-	case sc.channels != nil && !sc.channels[conv.ID]:
-		return false
-	case sc.exclude[conv.ID]:
-		return false
-	case sc.types != nil && !sc.types[conv.Type]:
-		return false
-	}
-	return true
-}
-
 // once runs one catch-up.
 func (c *catchup) once(ctx context.Context, w window) error {
 	start := c.now()
@@ -286,7 +299,7 @@ func (c *catchup) once(ctx context.Context, w window) error {
 	var read, failed int
 	var firstErr error
 	for _, conv := range convs {
-		if !c.inScope(conv) {
+		if !c.pipe.scope.conversation(conv.ID, conv.Type) {
 			continue
 		}
 		wm := c.marks.get(conv.ID)

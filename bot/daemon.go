@@ -434,7 +434,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The last watermarks, and whether they are exact: every event seen was
 	// handled (the events still queued at a timeout were not).
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	prog.save(saveCtx, true, err == nil && mk.isClean())
+	prog.finish(saveCtx, err == nil && mk.isClean())
 	cancelSave()
 	d.conn.set(false)
 	if err == nil {

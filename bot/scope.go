@@ -50,3 +50,10 @@ func (sc scope) skip(c content) string {
 	}
 	return ""
 }
+
+// conversation reports whether a whole conversation is in scope (its id and
+// type; authors are decided per message). The history readers use it to
+// choose what to read.
+func (sc scope) conversation(id, typ string) bool {
+	return (sc.channels == nil || sc.channels[id]) && !sc.exclude[id] && (sc.types == nil || sc.types[typ])
+}

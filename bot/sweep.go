@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -113,7 +114,7 @@ func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
 		if len(o.Channels) > 0 && !slices.Contains(o.Channels, c.ID) {
 			continue
 		}
-		if h.scope.exclude[c.ID] || (h.scope.channels != nil && !h.scope.channels[c.ID]) || (h.scope.types != nil && !h.scope.types[c.Type]) {
+		if !h.scope.conversation(c.ID, c.Type) {
 			continue
 		}
 		h.convs = append(h.convs, c)
@@ -291,13 +292,7 @@ func (n notices) sweep(r SweepResult) []store.OutboxItem {
 			r.Since.Format(time.RFC3339), r.Until.Format(time.RFC3339), r.Messages, r.Conversations, r.Findings)
 		if r.Findings > 0 {
 			var top []string
-			for _, ch := range slices.Sorted(func(yield func(string) bool) {
-				for k := range r.ByChannel {
-					if !yield(k) {
-						return
-					}
-				}
-			}) {
+			for _, ch := range slices.Sorted(maps.Keys(r.ByChannel)) {
 				top = append(top, fmt.Sprintf("<#%s> %d", ch, r.ByChannel[ch]))
 			}
 			if len(top) > 10 {

@@ -164,13 +164,7 @@ func runScan(ctx context.Context, a *app, o scanOptions) error {
 	}
 	names, _ := s.Names(ctx, store.NameConversation)
 	t := newTable(a.Stdout, "CONVERSATION", "MESSAGES WITH FINDINGS")
-	for _, ch := range slices.Sorted(func(yield func(string) bool) {
-		for k := range res.ByChannel {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, ch := range slices.Sorted(maps.Keys(res.ByChannel)) {
 		name := ch
 		if n := names[ch]; n != "" {
 			name = "#" + n
