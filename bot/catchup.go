@@ -185,6 +185,7 @@ type catchup struct {
 	now       func() time.Time
 	prev      store.Presence // what the last run left
 	trigger   chan window
+	alerted   map[time.Time]bool // outages alerted, by their start (run's goroutine only)
 	mu        sync.Mutex
 	wasUp     bool
 	first     bool // the first connection of this run is still to come
@@ -201,6 +202,7 @@ type window struct {
 
 func newCatchup(c *catchup) *catchup {
 	c.trigger = make(chan window, 4)
+	c.alerted = map[time.Time]bool{}
 	c.first = true
 	return c
 }
@@ -341,7 +343,10 @@ func (c *catchup) once(ctx context.Context, w window) error {
 	}
 	c.log.Info().Int("messages", read).Int("failed_conversations", failed).Dur("took", c.now().Sub(start).Round(time.Millisecond)).
 		Msg("catch-up done")
-	if w.since.Before(floor) {
+	if w.since.Before(floor) && !c.alerted[w.since] {
+		// Once per outage: a window read again after a failure is not
+		// alerted twice.
+		c.alerted[w.since] = true
 		c.outage(ctx, w.since, start, floor)
 	}
 	c.refreshNames(ctx)

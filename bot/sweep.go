@@ -197,7 +197,7 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 		return res, fmt.Errorf("load the rules: %w", err)
 	}
 	if snap.Set.Len() == 0 {
-		return res, fmt.Errorf("no enabled rule to sweep with")
+		return res, fmt.Errorf("no enabled rule to sweep with in this database: add rules (securechat regex add, regex import), or check that --db (or SECURECHAT_DB) names the daemon's database")
 	}
 	h, err := openHistory(ctx, o)
 	if err != nil {

@@ -419,10 +419,19 @@ func backtestImport(ctx context.Context, a *app, items []importItem, o backtestO
 	var rules []store.Regex
 	names := map[int64]string{}
 	for _, it := range items {
-		if it.skip != "" || it.disable || len(it.override) > 0 || !it.rule.Enabled {
-			continue
+		if it.disable || len(it.override) > 0 {
+			continue // they change stored rules; there is nothing to back-test
 		}
-		if err := ruleset.Validate(it.rule); err != nil {
+		if it.skip == "" && !it.rule.Enabled {
+			it.skip = it.rule.DisabledReason
+		}
+		if it.skip == "" {
+			if err := ruleset.Validate(it.rule); err != nil {
+				it.skip = err.Error()
+			}
+		}
+		if it.skip != "" {
+			fmt.Fprintf(a.Stderr, "skipped   %s: %s\n", it.name, it.skip)
 			continue
 		}
 		r := it.rule

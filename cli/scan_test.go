@@ -226,8 +226,11 @@ func TestBacktests(t *testing.T) {
 	if r := e.run("", "regex", "test", "x+", "some text", "--history", "1h"); r.code != ExitError || !strings.Contains(r.stderr, "give no TEXT") {
 		t.Errorf("--history with TEXT: %+v", r)
 	}
-	file := writeFile(t, t.TempDir(), "rules.txt", "acme_[0-9]{32}\tacme tokens\nnever_[a-z]{40}\tnothing\n", 0o600)
+	file := writeFile(t, t.TempDir(), "rules.txt", "acme_[0-9]{32}\tacme tokens\nnever_[a-z]{40}\tnothing\nbroken_(x\tunclosed\n", 0o600)
 	r = e.mustRun("regex", "import", file, "--backtest", "1h")
+	if !strings.Contains(r.stderr, "skipped   line 3") || !strings.Contains(r.stderr, "missing closing )") {
+		t.Errorf("import --backtest does not say which rule it left out, and why: %q", r.stderr)
+	}
 	for _, want := range []string{"RULE", "line 1", "line 2", "2 would be flagged"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("import --backtest lacks %q:\n%s", want, r.stdout)
