@@ -183,6 +183,13 @@ type SweepResult struct {
 func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, again bool, notify Notify, allowlistKey []byte) (SweepResult, error) {
 	o.defaults()
 	res := SweepResult{ByChannel: map[string]int{}}
+	snap, err := ruleset.Load(ctx, st, allowlistKey)
+	if err != nil {
+		return res, fmt.Errorf("load the rules: %w", err)
+	}
+	if snap.Set.Len() == 0 {
+		return res, fmt.Errorf("no enabled rule to sweep with in this database: add rules (securechat regex add, regex import), or check that --db (or SECURECHAT_DB) names the daemon's database")
+	}
 	sw, resumed, err := st.StartSweep(ctx, key, tsOf(o.Since), tsOf(o.Until), again)
 	if err != nil {
 		return res, err
@@ -191,13 +198,6 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 	if !sw.Finished.IsZero() {
 		res.AlreadyDone, res.Finished, res.Messages, res.Findings = true, sw.Finished, sw.Messages, sw.Findings
 		return res, nil
-	}
-	snap, err := ruleset.Load(ctx, st, allowlistKey)
-	if err != nil {
-		return res, fmt.Errorf("load the rules: %w", err)
-	}
-	if snap.Set.Len() == 0 {
-		return res, fmt.Errorf("no enabled rule to sweep with in this database: add rules (securechat regex add, regex import), or check that --db (or SECURECHAT_DB) names the daemon's database")
 	}
 	h, err := openHistory(ctx, o)
 	if err != nil {

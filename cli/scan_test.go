@@ -372,3 +372,18 @@ func TestScanEnforceNeedsNoToken(t *testing.T) {
 		t.Errorf("scan --enforce without a token: %+v", r)
 	}
 }
+
+// TestScanWithoutRules: a database with no enabled rule is refused before
+// any sweep is started, with what to do.
+func TestScanWithoutRules(t *testing.T) {
+	e, _ := scanEnv(t)
+	e.mustRun("regex", "disable", "1")
+	r := e.run("", "scan", "--since", "1h")
+	if r.code != ExitError || !strings.Contains(r.stderr, "no enabled rule") || !strings.Contains(r.stderr, "regex add") {
+		t.Fatalf("scan without rules: %+v", r)
+	}
+	e.mustRun("regex", "enable", "1")
+	if s := scanJSON(t, e.run("", "scan", "--since", "1h", "--json")); s.Resumed {
+		t.Error("the refused scan left a sweep behind to resume")
+	}
+}
