@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -76,10 +77,14 @@ func (m *marks) lost() {
 	m.mu.Unlock()
 }
 
-func (m *marks) get(channel string) string {
+// snapshot copies the watermarks. The catch-up reads from a copy taken
+// when the connection came back, before any live event moved them: a live
+// message handled during the catch-up must not hide the older ones posted
+// while the daemon was away.
+func (m *marks) snapshot() map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.newest[channel]
+	return maps.Clone(m.newest)
 }
 
 // take returns the watermarks changed since the last take.
@@ -198,6 +203,7 @@ type window struct {
 	since time.Time
 	exact bool
 	why   string
+	marks map[string]string // the watermarks when the connection came back
 }
 
 func newCatchup(c *catchup) *catchup {
@@ -240,9 +246,12 @@ func (c *catchup) connected() {
 		return
 	}
 	c.downFrom = time.Time{}
+	// The reader calls connected before it takes any event of the new
+	// connection, so no live event of it has moved the watermarks yet.
+	w.marks = c.marks.snapshot()
 	select {
 	case c.trigger <- w:
-	default: // one is queued already; it reads from the watermarks too
+	default: // one is queued already, from older watermarks: it covers this one
 	}
 }
 
@@ -304,7 +313,7 @@ func (c *catchup) once(ctx context.Context, w window) error {
 		if !c.pipe.scope.conversation(conv.ID, conv.Type) {
 			continue
 		}
-		wm := c.marks.get(conv.ID)
+		wm := w.marks[conv.ID]
 		var from string
 		switch {
 		case wm != "" && w.exact:

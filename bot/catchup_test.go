@@ -156,7 +156,8 @@ func TestCatchupAfterCleanShutdownReadsNothingHandled(t *testing.T) {
 }
 
 // TestCatchupAndLiveSeeTheSameMessage: a leak that arrives live while the
-// catch-up reads the page holding it is recorded and deleted once.
+// catch-up reads the page holding it is recorded and deleted once, and does
+// not hide the leak posted while the daemon was down.
 func TestCatchupAndLiveSeeTheSameMessage(t *testing.T) {
 	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
 	_, before := h.post(fakeslack.Message{Text: "before"})
@@ -164,20 +165,34 @@ func TestCatchupAndLiveSeeTheSameMessage(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	// Slow history answers: the live event gets in first.
-	h.slack.Script("conversations.history", fakeslack.Response{Delay: 800 * time.Millisecond})
+	// Slow history answers, so that the live event is recorded first, and a
+	// slow chat.delete, so that the message is still there when the
+	// catch-up reads it.
+	h.slack.Script("conversations.history", fakeslack.Response{Delay: 1500 * time.Millisecond})
+	h.slack.Script("chat.delete", fakeslack.Response{Delay: 3 * time.Second})
+	older := h.quiet(fakeslack.Message{Text: "while down: 6759649826438461"})
 	h.restart(catchupOpts(bot.Options{}))
 	ts, _ := h.post(fakeslack.Message{Text: "card " + card}) // live, and in history
 	h.waitLog("catch-up done", "catch-up done", 1)
+	seenTwice := false
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		seenTwice = seenTwice || (strings.Contains(line, `"origin":"catch-up"`) && strings.Contains(line, "already recorded (seen before)"))
+	}
+	if !seenTwice {
+		t.Fatal("the catch-up did not see the message the live path had recorded; the test did not test the overlap")
+	}
 	h.wait("deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	// The live message moved the watermark past the one posted while the
+	// daemon was down; the catch-up must still read that one.
+	h.wait("the older one deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", older) == 1 })
 	time.Sleep(300 * time.Millisecond) // a second deletion would have been queued by now
 	h.slack.Snapshot(func(st *fakeslack.State) {
 		if n := st.DeleteCalls("C0GENERAL01", ts); n != 1 {
 			t.Errorf("%d chat.delete calls, want 1", n)
 		}
 	})
-	if n := len(h.leaks(store.LeakFilter{})); n != 1 {
-		t.Errorf("%d leaks recorded, want 1", n)
+	if n := len(h.leaks(store.LeakFilter{})); n != 2 {
+		t.Errorf("%d leaks recorded, want 2", n)
 	}
 }
 
