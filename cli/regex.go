@@ -71,6 +71,8 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 			switch {
 			case o.builtin != "" && len(args) > 0:
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give either PATTERN or --builtin NAME, not both")}
+			case o.builtin == "all" && cmd.Flags().Changed("trial"):
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--trial applies to one rule; --builtin all adds every builtin in monitor already (switch each with 'securechat regex update ID --action delete')")}
 			case o.builtin == "all":
 				action := store.ActionMonitor // in bulk, rules start by watching
 				if cmd.Flags().Changed("action") {

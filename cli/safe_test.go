@@ -386,8 +386,9 @@ func TestRegexAddTrial(t *testing.T) {
 		rs[0].Action != store.ActionMonitor || rs[0].TrialUntil == nil {
 		t.Fatalf("stored trial rule: %+v, %v", rs, err)
 	}
-	for _, bad := range [][]string{{"--trial", "10s"}, {"--trial", "2400h"}, {"--trial", "24h", "--action", "monitor"}, {"--trial", "soon"}} {
-		r := e.run("", append([]string{"regex", "add", `other_[0-9]{20}`}, bad...)...)
+	for _, bad := range [][]string{{`other_[0-9]{20}`, "--trial", "10s"}, {`other_[0-9]{20}`, "--trial", "2400h"},
+		{`other_[0-9]{20}`, "--trial", "24h", "--action", "monitor"}, {`other_[0-9]{20}`, "--trial", "soon"}, {"--builtin", "all", "--trial", "24h"}} {
+		r := e.run("", append([]string{"regex", "add"}, bad...)...)
 		if r.code != ExitError || !strings.Contains(r.stderr, "--trial") {
 			t.Errorf("regex add %v: exit %d, %q", bad, r.code, r.stderr)
 		}
