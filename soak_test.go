@@ -144,11 +144,11 @@ func goMem(env []string) string {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 2 && strings.HasPrefix(f[0], "go_memstats_") {
+		if len(f) == 2 && (strings.HasPrefix(f[0], "go_memstats_") || strings.HasPrefix(f[0], "securechat_db_")) {
 			got[f[0]], _ = strconv.ParseFloat(f[1], 64)
 		}
 	}
 	mb := func(k string) float64 { return got["go_memstats_"+k+"_bytes"] / (1 << 20) }
-	return fmt.Sprintf("Go heap in use %.1f MB, stacks %.1f MB, Go runtime total %.1f MB of which returned to the OS %.1f MB",
-		mb("heap_inuse"), mb("stack_inuse"), mb("sys"), mb("heap_released"))
+	return fmt.Sprintf("Go heap in use %.1f MB, stacks %.1f MB, Go runtime total %.1f MB of which returned to the OS %.1f MB; SQLite connections %.0f open, %.0f closed",
+		mb("heap_inuse"), mb("stack_inuse"), mb("sys"), mb("heap_released"), got["securechat_db_connections_open"], got["securechat_db_connections_closed_total"])
 }

@@ -299,6 +299,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.holdOrResume(ctx); err != nil {
 		return err
 	}
+	dbStats := d.store.PoolStats
+	o.Metrics.db.Store(&dbStats)
 	rules := newRules(d.store, o.AllowlistKey, o.Metrics, d.log.With().Str("component", "rules").Logger())
 	if err := rules.reload(ctx); err != nil {
 		return fmt.Errorf("load rules: %w", err)

@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,10 +13,15 @@ import (
 )
 
 const (
-	deleteBatch  = 100
-	idlePoll     = 5 * time.Second  // looks for work queued by another process
-	callTimeout  = 15 * time.Second // one Web API call
-	writeTimeout = 5 * time.Second  // recording one outcome
+	deleteBatch = 100 // due deletions read at once
+	// deleteConcurrency is how many chat.delete calls one round makes at
+	// once, with one commit for their claims and one for their outcomes.
+	// A round's claims outlast it: its calls run side by side, so the
+	// lease still covers one call and one write.
+	deleteConcurrency = 8
+	idlePoll          = 5 * time.Second  // looks for work queued by another process
+	callTimeout       = 15 * time.Second // one Web API call
+	writeTimeout      = 5 * time.Second  // recording one outcome, or a round of them
 	// claimLease is how long a claimed deletion or notification belongs to
 	// the daemon that claimed it: twice the worst case of its call and the
 	// write of its outcome, so that no other daemon can take it while it is
@@ -86,8 +93,8 @@ func (d *deleter) run(ctx context.Context) error {
 	}
 }
 
-// deleteDue attempts every due deletion and returns how long to wait before
-// looking again.
+// deleteDue attempts the due deletions, a round at a time, and returns how
+// long to wait before looking again.
 func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 	if now := d.now(); now.Sub(d.gaugedAt) > time.Second {
 		d.gaugedAt = now
@@ -99,33 +106,16 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, del := range due {
+	for len(due) > 0 {
 		if ctx.Err() != nil {
 			return 0, nil
 		}
-		claimed, err := d.store.ClaimDeletion(ctx, del.ID, d.now(), claimLease)
-		if err != nil {
-			return 0, err
+		n := min(len(due), deleteConcurrency)
+		pause, err := d.round(ctx, due[:n])
+		if err != nil || pause > 0 {
+			return pause, err
 		}
-		if !claimed {
-			continue // another daemon on this database has it
-		}
-		pause, err := d.deleteOne(ctx, del)
-		if errors.Is(err, store.ErrNotFound) {
-			// Cancelled or held while its call was in flight: the new
-			// status stands.
-			d.log.Info().Str("channel", del.Channel).Str("ts", del.TS).Msg("deletion was cancelled or held while its call was in flight; left as it is")
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if pause > 0 {
-			return pause, nil
-		}
-	}
-	if len(due) == deleteBatch {
-		return 0, nil
+		due = due[n:]
 	}
 	next, ok, err := d.store.NextDeletionAt(ctx)
 	if err != nil {
@@ -135,6 +125,160 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		return idlePoll, nil
 	}
 	return min(max(next.Sub(d.now()), 0), idlePoll), nil
+}
+
+// attempt is one chat.delete call of a round.
+type attempt struct {
+	del    store.Deletion
+	called bool  // the call was made (else it is deferred, the attempt taken back)
+	err    error // the call's result
+}
+
+// round makes one attempt at each of dels (at most deleteConcurrency) with
+// two commits in all, however many there are: the claims in one transaction
+// (durable before any call), then the calls at once, then every outcome
+// with its notifications in one transaction. It returns a pause when Slack
+// rate-limited the method, and a *TokenError when the token stopped
+// working (after recording the other outcomes).
+func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Duration, error) {
+	ids := make([]int64, len(dels))
+	for i, del := range dels {
+		ids[i] = del.ID
+	}
+	claimedIDs, err := d.store.ClaimDeletions(ctx, ids, d.now(), claimLease)
+	if err != nil {
+		return 0, err
+	}
+	claimed := make(map[int64]bool, len(claimedIDs))
+	for _, id := range claimedIDs {
+		claimed[id] = true
+	}
+	var atts []attempt
+	for _, del := range dels {
+		if claimed[del.ID] { // else another daemon on this database has it, or it was cancelled
+			atts = append(atts, attempt{del: del})
+		}
+	}
+	d.call(ctx, atts)
+
+	// Record with a context that outlives shutdown by a little: an outcome
+	// lost here would mean one more chat.delete at the next start.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	now := d.now()
+	var pause time.Duration
+	var fatal error
+	outs := make([]store.Outcome, len(atts))
+	kinds := make([]outcome, len(atts))
+	for i, a := range atts {
+		o := store.Outcome{ID: a.del.ID}
+		out := outcome{kind: outRateLimited}
+		if a.called {
+			out = classifyDelete(a.err, a.del.Attempts)
+			if a.err != nil {
+				d.metrics.slackErrors.WithLabelValues("chat.delete", errCode(a.err)).Inc()
+			}
+		}
+		switch out.kind {
+		case outDone:
+			o.Status = store.StatusDeleted
+			msg, fs := d.findings(wctx, a.del)
+			o.Notes = append(d.notes.author(msg, fs), d.notes.outcome(msg, fs, store.ActionDelete, "deleted", "")...)
+		case outRateLimited:
+			// Refused as a whole, or not called after a 429 in this round
+			// (or at shutdown): nothing was deleted, so the attempt is
+			// taken back.
+			if a.called {
+				pause = max(pause, out.wait, minRateLimitWait)
+			}
+			o.Status, o.Deferred = store.StatusPending, true
+		case outRetry:
+			o.Status, o.Reason, o.Next = store.StatusPending, out.reason, now.Add(backoff(a.del.Attempts+1, d.retryMax))
+		case outFailed:
+			o.Status, o.Reason = store.StatusFailed, out.reason
+			msg, fs := d.findings(wctx, a.del)
+			o.Notes = d.notes.outcome(msg, fs, store.ActionDelete, "could not be deleted", out.reason)
+		case outFatal:
+			// The token was refused: nothing was deleted; the deletion
+			// waits for a daemon with a working token.
+			o.Status, o.Deferred = store.StatusPending, true
+			fatal = &TokenError{Env: "SLACK_USER_TOKEN", Code: out.reason,
+				Hint: "chat.delete refused the token while running; pending deletions are kept and resume when securechat starts with a working token: " + userTokenHint}
+		}
+		outs[i], kinds[i] = o, out
+	}
+	for i := range outs {
+		if outs[i].Deferred {
+			outs[i].Next = now.Add(pause)
+		}
+	}
+	errs, err := d.store.RecordOutcomes(wctx, outs)
+	if err != nil {
+		return 0, err
+	}
+	notified := false
+	for i, a := range atts {
+		out := kinds[i]
+		ev := d.log.With().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).Logger()
+		if errors.Is(errs[i], store.ErrNotFound) {
+			// Cancelled or held while its call was in flight: the new
+			// status stands.
+			ev.Info().Msg("deletion was cancelled or held while its call was in flight; left as it is")
+			continue
+		}
+		notified = notified || len(outs[i].Notes) > 0
+		switch {
+		case out.kind == outDone:
+			d.metrics.deletions.WithLabelValues("deleted").Inc()
+			e := ev.Info().Dur("after", now.Sub(a.del.CreatedAt))
+			if out.reason != "" {
+				e = e.Str("note", out.reason)
+			}
+			e.Msg("message deleted")
+		case out.kind == outRateLimited && a.called:
+			d.metrics.deletions.WithLabelValues("rate_limited").Inc()
+			d.sampled.Warn().Str("channel", a.del.Channel).Str("ts", a.del.TS).Dur("retry_in", pause).Msg("chat.delete rate limited by Slack; waiting as told")
+		case out.kind == outRetry:
+			d.metrics.deletions.WithLabelValues("retry").Inc()
+			d.sampled.Warn().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).
+				Str("reason", out.reason).Dur("retry_in", outs[i].Next.Sub(now)).Msg("chat.delete failed; will retry")
+		case out.kind == outFailed:
+			d.metrics.deletions.WithLabelValues("failed").Inc()
+			ev.Error().Str("reason", out.reason).Str("hint", failHint(out.reason)).Msg("message could not be deleted")
+		}
+	}
+	if notified {
+		d.wakeNotifier()
+	}
+	if fatal != nil {
+		return 0, fatal
+	}
+	return pause, nil
+}
+
+// call makes the round's chat.delete calls at once. After a 429 or a
+// refused token, or once ctx ends, it starts no more: those attempts stay
+// not called. A call in flight finishes even during shutdown, so that its
+// outcome is recorded rather than left unknown.
+func (d *deleter) call(ctx context.Context, atts []attempt) {
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for i := range atts {
+		if stop.Load() || ctx.Err() != nil {
+			break
+		}
+		atts[i].called = true
+		wg.Go(func() {
+			callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+			defer cancel()
+			_, _, err := d.api.DeleteMessageContext(callCtx, atts[i].del.Channel, atts[i].del.TS)
+			atts[i].err = err
+			if k := classifyDelete(err, atts[i].del.Attempts).kind; k == outRateLimited || k == outFatal {
+				stop.Store(true)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // findings reads what was found in a message whose deletion ended, for the
@@ -149,72 +293,4 @@ func (d *deleter) findings(ctx context.Context, del store.Deletion) (store.Messa
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil
 	}
 	return findingsOf(ls)
-}
-
-// deleteOne makes one chat.delete attempt and records its outcome. It
-// returns a pause when Slack rate-limited the method.
-func (d *deleter) deleteOne(ctx context.Context, del store.Deletion) (time.Duration, error) {
-	// A call in flight finishes even during shutdown, so its outcome is
-	// recorded rather than left unknown.
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-	_, _, err := d.api.DeleteMessageContext(callCtx, del.Channel, del.TS)
-	cancel()
-	out := classifyDelete(err, del.Attempts)
-	if err != nil {
-		d.metrics.slackErrors.WithLabelValues("chat.delete", errCode(err)).Inc()
-	}
-	now := d.now()
-	// Record with a context that outlives shutdown by a little: an outcome
-	// lost here would mean one more chat.delete at the next start.
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer scancel()
-	ev := d.log.With().Str("channel", del.Channel).Str("ts", del.TS).Int("attempt", del.Attempts+1).Logger()
-	switch out.kind {
-	case outDone:
-		msg, fs := d.findings(sctx, del)
-		notes := append(d.notes.author(msg, fs), d.notes.outcome(msg, fs, store.ActionDelete, "deleted", "")...)
-		if err := d.store.MarkDeleted(sctx, del.ID, notes...); err != nil {
-			return 0, err
-		}
-		d.metrics.deletions.WithLabelValues("deleted").Inc()
-		if len(notes) > 0 {
-			d.wakeNotifier()
-		}
-		e := ev.Info().Dur("after", now.Sub(del.CreatedAt))
-		if out.reason != "" {
-			e = e.Str("note", out.reason)
-		}
-		e.Msg("message deleted")
-	case outRateLimited:
-		out.wait = max(out.wait, minRateLimitWait)
-		if err := d.store.DeferDeletion(sctx, del.ID, now.Add(out.wait)); err != nil {
-			return 0, err
-		}
-		d.metrics.deletions.WithLabelValues("rate_limited").Inc()
-		d.sampled.Warn().Str("channel", del.Channel).Str("ts", del.TS).Dur("retry_in", out.wait).Msg("chat.delete rate limited by Slack; waiting as told")
-		return out.wait, nil
-	case outRetry:
-		wait := backoff(del.Attempts+1, d.retryMax)
-		if err := d.store.RetryDeletion(sctx, del.ID, out.reason, now.Add(wait)); err != nil {
-			return 0, err
-		}
-		d.metrics.deletions.WithLabelValues("retry").Inc()
-		d.sampled.Warn().Str("channel", del.Channel).Str("ts", del.TS).Int("attempt", del.Attempts+1).
-			Str("reason", out.reason).Dur("retry_in", wait).Msg("chat.delete failed; will retry")
-	case outFailed:
-		msg, fs := d.findings(sctx, del)
-		notes := d.notes.outcome(msg, fs, store.ActionDelete, "could not be deleted", out.reason)
-		if err := d.store.FailDeletion(sctx, del.ID, out.reason, notes...); err != nil {
-			return 0, err
-		}
-		d.metrics.deletions.WithLabelValues("failed").Inc()
-		if len(notes) > 0 {
-			d.wakeNotifier()
-		}
-		ev.Error().Str("reason", out.reason).Str("hint", failHint(out.reason)).Msg("message could not be deleted")
-	case outFatal:
-		return 0, &TokenError{Env: "SLACK_USER_TOKEN", Code: out.reason,
-			Hint: "chat.delete refused the token while running; pending deletions are kept and resume when securechat starts with a working token: " + userTokenHint}
-	}
-	return 0, nil
 }

@@ -2,9 +2,11 @@ package bot
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +33,8 @@ type Metrics struct {
 	rules          prometheus.Gauge       // rules compiled
 	notifications  *prometheus.CounterVec // by kind and result
 	connectedGauge prometheus.Gauge
+	// db reads the database's connection pool figures; set by Run.
+	db atomic.Pointer[func() sql.DBStats]
 }
 
 // NewMetrics creates the metrics on a new registry (with Go and process
@@ -66,6 +70,23 @@ func NewMetrics() *Metrics {
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_notifications_total",
 			Help: "Notifications (author, alert, webhook) by result: sent, failed, retry."}, []string{"kind", "result"}),
 	}
+	pool := func(f func(sql.DBStats) int64) func() float64 {
+		return func() float64 {
+			if st := m.db.Load(); st != nil {
+				return float64(f((*st)()))
+			}
+			return 0
+		}
+	}
+	r.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "securechat_db_connections_open", Help: "SQLite connections open in the daemon's pool."},
+			pool(func(s sql.DBStats) int64 { return int64(s.OpenConnections) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "securechat_db_connections_closed_total",
+			Help: "SQLite connections the pool closed and will open again: many mean churn."},
+			pool(func(s sql.DBStats) int64 { return s.MaxIdleClosed + s.MaxIdleTimeClosed + s.MaxLifetimeClosed })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "securechat_db_connection_waits_total",
+			Help: "Times a query waited for a free SQLite connection."},
+			pool(func(s sql.DBStats) int64 { return s.WaitCount })))
 	r.MustRegister(m.events, m.acks, m.unqueued, m.breakerTrips, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
 		m.generation, m.rules, m.notifications, m.connectedGauge, m.caughtUp, m.catchups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -62,114 +62,160 @@ func (s *Store) NextDeletionAt(ctx context.Context) (time.Time, bool, error) {
 	return fromMillis(next.Int64), true, nil
 }
 
+// ClaimDeletion takes a due pending deletion for one attempt (see
+// ClaimDeletions). It reports false when the deletion is not claimed.
+func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
+	got, err := s.ClaimDeletions(ctx, []int64{id}, now, lease)
+	return len(got) == 1, err
+}
+
+// ClaimDeletions takes due pending deletions for one attempt each, in one
+// transaction (one commit for the batch), if an enabled rule whose action is
+// delete still justifies them (else it cancels them): it counts each attempt
+// and moves its next attempt lease into the future, durably, before
+// chat.delete is called. It returns the ids it claimed, in the order given;
+// a deletion that is no longer due (another daemon sharing the database took
+// it, or it ended) is left out, so that two daemons never call chat.delete
+// for one message at once. If an attempt's outcome is never recorded (a
+// crash, a write that timed out), the deletion is due again once the lease
+// has passed, and the counted attempt tells the retry that an earlier call
+// may have deleted the message already (so message_not_found then means
+// deleted, not failed).
+func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]int64, error) {
+	var claimed []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = claimed[:0]
+		stamp := s.millis()
+		for _, id := range ids {
+			// The rule for deleting, checked where the deletion is carried
+			// out: however the rules changed since it was queued (a rule
+			// removed, disabled or switched to monitor by the CLI, the
+			// breaker, the cost limit or by hand), a deletion no enabled
+			// delete rule justifies any more is cancelled here, not sent.
+			res, err := tx.ExecContext(ctx,
+				`UPDATE deletions AS d SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
+				 WHERE d.id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified,
+				now.Add(lease).UnixMilli(), stamp, id, now.UnixMilli())
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				claimed = append(claimed, id)
+				continue
+			}
+			if _, err = tx.ExecContext(ctx,
+				`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'securechat',
+				        cancel_reason = 'no enabled delete rule justifies it any more', updated_at = ?
+				 WHERE d.id = ? AND d.status = 'pending' AND NOT `+justified, stamp, stamp, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d deletion(s): %w", len(ids), err)
+	}
+	return claimed, nil
+}
+
+// Outcome is how one claimed chat.delete attempt ended, for RecordOutcomes.
+type Outcome struct {
+	ID int64
+	// Status is what the deletion becomes: StatusDeleted, StatusFailed, or
+	// StatusPending (tried again at Next).
+	Status string
+	// Deferred marks a pending outcome whose call deleted nothing for sure
+	// (Slack refused the whole method with a 429, or the call was never
+	// made): it takes back the attempt the claim counted.
+	Deferred bool
+	Reason   string
+	Next     time.Time    // for a pending outcome
+	Notes    []OutboxItem // queued with the outcome, in the same transaction
+}
+
 // MarkDeleted records that the message was deleted, and queues the
 // notifications in the same transaction. The outcomes (MarkDeleted,
-// RetryDeletion, FailDeletion) follow a ClaimDeletion, which counted the
-// attempt.
+// RetryDeletion, FailDeletion, DeferDeletion) follow a claim, which counted
+// the attempt; RecordOutcomes writes many at once.
 func (s *Store) MarkDeleted(ctx context.Context, id int64, notes ...OutboxItem) error {
-	return s.finishAttempt(ctx, id, StatusDeleted, "", s.now(), notes)
+	return s.recordOne(ctx, Outcome{ID: id, Status: StatusDeleted, Notes: notes})
 }
 
 // RetryDeletion records a failed attempt that is worth repeating at next.
 func (s *Store) RetryDeletion(ctx context.Context, id int64, reason string, next time.Time) error {
-	return s.finishAttempt(ctx, id, StatusPending, reason, next, nil)
+	return s.recordOne(ctx, Outcome{ID: id, Status: StatusPending, Reason: reason, Next: next})
 }
 
 // FailDeletion records an attempt that ended the deletion for good, and
 // queues the notifications in the same transaction.
 func (s *Store) FailDeletion(ctx context.Context, id int64, reason string, notes ...OutboxItem) error {
-	return s.finishAttempt(ctx, id, StatusFailed, reason, s.now(), notes)
-}
-
-// ClaimDeletion takes a due pending deletion for one attempt, if an enabled
-// rule whose action is delete still justifies it (else it cancels it): it counts the
-// attempt and moves the next attempt lease into the future, durably, before
-// chat.delete is called. It reports false when the deletion is no longer due
-// (another daemon sharing the database took it, or it ended), so that two
-// daemons never call chat.delete for one message at once. If the attempt's
-// outcome is never recorded (a crash, a write that timed out), the deletion
-// is due again once the lease has passed, and the counted attempt tells the
-// retry that an earlier call may have deleted the message already (so
-// message_not_found then means deleted, not failed).
-func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
-	claimed := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// The rule for deleting, checked where the deletion is carried out:
-		// however the rules changed since it was queued (a rule removed,
-		// disabled or switched to monitor by the CLI, the breaker, the cost
-		// limit or by hand), a deletion no enabled delete rule justifies any
-		// more is cancelled here, not sent.
-		res, err := tx.ExecContext(ctx,
-			`UPDATE deletions AS d SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-			 WHERE d.id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified,
-			now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			claimed = true
-			return nil
-		}
-		now := s.millis()
-		_, err = tx.ExecContext(ctx,
-			`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'securechat',
-			        cancel_reason = 'no enabled delete rule justifies it any more', updated_at = ?
-			 WHERE d.id = ? AND d.status = 'pending' AND NOT `+justified, now, now, id)
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("claim deletion %d: %w", id, err)
-	}
-	return claimed, nil
+	return s.recordOne(ctx, Outcome{ID: id, Status: StatusFailed, Reason: reason, Notes: notes})
 }
 
 // DeferDeletion moves a pending deletion's next attempt and takes back the
 // attempt its claim counted (used when Slack rate-limits the whole method:
 // the call was refused, so it deleted nothing).
 func (s *Store) DeferDeletion(ctx context.Context, id int64, next time.Time) error {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE deletions SET next_attempt_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'pending'`,
-		next.UnixMilli(), s.millis(), id)
-	if err != nil {
-		return fmt.Errorf("defer deletion %d: %w", id, classify(err))
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("defer deletion %d: %w", id, ErrNotFound)
-	}
-	return nil
+	return s.recordOne(ctx, Outcome{ID: id, Status: StatusPending, Deferred: true, Next: next})
 }
 
-func (s *Store) finishAttempt(ctx context.Context, id int64, status, reason string, next time.Time, notes []OutboxItem) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *Store) recordOne(ctx context.Context, o Outcome) error {
+	errs, err := s.RecordOutcomes(ctx, []Outcome{o})
 	if err != nil {
-		return fmt.Errorf("update deletion %d: %w", id, classify(err))
+		return err
 	}
-	defer tx.Rollback()
-	now := s.millis()
-	// A deletion cancelled or held while its call was in flight: the
-	// message is gone all the same, so that outcome is recorded; any other
-	// outcome leaves the new status alone (ErrNotFound).
-	from := `status = 'pending'`
-	if status == StatusDeleted {
-		from = `status IN ('pending', 'held', 'cancelled')`
-	}
-	res, err := tx.ExecContext(ctx,
-		`UPDATE deletions SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-		 WHERE id = ? AND `+from,
-		status, reason, next.UnixMilli(), now, id)
+	return errs[0]
+}
+
+// RecordOutcomes writes the outcomes of many attempts, with the
+// notifications they queue, in one transaction: one commit (one fsync) for
+// a batch of chat.delete calls. errs[i] is outcomes[i]'s own result:
+// ErrNotFound (wrapped) when that deletion is no longer pending (cancelled
+// or held while its call was in flight: the new status stands, except that
+// a deletion that did happen is recorded as deleted all the same). err is
+// the transaction's: when it is not nil, nothing was written.
+func (s *Store) RecordOutcomes(ctx context.Context, outcomes []Outcome) (errs []error, err error) {
+	errs = make([]error, len(outcomes))
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		for i, o := range outcomes {
+			errs[i] = nil
+			next := now
+			if !o.Next.IsZero() {
+				next = o.Next.UnixMilli()
+			}
+			var res sql.Result
+			var err error
+			if o.Deferred {
+				res, err = tx.ExecContext(ctx,
+					`UPDATE deletions SET next_attempt_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'pending'`,
+					next, now, o.ID)
+			} else {
+				from := `status = 'pending'`
+				if o.Status == StatusDeleted {
+					from = `status IN ('pending', 'held', 'cancelled')`
+				}
+				res, err = tx.ExecContext(ctx,
+					`UPDATE deletions SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND `+from,
+					o.Status, o.Reason, next, now, o.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("update deletion %d: %w", o.ID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				errs[i] = fmt.Errorf("update deletion %d: no pending deletion: %w", o.ID, ErrNotFound)
+				continue
+			}
+			if err := enqueue(ctx, tx, now, o.Notes); err != nil {
+				return fmt.Errorf("update deletion %d: %w", o.ID, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("update deletion %d: %w", id, classify(err))
+		return nil, fmt.Errorf("record %d deletion outcome(s): %w", len(outcomes), err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("update deletion %d: no pending deletion: %w", id, ErrNotFound)
-	}
-	if err := enqueue(ctx, tx, now, notes); err != nil {
-		return fmt.Errorf("update deletion %d: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("update deletion %d: %w", id, classify(err))
-	}
-	return nil
+	return errs, nil
 }
 
 // DeletionCounts returns how many deletions are in each status.

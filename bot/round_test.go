@@ -1,0 +1,121 @@
+package bot_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/store"
+)
+
+// TestDeleterCallsARoundAtOnce: a backlog is deleted a round of calls at a
+// time, the calls of a round side by side (each claimed before, recorded
+// after, in one commit per round), every message once, with one attempt
+// each.
+func TestDeleterCallsARoundAtOnce(t *testing.T) {
+	h := newHarness(t, setup{noStart: true})
+	const n, slow = 12, 800 * time.Millisecond
+	var tss []string
+	for range n {
+		tss = append(tss, queueDeletion(t, h, h.store))
+	}
+	var delays []fakeslack.Response
+	for range n {
+		delays = append(delays, fakeslack.Response{Delay: slow})
+	}
+	h.slack.Script("chat.delete", delays...)
+	h.restart(bot.Options{})
+	h.wait("every deletion", func(st *fakeslack.State) bool {
+		for _, ts := range tss {
+			if st.SuccessfulDeletes("C0GENERAL01", ts) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		calls := st.Deletes()
+		if len(calls) != n {
+			t.Fatalf("%d chat.delete calls for %d messages", len(calls), n)
+		}
+		// A deleter that waited for each answer before the next call would
+		// have each call arrive after the one before was answered.
+		overlapping := 0
+		for _, c := range calls[1:] {
+			if c.At.Before(calls[0].At.Add(slow)) {
+				overlapping++
+			}
+		}
+		if overlapping < 2 {
+			t.Errorf("%d calls arrived while the first was in flight; want the round's calls side by side", overlapping)
+		}
+	})
+	h.waitDeleted(tss)
+	due, err := h.store.DueDeletions(t.Context(), time.Now().Add(time.Hour), 100)
+	if err != nil || len(due) != 0 {
+		t.Errorf("still due: %v, %v", due, err)
+	}
+}
+
+// TestDeleterRoundAfterA429: a 429 in the middle of a round takes back that
+// attempt and starts nothing until Retry-After has passed; what the round
+// had not called yet waits too, uncharged. Every message is deleted once.
+func TestDeleterRoundAfterA429(t *testing.T) {
+	h := newHarness(t, setup{noStart: true})
+	const n = 20
+	var tss []string
+	for range n {
+		tss = append(tss, queueDeletion(t, h, h.store))
+	}
+	h.slack.Script("chat.delete", fakeslack.Response{Status: 429, RetryAfter: "2"})
+	h.restart(bot.Options{})
+	h.wait("every deletion", func(st *fakeslack.State) bool {
+		for _, ts := range tss {
+			if st.SuccessfulDeletes("C0GENERAL01", ts) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		var limited time.Time
+		for _, c := range st.Deletes() {
+			if c.Status == 429 {
+				limited = c.At
+			}
+		}
+		if limited.IsZero() {
+			t.Fatal("no 429 was answered")
+		}
+		for _, c := range st.Deletes() {
+			// Calls already on their way when the 429 came back are
+			// Slack's to refuse; a new one within Retry-After is ours.
+			if c.At.After(limited.Add(500*time.Millisecond)) && c.At.Before(limited.Add(2*time.Second)) {
+				t.Errorf("chat.delete called %s after a 429 with Retry-After: 2", c.At.Sub(limited))
+			}
+		}
+	})
+	h.waitDeleted(tss)
+	for _, l := range h.leaks(store.LeakFilter{}) {
+		d, err := h.store.Deletion(t.Context(), l.DeletionID)
+		if err != nil || d.Attempts != 1 {
+			t.Errorf("deletion %d: %+v, %v; want one attempt (the 429 taken back)", l.DeletionID, d, err)
+		}
+	}
+}
+
+// waitDeleted waits until the store records each message as deleted (the
+// outcome is written after Slack answered).
+func (h *harness) waitDeleted(tss []string) {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, ts := range tss {
+		for statusOf(h.t, h, ts) != store.StatusDeleted {
+			if time.Now().After(deadline) {
+				h.t.Fatalf("%s: %q, want deleted\nlogs:\n%s", ts, statusOf(h.t, h, ts), h.logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

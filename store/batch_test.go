@@ -1,0 +1,152 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+// TestClaimDeletionsInOneRound claims a batch in one transaction: the due,
+// justified ones are claimed in order; one another daemon holds, one not due
+// and one whose rule was disabled behind the store's back are not (the last
+// is cancelled).
+func TestClaimDeletionsInOneRound(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	s, path := openTemp(t, store.WithClock(func() time.Time { return now }))
+	other, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	a, _ := s.AddRegex(ctx, "aaa+", "a")
+	b, _ := s.AddRegex(ctx, "bbb+", "b")
+	var ids []int64
+	for i, rule := range []int64{a.ID, a.ID, a.ID, a.ID, b.ID} {
+		res, err := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1." + string(rune('0'+i))},
+			[]store.Finding{{RegexID: rule, Excerpt: "****", Action: store.ActionDelete}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.DeletionID)
+	}
+	if ok, _ := other.ClaimDeletion(ctx, ids[1], now, time.Minute); !ok {
+		t.Fatal("the other daemon's claim")
+	}
+	if err := s.RetryDeletion(ctx, ids[2], "500", now.Add(time.Hour)); err != nil { // not due
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE regexes SET enabled = 0 WHERE id = ?`, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimDeletions(ctx, ids, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{ids[0], ids[3]}; !slices.Equal(got, want) {
+		t.Errorf("claimed %v, want %v", got, want)
+	}
+	for _, id := range got {
+		if d, _ := s.Deletion(ctx, id); d.Attempts != 1 || !d.NextAttemptAt.Equal(now.Add(time.Minute)) {
+			t.Errorf("claimed deletion %d: %+v; want one attempt counted and the lease", id, d)
+		}
+	}
+	if d, _ := s.Deletion(ctx, ids[4]); d.Status != store.StatusCancelled {
+		t.Errorf("deletion of a disabled rule's finding: %q, want cancelled", d.Status)
+	}
+	if again, _ := other.ClaimDeletions(ctx, ids, now.Add(time.Second), time.Minute); len(again) != 0 {
+		t.Errorf("a second daemon claimed %v within the leases", again)
+	}
+}
+
+// TestRecordOutcomesInOneTransaction writes a round's outcomes at once:
+// each its own result, with its notes; one no longer pending is reported,
+// not written, and does not stop the others; a write that fails leaves
+// every outcome of the round unwritten (the claims stand: the round is
+// tried again after the lease).
+func TestRecordOutcomesInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	s, path := openTemp(t, store.WithClock(func() time.Time { return now }))
+	r, _ := s.AddRegex(ctx, "aaa+", "a")
+	var ids, leaks []int64
+	for i := range 5 {
+		l := queue(t, s, "2."+string(rune('0'+i)), store.Finding{RegexID: r.ID, Excerpt: "****", Action: store.ActionDelete})
+		ls, _ := s.Leaks(ctx, store.LeakFilter{ID: l})
+		ids, leaks = append(ids, ls[0].DeletionID), append(leaks, l)
+	}
+	if got, err := s.ClaimDeletions(ctx, ids, now, time.Minute); err != nil || len(got) != 5 {
+		t.Fatalf("claims = %v, %v", got, err)
+	}
+	// Cancelled by an admin while the calls were in flight.
+	if n, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: leaks[1:3]}, "alice", "false positive"); err != nil || n != 2 {
+		t.Fatalf("cancel = %d, %v", n, err)
+	}
+
+	// A write that fails (a trigger stands in for a full disk) writes nothing.
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE UPDATE OF status ON deletions WHEN NEW.id = ` + itoa(ids[4]) +
+		` BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	round := []store.Outcome{
+		{ID: ids[0], Status: store.StatusDeleted, Notes: []store.OutboxItem{{Kind: "alert", Payload: `{"text":"deleted"}`}}},
+		{ID: ids[1], Status: store.StatusDeleted},                                          // cancelled, but it did happen
+		{ID: ids[2], Status: store.StatusPending, Reason: "500", Next: now.Add(time.Hour)}, // cancelled: stays cancelled
+		{ID: ids[3], Status: store.StatusPending, Deferred: true, Next: now.Add(30 * time.Second)},
+		{ID: ids[4], Status: store.StatusFailed, Reason: "cant_delete_message"},
+	}
+	if _, err := s.RecordOutcomes(ctx, round); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("RecordOutcomes with a refused write = %v, want the error", err)
+	}
+	for _, id := range ids[:1] {
+		if d, _ := s.Deletion(ctx, id); d.Status != store.StatusPending {
+			t.Errorf("deletion %d is %q after a failed round write, want still pending", id, d.Status)
+		}
+	}
+	if c, _ := s.OutboxCounts(ctx); c["alert"]["pending"] != 0 {
+		t.Errorf("a failed round write queued notes: %v", c)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+
+	errs, err := s.RecordOutcomes(ctx, round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []error{nil, nil, store.ErrNotFound, nil, nil} {
+		if !errors.Is(errs[i], want) || (want == nil && errs[i] != nil) {
+			t.Errorf("outcome %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	for i, want := range []string{store.StatusDeleted, store.StatusDeleted, store.StatusCancelled, store.StatusPending, store.StatusFailed} {
+		if d, _ := s.Deletion(ctx, ids[i]); d.Status != want {
+			t.Errorf("deletion %d: %q, want %q", i, d.Status, want)
+		}
+	}
+	if d, _ := s.Deletion(ctx, ids[3]); d.Attempts != 0 || !d.NextAttemptAt.Equal(now.Add(30*time.Second)) {
+		t.Errorf("deferred: %+v; want its attempt taken back and due in 30 s", d)
+	}
+	if c, _ := s.OutboxCounts(ctx); c["alert"]["pending"] != 1 {
+		t.Errorf("notes queued: %v, want the one alert", c)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
