@@ -26,14 +26,7 @@ func TestDeleterCallsARoundAtOnce(t *testing.T) {
 	}
 	h.slack.Script("chat.delete", delays...)
 	h.restart(bot.Options{})
-	h.wait("every deletion", func(st *fakeslack.State) bool {
-		for _, ts := range tss {
-			if st.SuccessfulDeletes("C0GENERAL01", ts) != 1 {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitDeleted(tss)
 	h.slack.Snapshot(func(st *fakeslack.State) {
 		calls := st.Deletes()
 		if len(calls) != n {
@@ -51,7 +44,6 @@ func TestDeleterCallsARoundAtOnce(t *testing.T) {
 			t.Errorf("%d calls arrived while the first was in flight; want the round's calls side by side", overlapping)
 		}
 	})
-	h.waitDeleted(tss)
 	due, err := h.store.DueDeletions(t.Context(), time.Now().Add(time.Hour), 100)
 	if err != nil || len(due) != 0 {
 		t.Errorf("still due: %v, %v", due, err)
@@ -70,14 +62,7 @@ func TestDeleterRoundAfterA429(t *testing.T) {
 	}
 	h.slack.Script("chat.delete", fakeslack.Response{Status: 429, RetryAfter: "2"})
 	h.restart(bot.Options{})
-	h.wait("every deletion", func(st *fakeslack.State) bool {
-		for _, ts := range tss {
-			if st.SuccessfulDeletes("C0GENERAL01", ts) != 1 {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitDeleted(tss)
 	h.slack.Snapshot(func(st *fakeslack.State) {
 		var limited time.Time
 		for _, c := range st.Deletes() {
@@ -96,7 +81,6 @@ func TestDeleterRoundAfterA429(t *testing.T) {
 			}
 		}
 	})
-	h.waitDeleted(tss)
 	for _, l := range h.leaks(store.LeakFilter{}) {
 		d, err := h.store.Deletion(t.Context(), l.DeletionID)
 		if err != nil || d.Attempts != 1 {
@@ -105,10 +89,18 @@ func TestDeleterRoundAfterA429(t *testing.T) {
 	}
 }
 
-// waitDeleted waits until the store records each message as deleted (the
-// outcome is written after Slack answered).
+// waitDeleted waits until Slack deleted each message and the store
+// recorded it (the outcome is written after Slack answered).
 func (h *harness) waitDeleted(tss []string) {
 	h.t.Helper()
+	h.wait("every deletion", func(st *fakeslack.State) bool {
+		for _, ts := range tss {
+			if st.SuccessfulDeletes("C0GENERAL01", ts) != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for _, ts := range tss {
 		for statusOf(h.t, h, ts) != store.StatusDeleted {
