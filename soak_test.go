@@ -24,7 +24,7 @@ import (
 // skipped unless SECURECHAT_SOAK is set: at about 3,000 messages a second a
 // million take several minutes.
 //
-//	SECURECHAT_SOAK=1000000 go test -run TestSoak -v -timeout 60m .
+//	SECURECHAT_SOAK=1000000 go test -count=1 -run TestSoak -v -timeout 60m .
 func TestSoak(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("SECURECHAT_SOAK"))
 	if n <= 0 {
