@@ -145,17 +145,21 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	for i, del := range dels {
 		ids[i] = del.ID
 	}
-	claimedIDs, err := d.store.ClaimDeletions(ctx, ids, d.now(), claimLease)
+	claims, err := d.store.ClaimDeletions(ctx, ids, d.now(), claimLease)
 	if err != nil {
 		return 0, err
 	}
-	claimed := make(map[int64]bool, len(claimedIDs))
-	for _, id := range claimedIDs {
-		claimed[id] = true
+	// What is not claimed another daemon on this database has, or it was
+	// cancelled. The attempts are the claim's, not those of the earlier
+	// read: another daemon may have made one since.
+	attempts := make(map[int64]int, len(claims))
+	for _, c := range claims {
+		attempts[c.ID] = c.Attempts
 	}
 	var atts []attempt
 	for _, del := range dels {
-		if claimed[del.ID] { // else another daemon on this database has it, or it was cancelled
+		if n, ok := attempts[del.ID]; ok {
+			del.Attempts = n
 			atts = append(atts, attempt{del: del})
 		}
 	}

@@ -69,11 +69,20 @@ func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, leas
 	return len(got) == 1, err
 }
 
+// Claim is a deletion claimed for one attempt.
+type Claim struct {
+	ID int64
+	// Attempts counts the attempts made before this one, read as the claim
+	// counted it: more than zero means an earlier call may have deleted
+	// the message already.
+	Attempts int
+}
+
 // ClaimDeletions takes due pending deletions for one attempt each, in one
 // transaction (one commit for the batch), if an enabled rule whose action is
 // delete still justifies them (else it cancels them): it counts each attempt
 // and moves its next attempt lease into the future, durably, before
-// chat.delete is called. It returns the ids it claimed, in the order given;
+// chat.delete is called. It returns what it claimed, in the order given;
 // a deletion that is no longer due (another daemon sharing the database took
 // it, or it ended) is left out, so that two daemons never call chat.delete
 // for one message at once. If an attempt's outcome is never recorded (a
@@ -81,8 +90,8 @@ func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, leas
 // has passed, and the counted attempt tells the retry that an earlier call
 // may have deleted the message already (so message_not_found then means
 // deleted, not failed).
-func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]int64, error) {
-	var claimed []int64
+func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]Claim, error) {
+	var claimed []Claim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		claimed = claimed[:0]
 		stamp := s.millis()
@@ -92,16 +101,18 @@ func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, 
 			// removed, disabled or switched to monitor by the CLI, the
 			// breaker, the cost limit or by hand), a deletion no enabled
 			// delete rule justifies any more is cancelled here, not sent.
-			res, err := tx.ExecContext(ctx,
+			var attempts int
+			err := tx.QueryRowContext(ctx,
 				`UPDATE deletions AS d SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-				 WHERE d.id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified,
-				now.Add(lease).UnixMilli(), stamp, id, now.UnixMilli())
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				claimed = append(claimed, id)
+				 WHERE d.id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified+`
+				 RETURNING attempts`,
+				now.Add(lease).UnixMilli(), stamp, id, now.UnixMilli()).Scan(&attempts)
+			if err == nil {
+				claimed = append(claimed, Claim{ID: id, Attempts: attempts - 1})
 				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
 			}
 			if _, err = tx.ExecContext(ctx,
 				`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'securechat',
