@@ -235,3 +235,20 @@ func peakRSSMB() float64 {
 	}
 	return 0
 }
+
+// BenchmarkLeakFlood offers 4,000 messages at a paced 2,000 msgs/s, 30% of
+// them leaking (600 leaks a second, far above any real workspace; the
+// breaker is off, as it would stop such a flood), to the daemon with 100
+// rules: every leak is one durable write before its ack. Reported: ack
+// p50/p90/p99 and send-to-delete p99.
+func BenchmarkLeakFlood(b *testing.B) {
+	patterns := readPatterns(b, "../detect/testdata/patterns100.txt")
+	gen := corpus.New(corpus.Options{Seed: 5, SecretShare: 0.3})
+	for b.Loop() {
+		p := runStream(b, patterns, gen.Messages(4000), 2000)
+		b.ReportMetric(ms(percentile(p.ack, 50)), "ack-p50-ms")
+		b.ReportMetric(ms(percentile(p.ack, 90)), "ack-p90-ms")
+		b.ReportMetric(ms(percentile(p.ack, 99)), "ack-p99-ms")
+		b.ReportMetric(ms(percentile(p.del, 99)), "delete-p99-ms")
+	}
+}
