@@ -110,3 +110,83 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 		t.Errorf("leaks list --channel #devops: %d\n%s", code, out)
 	}
 }
+
+// TestCatchupKilledAtAPageBoundary: the real binary is SIGKILLed while its
+// catch-up waits for the second history page, after a live message moved
+// the watermark past the whole outage; the next start reads the rest of
+// the window and deletes the leak posted early in the outage, once.
+func TestCatchupKilledAtAPageBoundary(t *testing.T) {
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, LiveClock: true, HistoryPage: 3})
+	defer fake.Close()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "securechat.db")
+	cfg := filepath.Join(dir, "securechat.toml")
+	os.WriteFile(cfg, []byte("[daemon]\nretry_max = \"1s\"\n[log]\nformat = \"json\"\n[catchup]\nrequests_per_minute = 1000\npage_size = 3\n"), 0o600)
+	env := []string{"SECURECHAT_DB=" + db, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
+	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
+		t.Fatalf("regex add: %d %s", code, out)
+	}
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs []func() string
+	all := func() string {
+		out := ""
+		for _, l := range logs {
+			out += l() + "\n---\n"
+		}
+		return out
+	}
+	liveThenKill := func(p *proc, text string) {
+		t.Helper()
+		ts, envID, err := fake.Post(fakeslack.Message{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fake, "the live message acknowledged", func(s *fakeslack.State) bool { return s.Acked(envID) }, all)
+		waitFor(t, fake, "its watermark saved", func(*fakeslack.State) bool {
+			wm, _ := st.Watermarks(context.Background())
+			return wm["C0GENERAL01"] == ts
+		}, all)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		p.wait(t, 5*time.Second)
+	}
+	first := start(t, env, "run")
+	logs = append(logs, first.stderr.String)
+	waitFor(t, fake, "connection", func(s *fakeslack.State) bool { return s.Connections() == 1 }, all)
+	liveThenKill(first, "before the outage")
+
+	leak, err := fake.PostQuiet(fakeslack.Message{Text: "early in the outage: card 6759649826438453"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		fake.PostQuiet(fakeslack.Message{Text: fmt.Sprintf("standup note %d", i)})
+	}
+	fake.Script("conversations.history", fakeslack.Response{}, fakeslack.Response{Delay: 20 * time.Second})
+	second := start(t, env, "run")
+	logs = append(logs, second.stderr.String)
+	waitFor(t, fake, "the catch-up waits for its second page", func(s *fakeslack.State) bool { return s.Calls("conversations.history") >= 2 }, all)
+	liveThenKill(second, "live while catching up")
+
+	fake.ClearScript("conversations.history")
+	third := start(t, env, "run")
+	logs = append(logs, third.stderr.String)
+	waitFor(t, fake, "the early leak deleted", func(s *fakeslack.State) bool { return s.SuccessfulDeletes("C0GENERAL01", leak) == 1 }, all)
+	waitFor(t, fake, "the window closed", func(*fakeslack.State) bool {
+		ws, err := st.CatchupWindows(context.Background())
+		return err == nil && len(ws) == 0
+	}, all)
+	fake.Snapshot(func(s *fakeslack.State) {
+		if n := s.DeleteCalls("C0GENERAL01", leak); n != 1 {
+			t.Errorf("%d chat.delete calls for the leak, want 1", n)
+		}
+	})
+	third.cmd.Process.Signal(syscall.SIGTERM)
+	third.wait(t, 10*time.Second)
+}

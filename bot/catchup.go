@@ -29,6 +29,9 @@ type Catchup struct {
 	Lookback time.Duration
 	// Pace is the history reader's pacing.
 	Pace HistoryPace
+	// Retry is how long a failed catch-up waits before it is tried again
+	// [1m].
+	Retry time.Duration
 }
 
 // catchupOverlap is how far before a watermark the catch-up reads after a
@@ -48,6 +51,37 @@ type marks struct {
 	newest  map[string]string
 	changed map[string]bool
 	unclean bool // an event was left unacknowledged: the watermarks are not exact
+	// holds counts the catch-up windows not yet stored: while one is
+	// pending, nothing is saved (neither watermarks nor the connection
+	// time), so that live events cannot move the bounds the next start
+	// would read from past messages of the outage nobody has read yet.
+	holds int
+	// saving is held across a save, so that a hold waits for a save in
+	// flight.
+	saving sync.Mutex
+}
+
+// hold stops the saving of progress until release: a catch-up window is
+// about to be stored.
+func (m *marks) hold() {
+	m.saving.Lock()
+	m.mu.Lock()
+	m.holds++
+	m.mu.Unlock()
+	m.saving.Unlock()
+}
+
+// release ends a hold: the window is stored.
+func (m *marks) release() {
+	m.mu.Lock()
+	m.holds = max(m.holds-1, 0)
+	m.mu.Unlock()
+}
+
+func (m *marks) held() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.holds > 0
 }
 
 func newMarks(stored map[string]string) *marks {
@@ -149,8 +183,16 @@ func (p *progress) tick(ctx context.Context) {
 func (p *progress) finish(ctx context.Context, clean bool) { p.write(ctx, clean) }
 
 // write saves the watermarks that moved and the last connection time. It
-// runs on one goroutine at a time (the ticker's, then finish).
+// runs on one goroutine at a time (the ticker's, then finish). While a
+// catch-up window is not stored yet it saves nothing: the next start then
+// reads from the bounds saved before the outage.
 func (p *progress) write(ctx context.Context, clean bool) {
+	p.marks.saving.Lock()
+	defer p.marks.saving.Unlock()
+	if p.marks.held() {
+		p.log.Debug().Msg("progress not saved: a catch-up window is not stored yet")
+		return
+	}
 	now := p.now()
 	ms := p.marks.take()
 	if err := p.store.SaveProgress(ctx, ms, p.conn.lastUp(now), clean); err != nil {
@@ -190,7 +232,6 @@ type catchup struct {
 	now       func() time.Time
 	prev      store.Presence // what the last run left
 	trigger   chan window
-	alerted   map[time.Time]bool // outages alerted, by their start (run's goroutine only)
 	mu        sync.Mutex
 	wasUp     bool
 	first     bool // the first connection of this run is still to come
@@ -198,17 +239,19 @@ type catchup struct {
 }
 
 // window is one catch-up to run: from since (the last connection) to now;
-// exact when the watermarks are exact (a clean stop).
+// exact when the watermarks are exact (a clean stop). A fresh window is
+// stored (store.OpenCatchupWindow) before anything is read; the zero
+// window only reads the stored ones.
 type window struct {
 	since time.Time
 	exact bool
 	why   string
 	marks map[string]string // the watermarks when the connection came back
+	fresh bool              // not stored yet: the progress saving is held for it
 }
 
 func newCatchup(c *catchup) *catchup {
 	c.trigger = make(chan window, 4)
-	c.alerted = map[time.Time]bool{}
 	c.first = true
 	return c
 }
@@ -236,6 +279,11 @@ func (c *catchup) connected() {
 		c.first = false
 		if c.prev.LastConnected.IsZero() {
 			c.log.Info().Msg("catch-up: no earlier run on this database; history before now is not read (use 'securechat scan' for it)")
+			// Windows an earlier run left open are still read.
+			select {
+			case c.trigger <- window{}:
+			default:
+			}
 			return
 		}
 		w = window{since: c.prev.LastConnected, exact: c.prev.Clean, why: "start"}
@@ -249,9 +297,14 @@ func (c *catchup) connected() {
 	// The reader calls connected before it takes any event of the new
 	// connection, so no live event of it has moved the watermarks yet.
 	w.marks = c.marks.snapshot()
+	w.fresh = true
+	// Nothing is saved until the window is stored: a live event of the new
+	// connection must not move the bounds before the window holds them.
+	c.marks.hold()
 	select {
 	case c.trigger <- w:
 	default: // one is queued already, from older watermarks: it covers this one
+		c.marks.release()
 	}
 }
 
@@ -266,30 +319,98 @@ func (c *catchup) run(ctx context.Context) {
 		case <-names.C:
 			c.refreshNames(ctx)
 		case w := <-c.trigger:
-			err := c.once(ctx, w)
+			err := c.once(ctx, &w)
 			if err == nil {
 				c.metrics.catchups.WithLabelValues("done").Inc()
 			}
 			if err != nil && ctx.Err() == nil {
 				c.metrics.catchups.WithLabelValues("failed").Inc()
-				c.log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute")
-				time.AfterFunc(time.Minute, func() {
-					select {
-					case c.trigger <- w:
-					default:
+				c.log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute (what it did not read stays in the database)")
+				go func() {
+					if sleep(ctx, c.cfg.retry()) != nil {
+						return
 					}
-				})
+					select {
+					case c.trigger <- w: // the same window: a fresh one not stored yet is stored then
+					case <-ctx.Done():
+					}
+				}()
 			}
 		}
 	}
 }
 
-// once runs one catch-up.
-func (c *catchup) once(ctx context.Context, w window) error {
+// retry is how long a failed catch-up waits before it is tried again.
+func (c Catchup) retry() time.Duration {
+	if c.Retry > 0 {
+		return c.Retry
+	}
+	return time.Minute
+}
+
+// oldestFor is the lower bound of one conversation's part of a window:
+// exactly after its watermark when the watermarks are exact, else from a
+// little before it (catchupOverlap); from since when it has none; never
+// older than the look-back's floor.
+func oldestFor(wm string, since time.Time, exact bool, floor string) string {
+	var from string
+	switch {
+	case wm != "" && exact:
+		from = wm
+	case wm != "":
+		from = tsOf(timeOfTS(wm).Add(-catchupOverlap))
+	case exact:
+		from = tsOf(since)
+	default:
+		from = tsOf(since.Add(-catchupOverlap))
+	}
+	if tsAfter(floor, from) {
+		from = floor
+	}
+	return from
+}
+
+// storeWindow stores a fresh window, with the lower bound of every conversation
+// the watermarks know, and ends the hold on the progress saving.
+func (c *catchup) storeWindow(ctx context.Context, w *window, start time.Time) error {
+	floor := tsOf(start.Add(-c.cfg.Lookback))
+	cw := store.CatchupWindow{Since: w.since, Exact: w.exact, FloorTS: floor, Why: w.why, Progress: map[string]store.CatchupProgress{}}
+	for ch, wm := range w.marks {
+		cw.Progress[ch] = store.CatchupProgress{Oldest: oldestFor(wm, w.since, w.exact, floor)}
+	}
+	if _, err := c.store.OpenCatchupWindow(ctx, cw); err != nil {
+		return err
+	}
+	w.fresh = false
+	c.marks.release()
+	return nil
+}
+
+// once stores a fresh window, then reads every stored window (those of
+// earlier runs too), oldest first. Each conversation of a window is read
+// newest page first from where it was left, and each page's progress is
+// stored once the page is handled; a window is removed when every
+// conversation in it is done.
+func (c *catchup) once(ctx context.Context, w *window) error {
 	start := c.now()
-	floor := start.Add(-c.cfg.Lookback)
 	if len(c.types) == 0 {
+		if w.fresh {
+			w.fresh = false
+			c.marks.release()
+		}
 		c.log.Warn().Msg("catch-up skipped: the user token has none of channels:read, groups:read, im:read, mpim:read")
+		return nil
+	}
+	if w.fresh {
+		if err := c.storeWindow(ctx, w, start); err != nil {
+			return err
+		}
+	}
+	windows, err := c.store.CatchupWindows(ctx)
+	if err != nil {
+		return err
+	}
+	if len(windows) == 0 {
 		return nil
 	}
 	convs, err := c.reader.conversations(ctx, c.types)
@@ -305,39 +426,71 @@ func (c *catchup) once(ctx context.Context, w window) error {
 	if err := c.store.SetNames(ctx, store.NameConversation, names); err != nil {
 		c.log.Warn().Err(err).Msg("could not cache conversation names")
 	}
-	c.log.Info().Str("why", w.why).Time("since", w.since).Dur("offline", start.Sub(w.since).Round(time.Second)).
-		Int("conversations", len(convs)).Msg("catch-up: reading what was posted while securechat was not connected")
 	var read, failed int
 	var firstErr error
+	for _, cw := range windows {
+		n, f, err := c.readWindow(ctx, cw, convs)
+		read += n
+		failed += f
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	c.log.Info().Int("messages", read).Int("failed_conversations", failed).Dur("took", c.now().Sub(start).Round(time.Millisecond)).
+		Msg("catch-up done")
+	c.refreshNames(ctx)
+	if firstErr != nil {
+		return fmt.Errorf("%d conversation(s) not read: %w", failed, firstErr)
+	}
+	return nil
+}
+
+// readWindow reads one stored window and removes it when every
+// conversation in it is done. It returns the messages read and the
+// conversations that failed, with the first error.
+func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs []conversation) (read, failed int, firstErr error) {
+	start := c.now()
+	c.log.Info().Str("why", cw.Why).Time("since", cw.Since).Dur("offline", cw.CreatedAt.Sub(cw.Since).Round(time.Second)).
+		Int("conversations", len(convs)).Bool("resumed", len(cw.Progress) > 0 && cw.CreatedAt.Before(start.Add(-time.Second))).
+		Msg("catch-up: reading what was posted while securechat was not connected")
 	for _, conv := range convs {
+		if ctx.Err() != nil {
+			return read, failed + 1, ctx.Err()
+		}
 		if !c.pipe.scope.conversation(conv.ID, conv.Type) {
 			continue
 		}
-		wm := w.marks[conv.ID]
-		var from string
-		switch {
-		case wm != "" && w.exact:
-			from = wm // exactly after the newest handled message
-		case wm != "":
-			from = tsOf(timeOfTS(wm).Add(-catchupOverlap))
-		case w.exact:
-			from = tsOf(w.since)
-		default:
-			from = tsOf(w.since.Add(-catchupOverlap))
+		p, ok := cw.Progress[conv.ID]
+		if p.Done {
+			continue
 		}
-		if timeOfTS(from).Before(floor) {
-			from = tsOf(floor)
+		if !ok {
+			p = store.CatchupProgress{Oldest: oldestFor("", cw.Since, cw.Exact, cw.FloorTS)}
 		}
 		newest := ""
 		n := 0
-		err := c.reader.window(ctx, conv, span{oldest: from}, func(m histMsg) error {
-			n++
-			m.Channel, m.ChannelType = conv.ID, conv.Type
-			if tsAfter(m.TS, newest) {
-				newest = m.TS
-			}
-			return c.pipe.fromHistory(ctx, &m.msgEvent, "catch-up")
-		})
+		err := c.reader.window(ctx, conv, span{oldest: p.Oldest, latest: p.Latest,
+			pageDone: func(oldest string) error {
+				// Everything newer than oldest is handled: a restart goes
+				// on from here, down to the same lower bound.
+				p.Latest = oldest
+				return c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
+			}},
+			func(m histMsg) error {
+				n++
+				m.Channel, m.ChannelType = conv.ID, conv.Type
+				if tsAfter(m.TS, newest) {
+					newest = m.TS
+				}
+				return c.pipe.fromHistory(ctx, &m.msgEvent, "catch-up")
+			})
+		if err == nil {
+			p.Done = true
+			err = c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
+		}
 		read += n
 		c.metrics.caughtUp.Add(float64(n))
 		if err != nil {
@@ -345,24 +498,20 @@ func (c *catchup) once(ctx context.Context, w window) error {
 			if firstErr == nil {
 				firstErr = err
 			}
-			c.log.Warn().Err(err).Str("channel", conv.ID).Msg("catch-up: could not read a conversation; its window is read again at the next try")
+			c.log.Warn().Err(err).Str("channel", conv.ID).Msg("catch-up: could not read a conversation; the rest of its window is read at the next try, or at the next start")
 			continue
 		}
 		c.marks.handled(conv.ID, newest)
 	}
-	c.log.Info().Int("messages", read).Int("failed_conversations", failed).Dur("took", c.now().Sub(start).Round(time.Millisecond)).
-		Msg("catch-up done")
-	if w.since.Before(floor) && !c.alerted[w.since] {
-		// Once per outage: a window read again after a failure is not
-		// alerted twice.
-		c.alerted[w.since] = true
-		c.outage(ctx, w.since, start, floor)
+	if cw.Since.Before(timeOfTS(cw.FloorTS)) && !cw.Alerted {
+		c.outage(ctx, cw, timeOfTS(cw.FloorTS))
 	}
-	c.refreshNames(ctx)
-	if failed > 0 {
-		return fmt.Errorf("%d conversation(s) not read: %w", failed, firstErr)
+	if failed == 0 {
+		if err := c.store.CloseCatchupWindow(ctx, cw.ID); err != nil {
+			return read, failed, err
+		}
 	}
-	return nil
+	return read, failed, firstErr
 }
 
 // namesPerRefresh bounds the users.info and conversations.info calls of one
@@ -431,15 +580,21 @@ func (c *catchup) refreshNames(ctx context.Context) {
 	}
 }
 
-// outage alerts that the catch-up did not cover the whole time offline.
-func (c *catchup) outage(ctx context.Context, since, now, floor time.Time) {
+// outage alerts, once per outage (across restarts), that the catch-up did
+// not cover the whole time offline.
+func (c *catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time.Time) {
+	since, now := cw.Since, cw.CreatedAt
 	cmd := fmt.Sprintf("securechat scan --since %s --until %s", since.UTC().Format(time.RFC3339), floor.UTC().Format(time.RFC3339))
-	c.log.Error().Time("offline_since", since).Dur("lookback", c.cfg.Lookback).Str("scan", cmd).
-		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
-	if err := c.store.Enqueue(ctx, c.notes.outage(since, now, c.cfg.Lookback, cmd)...); err != nil {
+	queued, err := c.store.AlertCatchupWindow(ctx, cw.ID, c.notes.outage(since, now, now.Sub(floor), cmd)...)
+	if err != nil {
 		c.log.Error().Err(err).Msg("could not queue the outage alert")
 		return
 	}
+	if !queued {
+		return
+	}
+	c.log.Error().Time("offline_since", since).Dur("lookback", now.Sub(floor)).Str("scan", cmd).
+		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
 	c.pipe.wakeNotifier()
 }
 

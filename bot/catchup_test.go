@@ -318,3 +318,78 @@ func TestAReconnectMakesTheWatermarksInexact(t *testing.T) {
 		t.Errorf("presence after a run with a reconnect = %+v, %v; want not clean", p, err)
 	}
 }
+
+// TestInterruptedCatchupResumesItsWindow: a catch-up interrupted at a page
+// boundary (a clean stop while it waits for the next page, or a page that
+// fails), with a live message moving the watermark meanwhile, leaves its
+// window in the database: the next start reads the rest of it, down to its
+// lower bound, and the leak posted early in the outage is deleted once.
+func TestInterruptedCatchupResumesItsWindow(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		boundary int // pages read before the interruption
+		fail     bool
+	}{
+		{"stop after page 1", 1, false},
+		{"stop after page 2", 2, false},
+		{"page 2 fails", 1, true},
+		{"page 3 fails", 2, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+			before, _ := h.post(fakeslack.Message{Text: "before"})
+			h.wait("watermark saved", func(*fakeslack.State) bool {
+				wm, _ := h.store.Watermarks(context.Background())
+				return wm["C0GENERAL01"] == before
+			})
+			if err := h.stop(); err != nil {
+				t.Fatal(err)
+			}
+			leak := h.quiet(fakeslack.Message{Text: "early in the outage: card " + card})
+			for i := range 7 { // 8 messages: pages of 3, 3 and 2, newest first
+				h.quiet(fakeslack.Message{Text: fmt.Sprintf("standup note %d", i)})
+			}
+			var script []fakeslack.Response
+			for range tt.boundary {
+				script = append(script, fakeslack.Response{})
+			}
+			interrupt := fakeslack.Response{Delay: 3 * time.Second}
+			if tt.fail {
+				interrupt = fakeslack.Response{Error: "internal_error"}
+			}
+			h.slack.Script("conversations.history", append(script, interrupt)...)
+			o := catchupOpts(bot.Options{})
+			o.Catchup.Retry = time.Hour // the restart, not the retry, reads the rest
+			h.restart(o)
+			if tt.fail {
+				h.waitLog("the page failed", "catch-up failed", 1)
+			} else {
+				h.wait("waiting for the next page", func(st *fakeslack.State) bool { return st.Calls("conversations.history") > tt.boundary })
+			}
+			// A live message moves the watermark past the whole outage.
+			live, _ := h.post(fakeslack.Message{Text: "live while catching up"})
+			h.wait("the live message's watermark saved", func(*fakeslack.State) bool {
+				wm, _ := h.store.Watermarks(context.Background())
+				return wm["C0GENERAL01"] == live
+			})
+			if err := h.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if ws, err := h.store.CatchupWindows(context.Background()); err != nil || len(ws) == 0 {
+				t.Fatalf("no catch-up window left open after the interruption: %v, %v", ws, err)
+			}
+			h.slack.ClearScript("conversations.history")
+			h.restart(catchupOpts(bot.Options{}))
+			h.wait("the early leak deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", leak) == 1 })
+			h.wait("every window read and closed", func(*fakeslack.State) bool {
+				ws, err := h.store.CatchupWindows(context.Background())
+				return err == nil && len(ws) == 0
+			})
+			h.slack.Snapshot(func(st *fakeslack.State) {
+				if n := st.DeleteCalls("C0GENERAL01", leak); n != 1 {
+					t.Errorf("%d chat.delete calls for the leak, want 1", n)
+				}
+			})
+		})
+	}
+}

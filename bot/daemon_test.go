@@ -225,6 +225,9 @@ func TestEveryKindOfMessageIsScanned(t *testing.T) {
 			// Slack does not let an admin delete another member's DM: it is
 			// recorded, and chat.delete is never tried.
 			h.wait("record of case "+m.Text, func(*fakeslack.State) bool { return len(h.leaks(store.LeakFilter{Channel: ch})) == 1 })
+			if ls := h.leaks(store.LeakFilter{Channel: ch}); ls[0].Status != store.LeakUndeletable {
+				t.Errorf("a DM leak's status is %q, want undeletable", ls[0].Status)
+			}
 			continue
 		}
 		h.wait("deletion of case "+m.Text, func(st *fakeslack.State) bool { return st.SuccessfulDeletes(ch, tss[i]) == 1 })

@@ -84,8 +84,8 @@ func TestMonitorModeHoldsQueuedDeletions(t *testing.T) {
 	if s := statusOf(t, h, young); s != store.StatusHeld {
 		t.Errorf("queued deletion is %q in monitor mode, want held", s)
 	}
-	if s := statusOf(t, h, tsLive); s != "" {
-		t.Errorf("a leak found in monitor mode has deletion status %q, want none", s)
+	if s := statusOf(t, h, tsLive); s != store.LeakMonitored {
+		t.Errorf("a leak found in monitor mode has status %q, want monitored", s)
 	}
 
 	h.restart(bot.Options{Mode: bot.ModeEnforce})

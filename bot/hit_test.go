@@ -133,7 +133,7 @@ func TestMonitorRuleRecordsAndAlertsWithoutDeleting(t *testing.T) {
 		}
 	})
 	ls := h.leaks(store.LeakFilter{})
-	if len(ls) != 1 || ls[0].Action != store.ActionMonitor || ls[0].Status != "" {
+	if len(ls) != 1 || ls[0].Action != store.ActionMonitor || ls[0].Status != store.LeakMonitored {
 		t.Errorf("leaks = %+v", ls)
 	}
 }

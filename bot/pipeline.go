@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -238,7 +237,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 		p.marks.handled(c.Channel, c.TS)
 		return nil
 	}
-	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS}
+	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Undeletable: p.undeletable(c)}
 	if v.Delete && p.breaker != nil && !p.undeletable(c) {
 		// A runaway rule is switched to monitor before it deletes. The
 		// weighing and the recording are one step for this daemon's
@@ -279,7 +278,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	case !deleteMsg:
 		outcome = "recorded (a direct message Slack does not let admins delete; author told)"
 	case res.Requeued:
-		outcome = "queued for deletion again (its earlier deletion had failed)"
+		outcome = "queued for deletion again: new findings after its deletion was " + res.Reopened
 	case !res.NewDeletion:
 		outcome = "added to the message's pending deletion"
 	}
@@ -303,11 +302,10 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	return nil
 }
 
-// undeletable reports whether Slack will refuse to delete the message: a
-// direct or group direct message by someone other than the token's user.
+// undeletable reports whether Slack will refuse to delete the message (see
+// store.Undeletable).
 func (p *pipeline) undeletable(c content) bool {
-	dm := c.ChannelType == "im" || c.ChannelType == "mpim" || (c.ChannelType == "" && strings.HasPrefix(c.Channel, "D"))
-	return dm && c.User != p.scope.self
+	return store.Undeletable(c.ChannelType, c.Channel, c.User, p.scope.self)
 }
 
 // record stores a leak, retrying a busy database until recordTimeout has

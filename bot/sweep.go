@@ -247,7 +247,8 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 				if ok {
 					v := snap.Decide(c.Text, false)
 					if len(v.Findings) > 0 {
-						r, err := st.RecordLeak(ctx, store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Origin: store.OriginHistory}, v.Findings, false)
+						r, err := st.RecordLeak(ctx, store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Origin: store.OriginHistory,
+							Undeletable: store.Undeletable(c.ChannelType, c.Channel, c.User, h.scope.self)}, v.Findings, false)
 						if err != nil {
 							return err
 						}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,11 +193,11 @@ func newLeaksListCmd(a *app) *cobra.Command {
 			if o.limit < 0 {
 				return fmt.Errorf("--limit %d: use 0 for no limit, or a positive number", o.limit)
 			}
-			switch o.status {
-			case "", store.StatusPending, store.StatusHeld, store.StatusCancelled, store.StatusDeleted, store.StatusFailed:
+			switch {
+			case o.status == "" || slices.Contains(store.LeakStatuses, o.status):
 				f.Status = o.status
 			default:
-				return fmt.Errorf("--status %q: use pending, held, cancelled, deleted or failed", o.status)
+				return fmt.Errorf("--status %q: use one of %s", o.status, strings.Join(store.LeakStatuses, ", "))
 			}
 			if o.since != "" {
 				since, err := parseSince(o.since, a.Now())
@@ -236,7 +237,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 	fl.IntVarP(&o.limit, "limit", "L", 50, "show at most this many (0: all)")
 	fl.StringVar(&o.channel, "channel", "", "only leaks in this channel: an id (C024BE7LR) or a #name the daemon has seen")
 	fl.StringVar(&o.since, "since", "", "only leaks detected in the last DURATION (30m, 24h, 7d, 2w) or since a date (2026-11-01)")
-	fl.StringVar(&o.status, "status", "", "only leaks whose deletion is pending, held, cancelled, deleted or failed")
+	fl.StringVar(&o.status, "status", "", "only leaks with this status: pending, held, cancelled, deleted, failed, monitored, undeletable or found")
 	fl.StringVar(&o.action, "action", "", "only leaks that were to be deleted (delete) or only recorded (monitor)")
 	fl.Int64Var(&o.regexID, "regex", 0, "only leaks found by this regex id")
 	fl.StringVar(&o.origin, "origin", "", "only leaks found live (live: events and the catch-up) or by a history sweep (history)")
@@ -282,10 +283,6 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 		if l.Rule != "" {
 			rule += " " + truncate(l.Rule, 30)
 		}
-		status := l.Status
-		if status == "" {
-			status = "-" // monitored: nothing to delete
-		}
 		channel, user := l.Channel, l.User
 		if l.ChannelName != "" {
 			channel = "#" + l.ChannelName
@@ -293,7 +290,7 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 		if l.UserName != "" {
 			user = "@" + l.UserName
 		}
-		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), channel, user, l.TS, rule, l.Excerpt, l.Action, status, fmt.Sprint(l.Attempts))
+		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), channel, user, l.TS, rule, l.Excerpt, l.Action, l.Status, fmt.Sprint(l.Attempts))
 	}
 	return t.flush()
 }

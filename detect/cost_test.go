@@ -243,6 +243,16 @@ func TestAllowlists(t *testing.T) {
 			t.Errorf("%q: found %v, want %v", tt.text, got, tt.found)
 		}
 	}
+	// Many matches on several lines: each line's own verdict, cached per
+	// line and allowlist, applies to the matches on it and to no other.
+	multi := "tok_aaaa0001 tok_aaaa0002 example tok_aaaa0003\ntok_bbbb0001 tok_bbbb0002\n\ntok_cccc0001 an Example"
+	var got []string
+	for _, m := range set.ScanNormalized(multi) {
+		got = append(got, multi[m.Start:m.End])
+	}
+	if strings.Join(got, ",") != "bbbb0001,bbbb0002" {
+		t.Errorf("matches kept across lines: %v, want the second line's two", got)
+	}
 	if _, errs := Compile([]Rule{{Pattern: `x+`, Allowlists: []Allowlist{{Target: "file"}}}}); len(errs) == 0 {
 		t.Error("an unknown allowlist target was accepted")
 	}

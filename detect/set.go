@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -336,6 +337,8 @@ type scanText struct {
 	// goOnly runs every rule with Go's regexp: the reference the tests
 	// and benchmarks compare with.
 	goOnly bool
+	// newlines holds the offsets of the text's newlines (nil: not found yet).
+	newlines []int
 }
 
 // validUTF8 reports, computed once, whether the text is valid UTF-8: RE2
@@ -348,6 +351,35 @@ func (t *scanText) validUTF8() bool {
 		}
 	}
 	return t.utf8 == 1
+}
+
+// line returns the bounds of the line holding text[mstart:mend] (a match
+// may span lines: from the start of its first to the end of its last),
+// from newline offsets found once per text.
+func (t *scanText) line(mstart, mend int) (int, int) {
+	if t.newlines == nil {
+		t.newlines = []int{}
+		for i := 0; ; {
+			j := strings.IndexByte(t.text[i:], '\n')
+			if j < 0 {
+				break
+			}
+			t.newlines = append(t.newlines, i+j)
+			i += j + 1
+		}
+	}
+	// The first newline at or after mstart... the one before it ends the
+	// previous line.
+	k, _ := slices.BinarySearch(t.newlines, mstart)
+	ls := 0
+	if k > 0 {
+		ls = t.newlines[k-1] + 1
+	}
+	le := len(t.text)
+	if k2, _ := slices.BinarySearch(t.newlines, mend); k2 < len(t.newlines) {
+		le = t.newlines[k2]
+	}
+	return ls, le
 }
 
 func (t *scanText) lowered() string {
@@ -375,6 +407,10 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 	} else {
 		locs = re.FindAllStringIndex(text, -1)
 	}
+	var lines lineVerdicts
+	if len(r.checks.allowlists) > 0 {
+		lines = lineVerdicts{}
+	}
 	for _, loc := range locs {
 		start, end := loc[0], loc[1]
 		if g := r.SecretGroup; g > 0 && loc[2*g] >= 0 {
@@ -387,7 +423,7 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 				}
 			}
 		}
-		if start == end || !r.checks.keep(&r.Rule, text, start, end, loc[0], loc[1]) {
+		if start == end || !r.checks.keep(&r.Rule, st, start, end, loc[0], loc[1], lines) {
 			continue
 		}
 		out = append(out, r.match(text, start, end))

@@ -206,3 +206,158 @@ func (s *Store) Unnamed(ctx context.Context, limit int, staleBefore time.Time) (
 	}
 	return conversations, users, nil
 }
+
+// CatchupWindow is a catch-up still to be read: what was posted while the
+// daemon had no connection. It stays in the database until every
+// conversation in it has been read down to its lower bound, so that a
+// stop, a kill or a failed page resumes it.
+type CatchupWindow struct {
+	ID int64
+	// Since is when the connection was lost (the last run's last
+	// connection, at start).
+	Since time.Time
+	// Exact is true when the watermarks were exact (a clean stop): the
+	// window starts right after them, with no overlap.
+	Exact bool
+	// FloorTS bounds the window: nothing older is read (the look-back).
+	FloorTS string
+	// Why is start or reconnect.
+	Why string
+	// Alerted is true once the outage alert (an outage longer than the
+	// look-back) was queued.
+	Alerted   bool
+	CreatedAt time.Time
+	// Progress holds each conversation's bounds and progress; a
+	// conversation without an entry is read from the window's default
+	// lower bound.
+	Progress map[string]CatchupProgress
+}
+
+// CatchupProgress is one conversation's part of a catch-up window.
+type CatchupProgress struct {
+	// Oldest is the lower bound (read after this ts). It does not move
+	// while the window is open, whatever live events do meanwhile.
+	Oldest string
+	// Latest is how far down the pages have been read (exclusive); ""
+	// means from the top.
+	Latest string
+	Done   bool
+}
+
+// OpenCatchupWindow stores a new catch-up window with the lower bounds of
+// the conversations in w.Progress, in one transaction, and returns its id.
+func (s *Store) OpenCatchupWindow(ctx context.Context, w CatchupWindow) (int64, error) {
+	var id int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		exact := 0
+		if w.Exact {
+			exact = 1
+		}
+		if err := tx.QueryRowContext(ctx,
+			`INSERT INTO catchup_windows (since, exact, floor_ts, why, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+			w.Since.UnixMilli(), exact, w.FloorTS, w.Why, now).Scan(&id); err != nil {
+			return err
+		}
+		for ch, p := range w.Progress {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO catchup_progress (window_id, channel, oldest, latest, done) VALUES (?, ?, ?, ?, ?)`,
+				id, ch, p.Oldest, p.Latest, p.Done); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store the catch-up window: %w", err)
+	}
+	return id, nil
+}
+
+// CatchupWindows returns the open catch-up windows, oldest first.
+func (s *Store) CatchupWindows(ctx context.Context) ([]CatchupWindow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, since, exact, floor_ts, why, alerted, created_at FROM catchup_windows ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+	}
+	var out []CatchupWindow
+	for rows.Next() {
+		var w CatchupWindow
+		var since, created int64
+		if err := rows.Scan(&w.ID, &since, &w.Exact, &w.FloorTS, &w.Why, &w.Alerted, &created); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+		}
+		w.Since, w.CreatedAt = fromMillis(since), fromMillis(created)
+		w.Progress = map[string]CatchupProgress{}
+		out = append(out, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+	}
+	for i := range out {
+		rows, err := s.db.QueryContext(ctx, `SELECT channel, oldest, latest, done FROM catchup_progress WHERE window_id = ?`, out[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+		}
+		for rows.Next() {
+			var ch string
+			var p CatchupProgress
+			if err := rows.Scan(&ch, &p.Oldest, &p.Latest, &p.Done); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+			}
+			out[i].Progress[ch] = p
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+		}
+	}
+	return out, nil
+}
+
+// SaveCatchupProgress stores how far one conversation of a window has
+// been read. Its lower bound is set when the conversation's row is first
+// written and never changed after.
+func (s *Store) SaveCatchupProgress(ctx context.Context, windowID int64, channel string, p CatchupProgress) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO catchup_progress (window_id, channel, oldest, latest, done) VALUES (?, ?, ?, ?, ?)
+		 ON CONFLICT (window_id, channel) DO UPDATE SET latest = excluded.latest, done = excluded.done`,
+		windowID, channel, p.Oldest, p.Latest, p.Done)
+	if err != nil {
+		return fmt.Errorf("save the catch-up progress of %s: %w", channel, classify(err))
+	}
+	return nil
+}
+
+// CloseCatchupWindow removes a window every conversation of which was read.
+func (s *Store) CloseCatchupWindow(ctx context.Context, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM catchup_windows WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("close the catch-up window: %w", classify(err))
+	}
+	return nil
+}
+
+// AlertCatchupWindow queues a window's outage alert and marks it alerted,
+// in one transaction: the alert is queued once per outage, across restarts.
+// It reports false, queuing nothing, when the window was alerted already.
+func (s *Store) AlertCatchupWindow(ctx context.Context, id int64, notes ...OutboxItem) (bool, error) {
+	var done bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE catchup_windows SET alerted = 1 WHERE id = ? AND alerted = 0`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		done = true
+		return enqueue(ctx, tx, s.millis(), notes)
+	})
+	if err != nil {
+		return false, fmt.Errorf("queue the outage alert: %w", err)
+	}
+	return done, nil
+}

@@ -33,10 +33,21 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	return classify(tx.Commit())
 }
 
-// justified is the SQL condition "deletion d still has a finding of an
-// enabled rule whose action is delete".
+// enforcing is the SQL condition "finding l (joined with its rule r) still
+// calls for deleting its message", checked against the rule as it is now:
+// the finding was a delete; the rule is enabled with action delete; the
+// finding was recorded after the rule got its current definition (a
+// finding of a removed rule whose id was reused, or of an older pattern,
+// is not this rule's); and its value was not allowlisted since. Every path
+// that decides whether a deletion is still justified uses it: the
+// deleter's claim, resuming, cancelling on rule changes, the breaker's
+// holds and 'scan --enforce'.
+const enforcing = `l.action = 'delete' AND r.enabled = 1 AND r.action = 'delete' AND l.id > r.defined_after_leak
+	AND NOT (l.value_mac != '' AND EXISTS (SELECT 1 FROM allowed_values a WHERE a.mac = l.value_mac))`
+
+// justified is the SQL condition "deletion d still has an enforcing finding".
 const justified = `EXISTS (SELECT 1 FROM leaks l JOIN regexes r ON r.id = l.regex_id
-	WHERE l.deletion_id = d.id AND l.action = 'delete' AND r.enabled = 1 AND r.action = 'delete')`
+	WHERE l.deletion_id = d.id AND ` + enforcing + `)`
 
 // cancelUnjustified cancels the pending and held deletions that no finding of
 // an enabled delete-action rule justifies any more.

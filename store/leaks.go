@@ -23,6 +23,20 @@ type Message struct {
 	// Origin is OriginLive (an event or the catch-up) or OriginHistory (a
 	// sweep); "" means live.
 	Origin string
+	// Undeletable is set when Slack does not let securechat delete the
+	// message (another member's direct or group direct message; see
+	// Undeletable): 'scan --enforce' never queues it.
+	Undeletable bool
+}
+
+// Undeletable reports whether Slack refuses chat.delete on a message,
+// whoever holds the token: a direct message (im) or group direct message
+// (mpim) written by someone other than the token's user (self). A DM whose
+// type is unknown is recognised by its id (D…). It is the one place that
+// decides it, for the live path, the catch-up and history sweeps.
+func Undeletable(channelType, channel, author, self string) bool {
+	dm := channelType == "im" || channelType == "mpim" || (channelType == "" && strings.HasPrefix(channel, "D"))
+	return dm && author != self
 }
 
 // Leak origins.
@@ -54,9 +68,12 @@ type RecordResult struct {
 	DeletionID int64
 	// NewDeletion is true when this call queued the deletion.
 	NewDeletion bool
-	// Requeued is true when the deletion had failed and new findings made
-	// it pending again (NewDeletion is true too).
+	// Requeued is true when the message's deletion had ended without
+	// deleting it (failed, cancelled or held) and new findings made it
+	// pending again: a new finding gets its own decision (NewDeletion is
+	// true too). Reopened is the status it had.
 	Requeued bool
+	Reopened string
 }
 
 // RecordLeak records the findings of one message and, when deleteMsg is set,
@@ -93,8 +110,8 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		origin = OriginLive
 	}
 	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac, origin)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac, origin, deletable)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (channel, ts, regex_id, start_offset, end_offset) DO NOTHING`)
 	if err != nil {
 		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
@@ -105,7 +122,7 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		if action == "" {
 			action = ActionDelete
 		}
-		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC, origin)
+		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC, origin, !msg.Undeletable)
 		if err != nil {
 			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
@@ -114,18 +131,24 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		}
 	}
 	if res.NewLeaks > 0 && deleteMsg && !res.NewDeletion {
-		// New findings in a message whose deletion had failed (an edit
-		// after the failure): try again rather than file them under a
-		// deletion that ended. A second failure alerts again.
-		r, err := tx.ExecContext(ctx,
-			`UPDATE deletions SET status = 'pending', next_attempt_at = ?, updated_at = ?,
-			        last_error = 'retried: new findings after the failure: ' || last_error
-			 WHERE id = ? AND status = 'failed'`, now, now, res.DeletionID)
-		if err != nil {
+		// New findings in a message whose deletion ended without deleting
+		// it (an edit after a failure, after an admin or a rule change
+		// cancelled it, or while it was held): a new finding gets its own
+		// decision, so the deletion is pending again rather than the
+		// findings filed under a deletion that will never run. A second
+		// failure alerts again; the claim checks the rules again.
+		var was string
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM deletions WHERE id = ?`, res.DeletionID).Scan(&was); err != nil {
 			return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
-		if n, _ := r.RowsAffected(); n == 1 {
-			res.NewDeletion, res.Requeued = true, true
+		if was == StatusFailed || was == StatusCancelled || was == StatusHeld {
+			if _, err := tx.ExecContext(ctx,
+				`UPDATE deletions SET status = 'pending', next_attempt_at = ?, updated_at = ?,
+				        last_error = 'new findings after it was ' || ? || CASE WHEN last_error = '' THEN '' ELSE ': ' || last_error END
+				 WHERE id = ?`, now, now, was, res.DeletionID); err != nil {
+				return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+			}
+			res.NewDeletion, res.Requeued, res.Reopened = true, true, was
 		}
 	}
 	if res.NewLeaks > 0 {
@@ -155,8 +178,9 @@ type Leak struct {
 	Start       int       `json:"start"`
 	End         int       `json:"end"`
 	DetectedAt  time.Time `json:"detected_at"`
-	// Status is the deletion's: pending, held, cancelled, deleted or failed;
-	// "" when the leak was recorded without a deletion.
+	// Status says what happened to the message: its deletion's status
+	// (pending, held, cancelled, deleted, failed), or, without a
+	// deletion, monitored, undeletable or found (see LeakStatuses).
 	Status    string `json:"status"`
 	Attempts  int    `json:"attempts"`
 	LastError string `json:"last_error,omitempty"`
@@ -190,8 +214,33 @@ type LeakFilter struct {
 	Limit      int
 }
 
+// Leak status words besides the deletion's statuses: what happened to a
+// message that has no deletion.
+const (
+	// LeakMonitored: recorded and alerted, not deleted (a monitor rule or
+	// monitor mode).
+	LeakMonitored = "monitored"
+	// LeakUndeletable: another member's direct or group direct message,
+	// which Slack does not let securechat delete; its author was told.
+	LeakUndeletable = "undeletable"
+	// LeakFound: found by a history sweep ('securechat scan'), whose
+	// deletion 'scan --enforce' has not queued.
+	LeakFound = "found"
+)
+
+// LeakStatuses lists every status word a leak can have.
+var LeakStatuses = []string{StatusPending, StatusHeld, StatusDeleted, StatusFailed, StatusCancelled, LeakMonitored, LeakUndeletable, LeakFound}
+
+// leakStatus is a leak's status word: its deletion's status, or what
+// happened to a message without one.
+const leakStatus = `CASE WHEN d.status IS NOT NULL THEN d.status
+	WHEN l.action = 'monitor' THEN 'monitored'
+	WHEN l.deletable = 0 THEN 'undeletable'
+	WHEN l.origin = 'history' THEN 'found'
+	ELSE 'monitored' END`
+
 const leakSelect = `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule, l.excerpt, l.start_offset, l.end_offset,
-	             l.detected_at, COALESCE(d.status, ''), COALESCE(d.attempts, 0), COALESCE(d.last_error, ''),
+	             l.detected_at, ` + leakStatus + `, COALESCE(d.attempts, 0), COALESCE(d.last_error, ''),
 	             l.action, l.value_mac != '', COALESCE(l.deletion_id, 0),
 	             CASE WHEN d.status = 'held' THEN d.hold_reason ELSE '' END,
 	             CASE WHEN d.status = 'cancelled' THEN d.cancelled_by ELSE '' END,
@@ -207,7 +256,7 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		args = append(args, f.Channel)
 	}
 	if f.Status != "" {
-		where = append(where, "d.status = ?")
+		where = append(where, "("+leakStatus+") = ?")
 		args = append(args, f.Status)
 	}
 	if !f.Since.IsZero() {

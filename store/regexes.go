@@ -162,8 +162,9 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 	}
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
-		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, trial_until, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, trial_until, created_at, updated_at,
+		                      defined_after_leak)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM leaks))`,
 		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
 		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"),
 		encodeAllowlists(r.Allowlists), r.DisabledReason, trialMillis(r), now, now)

@@ -561,7 +561,9 @@ func TestEnforceHistoryQueuesOnlyWhatIsStillJustified(t *testing.T) {
 	rec := func(ch, ts string, id int64, mac string) {
 		t.Helper()
 		f := []store.Finding{{RegexID: id, Excerpt: "************8453", Start: 1, End: 17, Action: store.ActionDelete, MAC: mac}}
-		if _, err := s.RecordLeak(ctx, store.Message{Channel: ch, User: "U1", TS: ts, Origin: store.OriginHistory}, f, false); err != nil {
+		typ := map[byte]string{'C': "channel", 'D': "im", 'G': "mpim"}[ch[0]]
+		m := store.Message{Channel: ch, User: "U1", TS: ts, Origin: store.OriginHistory, Undeletable: store.Undeletable(typ, ch, "U1", "U0ADMIN")}
+		if _, err := s.RecordLeak(ctx, m, f, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -569,6 +571,7 @@ func TestEnforceHistoryQueuesOnlyWhatIsStillJustified(t *testing.T) {
 	rec("C1", "1764580000.000200", cards.ID, strings.Repeat("b", 64)) // its value allowlisted below
 	rec("C1", "1764580000.000300", keys.ID, "")                       // its rule switched to monitor below
 	rec("D1", "1764580000.000400", cards.ID, "")                      // another member's DM
+	rec("G1", "1764580000.000450", cards.ID, "")                      // another member's group DM
 	rec("C1", "1764580000.000500", cards.ID, "")                      // seen live, deletion cancelled below
 	ls, _ := s.Leaks(ctx, store.LeakFilter{})
 	for _, l := range ls {

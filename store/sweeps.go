@@ -124,14 +124,12 @@ func (s *Store) FinishSweep(ctx context.Context, id int64, notes ...OutboxItem) 
 	return nil
 }
 
-// enforceable selects the messages a history sweep recorded with a delete
-// finding that has no deletion yet, whose rule is still enabled with action
-// delete and whose value is not allowlisted since; direct messages (D…) are
-// left out, since Slack refuses to delete another member's.
+// enforceable selects the messages a history sweep recorded with an
+// enforcing finding (see enforcing) that have no deletion yet; messages
+// Slack does not let securechat delete (another member's direct or group
+// direct message, decided when the leak was recorded) are left out.
 const enforceable = `SELECT DISTINCT l.channel, l.ts FROM leaks l JOIN regexes r ON r.id = l.regex_id
-	WHERE l.origin = 'history' AND l.deletion_id IS NULL AND l.action = 'delete'
-	  AND r.enabled = 1 AND r.action = 'delete' AND l.channel NOT LIKE 'D%'
-	  AND NOT (l.value_mac != '' AND EXISTS (SELECT 1 FROM allowed_values a WHERE a.mac = l.value_mac))
+	WHERE l.origin = 'history' AND l.deletion_id IS NULL AND l.deletable = 1 AND ` + enforcing + `
 	  AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.channel = l.channel AND d.ts = l.ts)`
 
 // EnforceHistory queues the deletion of every message enforceable selects,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,7 +75,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	for _, l := range ls {
 		statuses[l.Status]++
 	}
-	if statuses[store.StatusDeleted] != 1 || statuses[store.StatusPending] != 2 || statuses[store.StatusFailed] != 1 || statuses[""] != 1 {
+	if statuses[store.StatusDeleted] != 1 || statuses[store.StatusPending] != 2 || statuses[store.StatusFailed] != 1 || statuses[store.LeakMonitored] != 1 {
 		t.Errorf("deletion states after the upgrade: %v", statuses)
 	}
 	counts, err := st.DeletionCounts(ctx)
@@ -274,5 +275,99 @@ func TestUpgradeFromSchema7(t *testing.T) {
 	due, err := st.DueDeletions(ctx, now.AddDate(1, 0, 0), 10)
 	if err != nil || len(due) != 1 {
 		t.Fatalf("due deletions = %+v, %v", due, err)
+	}
+}
+
+// TestUpgradeFromSchema10 opens testdata/v10.db, written by the release
+// before migration 0011 (schema 10: three rules, the third of which took
+// the id of a removed rule whose history finding is still recorded; a
+// held, a pending and a deleted deletion; a monitored leak with its value
+// allowlisted; three pending notifications; watermarks; a sweep), and
+// checks that the upgrade keeps every one of them, that the finding of the
+// removed rule no longer counts for the rule that took its id, and that no
+// id is given twice after it.
+func TestUpgradeFromSchema10(t *testing.T) {
+	ctx := context.Background()
+	path := copyDB(t, "v10.db")
+	if _, err := store.OpenReadOnly(ctx, path); !errors.Is(err, store.ErrOldSchema) {
+		t.Fatalf("OpenReadOnly on schema 10 = %v, want ErrOldSchema", err)
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+	rs, err := st.Regexes(ctx)
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("regexes = %d, %v; want 3", len(rs), err)
+	}
+	for i, want := range []string{`6759[0-9]{12}`, `(AKIA[0-9A-Z]{16})`, `new_[0-9]{8}`} {
+		if rs[i].ID != int64(i+1) || rs[i].Pattern != want {
+			t.Errorf("rule %d = %d %q, want %d %q", i, rs[i].ID, rs[i].Pattern, i+1, want)
+		}
+	}
+	if rs[1].Source != "gitleaks:aws-access-token" || rs[1].Action != store.ActionMonitor || len(rs[1].Allowlists) != 1 {
+		t.Errorf("the gitleaks rule's fields were not kept: %+v", rs[1])
+	}
+	ls, err := st.Leaks(ctx, store.LeakFilter{})
+	if err != nil || len(ls) != 5 {
+		t.Fatalf("leaks = %d, %v; want 5", len(ls), err)
+	}
+	statuses := map[string]int{}
+	for _, l := range ls {
+		statuses[l.Status]++
+	}
+	if want := map[string]int{"held": 1, "pending": 1, "deleted": 1, "monitored": 1, "found": 1}; !maps.Equal(statuses, want) {
+		t.Errorf("leak statuses = %v, want %v", statuses, want)
+	}
+	counts, err := st.DeletionCounts(ctx)
+	if err != nil || counts[store.StatusHeld] != 1 || counts[store.StatusPending] != 1 || counts[store.StatusDeleted] != 1 {
+		t.Errorf("deletions = %v, %v", counts, err)
+	}
+	oc, err := st.OutboxCounts(ctx)
+	if err != nil || oc[store.KindAlert][store.OutboxPending] != 2 || oc[store.KindWebhook][store.OutboxPending] != 1 || oc[store.KindAuthor][store.OutboxPending] != 1 {
+		t.Errorf("outbox = %v, %v", oc, err)
+	}
+	if av, err := st.AllowedValues(ctx); err != nil || len(av) != 1 {
+		t.Errorf("allowlist = %v, %v", av, err)
+	}
+	if wm, err := st.Watermarks(ctx); err != nil || len(wm) != 2 {
+		t.Errorf("watermarks = %v, %v", wm, err)
+	}
+	if p, err := st.Presence(ctx); err != nil || p.LastConnected.IsZero() || !p.Clean {
+		t.Errorf("presence = %+v, %v", p, err)
+	}
+	// The history finding of the removed rule 3 is not the new rule 3's:
+	// 'scan --enforce' queues nothing for it.
+	if n, err := st.EnforceHistory(ctx, true); err != nil || n != 0 {
+		t.Errorf("scan --enforce would queue %d deletion(s), %v; want 0", n, err)
+	}
+	// The pending deletion is still claimed (its rule is unchanged).
+	due, err := st.DueDeletions(ctx, time.Now().AddDate(1, 0, 0), 10)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("due deletions = %+v, %v", due, err)
+	}
+	if claimed, err := st.ClaimDeletion(ctx, due[0].ID, time.Now().AddDate(1, 0, 0), time.Minute); err != nil || !claimed {
+		t.Errorf("claim of the pending deletion = %v, %v", claimed, err)
+	}
+	// Ids are never given twice, not even the newest one's after it is removed.
+	r4, err := st.AddRegex(ctx, `later_[0-9]{6}`, "later")
+	if err != nil || r4.ID != 4 {
+		t.Fatalf("next rule = %+v, %v; want id 4", r4, err)
+	}
+	if _, err := st.DeleteRegex(ctx, r4.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	r5, err := st.AddRegex(ctx, `again_[0-9]{6}`, "again")
+	if err != nil || r5.ID != 5 {
+		t.Errorf("rule after removing rule 4 = %+v, %v; want id 5", r5, err)
+	}
+	// The catch-up windows work.
+	if _, err := st.OpenCatchupWindow(ctx, store.CatchupWindow{Since: time.Now(), FloorTS: "1.000000", Why: "start",
+		Progress: map[string]store.CatchupProgress{"C0GENERAL01": {Oldest: "1763629200.000200"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err := st.CatchupWindows(ctx); err != nil || len(ws) != 1 || ws[0].Progress["C0GENERAL01"].Oldest != "1763629200.000200" {
+		t.Errorf("catch-up windows = %+v, %v", ws, err)
 	}
 }

@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+func finding(id int64, start int, mac string) []store.Finding {
+	return []store.Finding{{RegexID: id, Rule: "r", Excerpt: "************8453", Start: start, End: start + 16, Action: store.ActionDelete, MAC: mac}}
+}
+
+// TestRuleIdsAreNeverReused: after the newest rule is removed, the next rule
+// gets a new id, so it inherits none of the removed rule's findings: its
+// queued deletion is cancelled at the claim, and 'scan --enforce' queues
+// nothing for its history findings.
+func TestRuleIdsAreNeverReused(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	old, err := s.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1.000100", Origin: store.OriginHistory}, finding(old.ID, 0, ""), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteRegex(ctx, old.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.AddRegex(ctx, `.{3}new[0-9]{5}`, "new rule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ID == old.ID {
+		t.Fatalf("the new rule took the removed rule's id %d", old.ID)
+	}
+	if n, err := s.EnforceHistory(ctx, false); err != nil || n != 0 {
+		t.Errorf("scan --enforce queued %d, %v; want 0", n, err)
+	}
+	if hits, err := s.HitCounts(ctx); err != nil || hits[next.ID] != 0 {
+		t.Errorf("the new rule's hits = %v, %v; want 0", hits, err)
+	}
+}
+
+// TestJustifiedChecksTheRuleAsItIsNow: a queued deletion whose only finding
+// predates its rule's current definition (a database where an id was
+// reused before the upgrade) or whose value was allowlisted since is
+// cancelled by the claim, not sent; one still justified is claimed.
+func TestJustifiedChecksTheRuleAsItIsNow(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t, store.WithClock(func() time.Time { return time.Unix(1_800_000_000, 0) }))
+	r, _ := s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	record := func(ts, mac string) int64 {
+		t.Helper()
+		res, err := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: ts}, finding(r.ID, 0, mac), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.DeletionID
+	}
+	justified := record("1.000100", strings.Repeat("a", 64))
+	allowed := record("1.000200", strings.Repeat("b", 64))
+	reused := record("1.000300", "")
+	ls, _ := s.Leaks(ctx, store.LeakFilter{DeletionID: allowed})
+	if _, err := s.AllowValue(ctx, ls[0].ID, "a test card"); err != nil {
+		t.Fatal(err)
+	}
+	// As if the rule had been redefined after the third finding (what the
+	// migration sets for a rule that took a removed rule's id).
+	ls, _ = s.Leaks(ctx, store.LeakFilter{DeletionID: reused})
+	raw(t, path, `UPDATE regexes SET defined_after_leak = ?`, ls[0].ID)
+	claims, err := s.ClaimDeletions(ctx, []int64{justified, allowed, reused}, time.Unix(1_800_000_001, 0), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims) != 0 {
+		// The first is justified by a finding recorded before the
+		// redefinition too: nothing is.
+		t.Errorf("claimed %+v; want none: every finding predates the rule's definition or is allowlisted", claims)
+	}
+	raw(t, path, `UPDATE regexes SET defined_after_leak = 0`)
+	fresh := record("1.000400", strings.Repeat("c", 64))
+	claims, err = s.ClaimDeletions(ctx, []int64{fresh}, time.Unix(1_800_000_001, 0), time.Minute)
+	if err != nil || len(claims) != 1 {
+		t.Errorf("claim of a justified deletion = %+v, %v", claims, err)
+	}
+	for id, want := range map[int64]string{justified: store.StatusCancelled, allowed: store.StatusCancelled, reused: store.StatusCancelled, fresh: store.StatusPending} {
+		if d, err := s.Deletion(ctx, id); err != nil || d.Status != want {
+			t.Errorf("deletion %d: %+v, %v; want %s", id, d, err, want)
+		}
+	}
+}
+
+// TestNewFindingGetsItsOwnDecision: an edit that adds a new secret to a
+// message whose deletion was cancelled, held or had failed makes the
+// deletion pending again; the same findings again (a redelivery) do not.
+func TestNewFindingGetsItsOwnDecision(t *testing.T) {
+	for _, was := range []string{store.StatusCancelled, store.StatusHeld, store.StatusFailed} {
+		t.Run(was, func(t *testing.T) {
+			ctx := context.Background()
+			s, path := openTemp(t)
+			r, _ := s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+			msg := store.Message{Channel: "C1", User: "U1", TS: "1.000100"}
+			res, err := s.RecordLeak(ctx, msg, finding(r.ID, 0, ""), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw(t, path, `UPDATE deletions SET status = ? WHERE id = ?`, was, res.DeletionID)
+			again, err := s.RecordLeak(ctx, msg, finding(r.ID, 0, ""), true)
+			if err != nil || again.NewLeaks != 0 || again.Requeued {
+				t.Errorf("redelivery: %+v, %v", again, err)
+			}
+			edit, err := s.RecordLeak(ctx, msg, finding(r.ID, 30, ""), true)
+			if err != nil || edit.NewLeaks != 1 || !edit.Requeued || !edit.NewDeletion || edit.Reopened != was {
+				t.Errorf("edit with a new secret: %+v, %v", edit, err)
+			}
+			if d, err := s.Deletion(ctx, res.DeletionID); err != nil || d.Status != store.StatusPending {
+				t.Errorf("deletion after the edit: %+v, %v", d, err)
+			}
+		})
+	}
+}
+
+// raw runs SQL on the database behind the store's back (an admin with the
+// sqlite3 shell, or a database from an earlier release).
+func raw(t *testing.T, path, q string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
