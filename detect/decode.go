@@ -73,7 +73,7 @@ func (s *Set) scanEncoded(text string, outer, outerEnd, depth int, budget *int, 
 		}
 		for _, m := range s.ScanNormalized(decoded) {
 			secret := decoded[m.Start:m.End]
-			m.Start, m.End, m.Excerpt, m.Decoded = start, end, Mask(secret), true
+			m.Start, m.End, m.Excerpt, m.Decoded, m.decoded = start, end, Mask(secret), true, secret
 			if s.macKey != nil {
 				m.MAC = fingerprint(s.macKey, secret)
 			}

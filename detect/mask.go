@@ -101,3 +101,79 @@ func cardDigits(r []rune, hidden func(int) bool) []int {
 	}
 	return pos
 }
+
+// maxJoint is how many distinct values MaskJointly compares pairwise; a
+// message with more is a dump of secrets, and every one of them is hidden.
+const maxJoint = 64
+
+// MaskJointly decides which of a message's findings must be hidden
+// entirely (Hide) rather than masked (Mask), so that their excerpts taken
+// together reveal no more of any value than one excerpt would. Two
+// findings whose values differ reveal more together when one value is
+// inside the other, or one ends with what the other begins with (the same
+// secret matched whole by one rule and in part by another, where it appears
+// twice, or decoded from one segment): both are hidden. Equal values (once
+// spaces and dashes are dropped) mask to the same excerpt and stay masked.
+// secrets are the findings' secrets (Match.Secret); hide[i] is the answer
+// for secrets[i].
+func MaskJointly(secrets []string) (hide []bool) {
+	hide = make([]bool, len(secrets))
+	if len(secrets) < 2 {
+		return hide
+	}
+	canon := make([]string, len(secrets))
+	index := map[string]int{} // distinct value → its position in values
+	var values []string
+	for i, s := range secrets {
+		canon[i] = CanonicalValue(s)
+		if _, ok := index[canon[i]]; !ok {
+			index[canon[i]] = len(values)
+			values = append(values, canon[i])
+		}
+	}
+	if len(values) < 2 {
+		return hide
+	}
+	related := make([]bool, len(values))
+	if len(values) > maxJoint {
+		for i := range related {
+			related[i] = true
+		}
+	} else {
+		for i := range values {
+			for j := i + 1; j < len(values); j++ {
+				if relatedValues(values[i], values[j]) {
+					related[i], related[j] = true, true
+				}
+			}
+		}
+	}
+	for i := range secrets {
+		hide[i] = related[index[canon[i]]]
+	}
+	return hide
+}
+
+// minJointOverlap is the shortest overlap of two values' ends that counts
+// as the same text: what a mask shows of a value (four characters) at most.
+const minJointOverlap = 4
+
+// relatedValues reports whether a and b can be parts of one text: one holds
+// the other, or an end of one is the other's start.
+func relatedValues(a, b string) bool {
+	if strings.Contains(a, b) || strings.Contains(b, a) {
+		return true
+	}
+	return endsOverlap(a, b) || endsOverlap(b, a)
+}
+
+// endsOverlap reports whether a ends with a start of b of at least
+// minJointOverlap bytes.
+func endsOverlap(a, b string) bool {
+	for k := min(len(a), len(b)) - 1; k >= minJointOverlap; k-- {
+		if strings.HasSuffix(a, b[:k]) {
+			return true
+		}
+	}
+	return false
+}

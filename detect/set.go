@@ -35,6 +35,18 @@ type Match struct {
 	// Decoded is true for a secret found in the decoded text of an encoded
 	// segment (ScanEncoded): Start and End are the segment's.
 	Decoded bool `json:"-"`
+	// decoded is the secret a decoded match found (the text does not hold it).
+	decoded string
+}
+
+// Secret returns the matched secret: text[Start:End] of the text that was
+// scanned, or for a decoded match the secret in the decoded segment. It is
+// for masking jointly (MaskJointly); never store or log it.
+func (m Match) Secret(text string) string {
+	if m.Decoded {
+		return m.decoded
+	}
+	return text[m.Start:m.End]
 }
 
 type compiled struct {

@@ -199,6 +199,7 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 		return v
 	}
 	v.Findings = make([]store.Finding, 0, len(matches))
+	secrets := make([]string, 0, len(matches)) // secrets[i] is v.Findings[i]'s, for masking jointly
 	seen := make(map[string]bool, len(matches))
 	for _, m := range matches {
 		if m.MAC != "" && s.allowed[m.MAC] {
@@ -220,18 +221,28 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 		v.Delete = v.Delete || action == store.ActionDelete
 		v.Findings = append(v.Findings, store.Finding{RegexID: m.RuleID, Rule: m.Description, Excerpt: m.Excerpt,
 			Start: m.Start, End: m.End, Action: action, MAC: m.MAC})
+		secrets = append(secrets, m.Secret(text))
 	}
-	v.Findings = s.dropGeneric(text, v.Findings)
+	v.Findings, secrets = s.dropGeneric(text, v.Findings, secrets)
 	v.Delete = false
 	for _, f := range v.Findings {
 		v.Delete = v.Delete || f.Action == store.ActionDelete
 	}
+	// Masked with every finding of the message taken into account: findings
+	// whose spans overlap without being the same, and findings whose values
+	// are parts of one text (detect.MaskJointly), are hidden entirely.
+	hide := detect.MaskJointly(secrets)
 	for i := range v.Findings {
 		for j := range v.Findings {
 			a, b := &v.Findings[i], &v.Findings[j]
 			if i != j && a.Start < b.End && b.Start < a.End && (a.Start != b.Start || a.End != b.End) {
-				a.Excerpt = detect.Hide(text[a.Start:a.End])
+				hide[i] = true
 			}
+		}
+	}
+	for i := range v.Findings {
+		if hide[i] {
+			v.Findings[i].Excerpt = detect.Hide(secrets[i])
 		}
 	}
 	return v
@@ -241,13 +252,14 @@ func (s *Snapshot) Decide(text string, monitor bool) Verdict {
 // gitleaks rule whose id contains "generic") when a specific rule's secret
 // on the same line contains its secret: one finding per secret, the
 // specific one.
-func (s *Snapshot) dropGeneric(text string, fs []store.Finding) []store.Finding {
+func (s *Snapshot) dropGeneric(text string, fs []store.Finding, secrets []string) ([]store.Finding, []string) {
 	if len(s.generic) == 0 || len(fs) < 2 {
-		return fs
+		return fs, secrets
 	}
+	keptSecrets := secrets[:0:0]
 	lineOf := func(i int) int { return strings.LastIndexByte(text[:i], '\n') }
 	out := fs[:0:0]
-	for _, g := range fs {
+	for k, g := range fs {
 		if s.generic[g.RegexID] {
 			secret, line := text[g.Start:g.End], lineOf(g.Start)
 			covered := false
@@ -262,6 +274,7 @@ func (s *Snapshot) dropGeneric(text string, fs []store.Finding) []store.Finding 
 			}
 		}
 		out = append(out, g)
+		keptSecrets = append(keptSecrets, secrets[k])
 	}
-	return out
+	return out, keptSecrets
 }

@@ -242,3 +242,53 @@ func TestDecideLooksIntoEncodedSegments(t *testing.T) {
 		t.Errorf("the allowlisted key, base64-encoded: %+v", allowed)
 	}
 }
+
+// TestExcerptsRevealNoMoreTogether: two rules' findings of one card number,
+// base64-encoded (the findings share the segment's span) or written twice
+// (the spans are apart), must not together show more of its digits than
+// one excerpt would (four); two different cards keep their last four.
+func TestExcerptsRevealNoMoreTogether(t *testing.T) {
+	const cardNo = "6759649826438453"
+	rs := []store.Regex{
+		{ID: 1, Pattern: `6759[0-9]{12}`, Enabled: true, Action: store.ActionDelete},
+		{ID: 2, Pattern: `(?:code|again) (6759[0-9]{8})`, SecretGroup: 1, Enabled: true, Action: store.ActionDelete},
+	}
+	snap := ruleset.New(rs, nil, nil)
+	shown := func(excerpts []string) map[int]byte {
+		// The digits shown, by their place in the card number (excerpts of
+		// a card end at its last digit; of the 12-digit part, at its 12th).
+		out := map[int]byte{}
+		for _, e := range excerpts {
+			end := len(cardNo)
+			if len(e) == 12 {
+				end = 12
+			}
+			for i := range len(e) {
+				if c := e[i]; c >= '0' && c <= '9' {
+					out[end-len(e)+i] = c
+				}
+			}
+		}
+		return out
+	}
+	for name, text := range map[string]string{
+		"base64": "config: " + base64.StdEncoding.EncodeToString([]byte("code "+cardNo)),
+		"twice":  "card " + cardNo + " and again " + cardNo,
+	} {
+		v := snap.Decide(detect.Normalize(text), false)
+		var excerpts []string
+		for _, f := range v.Findings {
+			excerpts = append(excerpts, f.Excerpt)
+		}
+		if len(v.Findings) < 2 {
+			t.Fatalf("%s: %d findings (%q), want both rules'", name, len(v.Findings), excerpts)
+		}
+		if got := shown(excerpts); len(got) > 4 {
+			t.Errorf("%s: excerpts %q together show %d digits of the card", name, excerpts, len(got))
+		}
+	}
+	v := snap.Decide("cards 6759649826438453 and 6759649826438461", false)
+	if len(v.Findings) != 2 || v.Findings[0].Excerpt != "************8453" || v.Findings[1].Excerpt != "************8461" {
+		t.Errorf("two different cards: %+v", v.Findings)
+	}
+}
