@@ -56,6 +56,10 @@ type deleter struct {
 	wakeCh   chan struct{}
 	sampled  zerolog.Logger // for repeated warnings
 	gaugedAt time.Time      // when the pending gauge was last set; run's goroutine only
+	// resumeAt is when a 429's Retry-After has passed: no chat.delete is
+	// called before it, however many deletions are queued (and wake the
+	// deleter) meanwhile. run's goroutine only.
+	resumeAt time.Time
 }
 
 func newDeleter(d deleterDeps) *deleter {
@@ -70,6 +74,12 @@ func (d *deleter) wake() { nudge(d.wakeCh) }
 // when the user token stopped working: the deletions stay pending.
 func (d *deleter) run(ctx context.Context) error {
 	for {
+		// A wake-up during Slack's Retry-After does not end it.
+		if pause := d.resumeAt.Sub(d.now()); pause > 0 {
+			if sleep(ctx, pause) != nil {
+				return nil
+			}
+		}
 		wait, err := d.deleteDue(ctx)
 		if err != nil {
 			if isTokenError(err) {
@@ -112,6 +122,9 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		}
 		n := min(len(due), deleteConcurrency)
 		pause, err := d.round(ctx, due[:n])
+		if pause > 0 {
+			d.resumeAt = d.now().Add(pause)
+		}
 		if err != nil || pause > 0 {
 			return pause, err
 		}

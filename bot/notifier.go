@@ -59,6 +59,10 @@ type notifierDeps struct {
 type notifier struct {
 	notifierDeps
 	wakeCh chan struct{}
+	// resumeAt is when a 429's Retry-After has passed: nothing is sent
+	// before it, however many notifications are queued (and wake the
+	// notifier) meanwhile. run's goroutine only.
+	resumeAt time.Time
 	own    ownPosts
 	sent   map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
 	digest map[string]time.Time   // kind → when the last digest went out
@@ -89,6 +93,12 @@ func (n *notifier) run(ctx context.Context) {
 				sampled.Warn().Err(err).Msg("cannot prune sent notifications")
 			} else if c > 0 {
 				n.log.Debug().Int64("pruned", c).Msg("pruned sent notifications")
+			}
+		}
+		// A wake-up during Slack's Retry-After does not end it.
+		if pause := n.resumeAt.Sub(n.now()); pause > 0 {
+			if sleep(ctx, pause) != nil {
+				return
 			}
 		}
 		wait := n.sendDue(ctx, sampled)
@@ -172,6 +182,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		e.Str("kind", it.Kind).Int64("notification", it.ID).Int("attempt", it.Attempts+1).Str("result", result).
 			Str("reason", out.reason).Msg("notification")
 		if pause > 0 {
+			n.resumeAt = n.now().Add(pause)
 			return pause
 		}
 	}

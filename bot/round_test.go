@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -118,5 +119,58 @@ func (h *harness) waitDeleted(tss []string) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestRetryAfterOutlastsNewLeaks: after Slack answers chat.delete, or
+// chat.postMessage, with a 429 and Retry-After: 2, leaks that keep coming
+// (each of which wakes the deleter and the notifier) do not end the pause
+// early: nothing is called before Retry-After has passed.
+func TestRetryAfterOutlastsNewLeaks(t *testing.T) {
+	for _, method := range []string{"chat.delete", "chat.postMessage"} {
+		t.Run(method, func(t *testing.T) {
+			h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001"}}})
+			h.slack.Script(method, fakeslack.Response{Status: 429, RetryAfter: "2"})
+			first, _ := h.post(fakeslack.Message{Text: "card " + card})
+			var limited time.Time
+			if method == "chat.delete" {
+				h.wait("the 429", func(st *fakeslack.State) bool {
+					for _, c := range st.Deletes() {
+						if c.Status == 429 {
+							limited = c.At
+							return true
+						}
+					}
+					return false
+				})
+			} else {
+				h.wait("the first deletion", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", first) == 1 })
+				h.waitLog("the alert rate limited", `"result":"retry"`, 1)
+				h.slack.Snapshot(func(st *fakeslack.State) { limited = st.Deletes()[0].At })
+			}
+			var more []string
+			for i := range 4 {
+				ts, _ := h.post(fakeslack.Message{Text: fmt.Sprintf("card 67596498264384%02d", 61+i*8)})
+				more = append(more, ts)
+				time.Sleep(100 * time.Millisecond)
+			}
+			h.waitDeleted(append(more, first))
+			h.wait("every alert posted", func(st *fakeslack.State) bool { return len(postsTo(st, "chat.postMessage", "C0ALERTS001")) == 5 })
+			h.slack.Snapshot(func(st *fakeslack.State) {
+				if method == "chat.delete" {
+					for _, c := range st.Deletes() {
+						if c.At.After(limited) && c.At.Before(limited.Add(1900*time.Millisecond)) {
+							t.Errorf("chat.delete called %s after a 429 with Retry-After: 2", c.At.Sub(limited))
+						}
+					}
+					return
+				}
+				for _, p := range st.Posts() {
+					if p.At.Before(limited.Add(1900 * time.Millisecond)) {
+						t.Errorf("chat.postMessage sent %s after the deletion whose alert met a 429 with Retry-After: 2", p.At.Sub(limited))
+					}
+				}
+			})
+		})
 	}
 }

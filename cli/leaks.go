@@ -366,7 +366,8 @@ func newLeaksResumeCmd(a *app) *cobra.Command {
 enforces again only those younger than [daemon] resume_max_age (24h) resume by themselves;
 older ones wait for this command, since the message may have been edited clean since: look
 at them with 'securechat leaks list --status held' first. The runaway-rule breaker holds the
-deletions of the rule it stops: resume them with --rule ID once the rule enforces again. A
+deletions of the rule it stops: resume them with --rule ID once the rule enforces again
+(--rule leaves monitor mode's held deletions alone; name them by leak id, or use --all). A
 deletion that no enforcing rule justifies any more is not resumed. A running daemon picks
 resumed deletions up within seconds.`,
 		Example: `  securechat leaks list --status held
@@ -392,7 +393,7 @@ resumed deletions up within seconds.`,
 			return nil
 		},
 	}
-	cmd.Flags().Int64Var(&rule, "rule", 0, "resume the held deletions with a finding of this regex id")
+	cmd.Flags().Int64Var(&rule, "rule", 0, "resume the deletions the breaker held with a finding of this regex id (monitor mode's stay held)")
 	cmd.Flags().BoolVar(&all, "all", false, "resume every held deletion")
 	return cmd
 }

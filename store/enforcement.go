@@ -160,17 +160,24 @@ func (s *Store) ResumeHeld(ctx context.Context, reason string, youngerThan time.
 	return resumed, still, nil
 }
 
-// ResumeDeletions makes the selected held deletions pending again (monitor
-// mode's and the breaker's alike). A deletion that no enforcing finding
-// justifies any more is not resumed. It returns how many it resumed, and
-// ErrNotFound (wrapped) for leaks that do not exist.
+// ResumeDeletions makes the selected held deletions pending again. Leak ids
+// and All resume monitor mode's and the breaker's alike; a regex id
+// resumes the deletions the breaker held (what its rule's trip held), and
+// leaves monitor mode's alone: they may be old, and wait for an admin who
+// names them. A deletion that no enforcing finding justifies any more is
+// not resumed. It returns how many it resumed, and ErrNotFound (wrapped)
+// for leaks that do not exist.
 func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
 		now := s.millis()
+		held := `d.status = 'held'`
+		if sel.RegexID != 0 {
+			held += ` AND d.hold_reason != '` + HoldMonitor + `'`
+		}
 		n, err = updateSelected(ctx, tx, sel,
 			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
-			 WHERE d.status = 'held' AND `+justified, now, now)
+			 WHERE `+held+` AND `+justified, now, now)
 		return err
 	})
 	if err != nil {

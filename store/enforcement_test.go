@@ -188,7 +188,7 @@ func TestResumeByRule(t *testing.T) {
 	b, _ := s.AddRegex(ctx, "bbb+", "b")
 	la := queue(t, s, "1.1", store.Finding{RegexID: a.ID, Excerpt: "a", Action: "delete"})
 	lb := queue(t, s, "1.2", store.Finding{RegexID: b.ID, Excerpt: "b", Action: "delete"})
-	if _, err := s.HoldPending(ctx, store.HoldMonitor); err != nil {
+	if _, err := s.HoldPending(ctx, "breaker: regex 1"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: a.ID}); err != nil || n != 1 {

@@ -139,3 +139,31 @@ func raw(t *testing.T, path, q string, args ...any) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// TestResumeByRuleLeavesMonitorModeAlone: 'leaks resume --rule ID' resumes
+// what the breaker held for the rule, not what monitor mode held; naming
+// the leak resumes that one.
+func TestResumeByRuleLeavesMonitorModeAlone(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	r, _ := s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	monitorHeld, _ := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1.000100"}, finding(r.ID, 0, ""), true)
+	if _, err := s.HoldPending(ctx, store.HoldMonitor); err != nil {
+		t.Fatal(err)
+	}
+	breakerHeld, _ := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1.000200"}, finding(r.ID, 0, ""), true)
+	raw(t, path, `UPDATE deletions SET status = 'held', hold_reason = 'breaker: regex 1' WHERE id = ?`, breakerHeld.DeletionID)
+	n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: r.ID})
+	if err != nil || n != 1 {
+		t.Fatalf("resume --rule = %d, %v; want 1", n, err)
+	}
+	for id, want := range map[int64]string{monitorHeld.DeletionID: store.StatusHeld, breakerHeld.DeletionID: store.StatusPending} {
+		if d, _ := s.Deletion(ctx, id); d.Status != want {
+			t.Errorf("deletion %d is %s, want %s", id, d.Status, want)
+		}
+	}
+	ls, _ := s.Leaks(ctx, store.LeakFilter{DeletionID: monitorHeld.DeletionID})
+	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{ls[0].ID}}); err != nil || n != 1 {
+		t.Errorf("resume by leak id = %d, %v; want 1", n, err)
+	}
+}
