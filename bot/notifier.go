@@ -63,9 +63,9 @@ type notifier struct {
 	// before it, however many notifications are queued (and wake the
 	// notifier) meanwhile. run's goroutine only.
 	resumeAt time.Time
-	own    ownPosts
-	sent   map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
-	digest map[string]time.Time   // kind → when the last digest went out
+	own      ownPosts
+	sent     map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
+	digest   map[string]time.Time   // kind → when the last digest went out
 }
 
 // digestEvery is the least time between two digests of a kind: the alerts
