@@ -34,6 +34,14 @@ func TestManifest(t *testing.T) {
 		len(m.Settings.Events.UserEvents) != 4 {
 		t.Errorf("manifest = %+v", m)
 	}
+	for _, name := range []string{"", "   ", strings.Repeat("n", 36)} {
+		if r := e.run("", "manifest", "--name", name); r.code != ExitError || !strings.Contains(r.stderr, "1 to 35 characters") {
+			t.Errorf("manifest --name %q: %+v", name, r)
+		}
+	}
+	if r := e.run("", "manifest", "--name", strings.Repeat("n", 35)); r.code != 0 {
+		t.Errorf("manifest --name of 35 characters: %+v", r)
+	}
 	y := e.mustRun("manifest").stdout
 	for _, want := range append(append([]string{"socket_mode_enabled: true"}, bot.ManifestUserScopes()...), userEvents...) {
 		if !strings.Contains(y, want) {

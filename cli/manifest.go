@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +30,11 @@ OAuth Token is SLACK_USER_TOKEN). The admin sees, and so securechat scans, only 
 conversations the admin is a member of.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Slack refuses a manifest whose display name is empty or longer
+			// than 35 characters; say so here, not on Slack's page.
+			if n := utf8.RuneCountInString(strings.TrimSpace(name)); n == 0 || n > 35 {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--name %q: Slack takes an app name of 1 to 35 characters (this one has %d)", name, n)}
+			}
 			if asJSON {
 				return writeJSON(a.Stdout, manifest(name))
 			}

@@ -104,7 +104,7 @@ in ps).`,
 	def := bot.Defaults()
 	fl := cmd.Flags()
 	fl.Int("workers", 0, fmt.Sprintf("scanning goroutines (default %d, [daemon] workers)", def.Workers))
-	fl.Int("queue-size", 0, fmt.Sprintf("events waiting for a worker before backpressure (default %d, [daemon] queue_size)", def.QueueSize))
+	fl.Int("queue-size", 0, fmt.Sprintf("events waiting for a worker; one that finds the queue full is left unacknowledged for Slack to send again (default %d, [daemon] queue_size)", def.QueueSize))
 	fl.String("api-url", "", "Slack Web API base URL (env "+EnvAPIURL+", default "+def.APIURL+")")
 	fl.Bool("scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
 	fl.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env "+EnvMetrics+")")

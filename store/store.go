@@ -235,6 +235,11 @@ func (s *Store) identify(ctx context.Context) (int, error) {
 		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).Scan(&tables); err != nil {
 			return 0, fmt.Errorf("read schema: %w", err)
 		}
+		if tables == 0 && version != 0 {
+			// Another application's database with nothing in it yet: a new
+			// file has no schema version. Decided before anything is written.
+			return 0, fmt.Errorf("%w: the file has no tables but schema version %d, set by another application; point --db at securechat's database, or at a new file", ErrForeign, version)
+		}
 		if tables > 0 {
 			_ = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&ours)
 			if ours == 1 {

@@ -150,6 +150,7 @@ func TestOpenRefusesOtherDatabases(t *testing.T) {
 	}{
 		{"another application's tables", raw(t, "app.db", `CREATE TABLE invoices (id INTEGER)`), store.ErrForeign},
 		{"another application's id", raw(t, "id.db", `PRAGMA application_id = 1234`), store.ErrForeign},
+		{"another application's empty database", raw(t, "empty.db", `PRAGMA user_version = 3`), store.ErrForeign},
 		{"a newer securechat", raw(t, "newer.db", "PRAGMA application_id = "+strconv.Itoa(store.ApplicationID), `CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER)`,
 			`INSERT INTO meta VALUES ('rules_generation', 1)`, `PRAGMA user_version = 999`), store.ErrNewer},
 	}
