@@ -126,3 +126,43 @@ func TestBuiltins(t *testing.T) {
 		t.Errorf("Maestro example: %+v", r)
 	}
 }
+
+// TestReimportRedefinesAndSaysWhatDidNotChange: a gitleaks config that
+// gives an imported id another regex updates the stored rule (its id and
+// action kept), also when [extend] disabledRules then disables it; and
+// --action delete on rules stored already says that their action stays,
+// with the command that changes it.
+func TestReimportRedefinesAndSaysWhatDidNotChange(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	v1 := filepath.Join(dir, "v1.toml")
+	os.WriteFile(v1, []byte("[[rules]]\nid = \"acme-token\"\nregex = '''acme_[a-z0-9]{16}'''\n"), 0o600)
+	e.mustRun("regex", "import", v1)
+	r := e.run("", "regex", "import", "--action", "delete", v1)
+	if r.code != 0 || !strings.Contains(r.stdout, "its action stays monitor: to change it, run 'securechat regex update 1 --action delete'") {
+		t.Errorf("re-import with --action delete: %+v", r)
+	}
+	v2 := filepath.Join(dir, "v2.toml")
+	os.WriteFile(v2, []byte("[extend]\ndisabledRules = [\"acme-token\"]\n[[rules]]\nid = \"acme-token\"\nregex = '''acme_[A-Za-z0-9]{20}'''\n"), 0o600)
+	r = e.run("", "regex", "import", v2)
+	if r.code != 0 || !strings.Contains(r.stdout, "updated   acme-token → regex 1: its regex changed") || !strings.Contains(r.stderr, "1 updated") {
+		t.Fatalf("import of a redefined id: %+v", r)
+	}
+	var rules []struct {
+		ID      int64
+		Pattern string
+		Enabled bool
+		Action  string
+	}
+	if err := json.Unmarshal([]byte(e.mustRun("regex", "list", "--json").stdout), &rules); err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 1 || rules[0].ID != 1 || rules[0].Pattern != `acme_[A-Za-z0-9]{20}` || rules[0].Enabled || rules[0].Action != "monitor" {
+		t.Errorf("stored after the redefinition: %+v", rules)
+	}
+	r = e.run("", "regex", "add", "--builtin", "all", "--action", "delete")
+	r = e.run("", "regex", "add", "--builtin", "all", "--action", "monitor")
+	if !strings.Contains(r.stdout, "its action stays delete: to change it, run 'securechat regex update") {
+		t.Errorf("--builtin all again with another action: %+v", r)
+	}
+}

@@ -75,7 +75,7 @@ type importItem struct {
 
 // importResult counts what an import did.
 type importResult struct {
-	Imported, Present, Skipped int
+	Imported, Updated, Present, Skipped int
 }
 
 // convertAllow carries a gitleaks allowlist over to chat: its regexes keep
@@ -391,6 +391,23 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 			fmt.Fprintf(w, "updated   %s → regex %d: %d allowlist(s) added\n", it.name, stored.ID, added)
 			continue
 		}
+		if stored, ok := storedAs(ctx, s, it.rule); ok && stored.Pattern != it.rule.Pattern {
+			// The same gitleaks id with another regex: the file's is the
+			// rule now (gitleaks' own upgrades do this). Its old findings
+			// stop justifying deletions.
+			if dryRun {
+				res.Updated++
+				fmt.Fprintf(w, "would update %s → regex %d: its regex changed\n", it.name, stored.ID)
+				continue
+			}
+			n, err := s.RedefineRule(ctx, stored.ID, it.rule, username)
+			if err != nil {
+				return res, err
+			}
+			res.Updated++
+			fmt.Fprintf(w, "updated   %s → regex %d: its regex changed (action %s kept)%s\n", it.name, stored.ID, stored.Action, cancelledNote(n))
+			continue
+		}
 		if dryRun {
 			res.Imported++
 			fmt.Fprintf(w, "would import %s (%s)\n", it.name, it.rule.Action)
@@ -401,7 +418,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		switch {
 		case errors.As(err, &dup):
 			res.Present++
-			fmt.Fprintf(w, "present   %s: already regex %d\n", it.name, dup.ID)
+			fmt.Fprintf(w, "present   %s: already regex %d%s\n", it.name, dup.ID, actionNote(ctx, s, dup.ID, it.rule.Action))
 		case err != nil:
 			return res, err
 		default:
@@ -411,6 +428,27 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 		}
 	}
 	return res, nil
+}
+
+// storedAs returns the stored rule imported under the same gitleaks id as
+// r, if any.
+func storedAs(ctx context.Context, s *store.Store, r store.Regex) (store.Regex, bool) {
+	if s == nil || !strings.HasPrefix(r.Source, "gitleaks:") {
+		return store.Regex{}, false
+	}
+	stored, err := s.RegexBySource(ctx, r.Source)
+	return stored, err == nil
+}
+
+// actionNote says, for a rule stored already whose action is not the one
+// asked for, that nothing changed and how to change it: an import or
+// --builtin all never switches a stored rule to delete by itself.
+func actionNote(ctx context.Context, s *store.Store, id int64, want string) string {
+	r, err := s.Regex(ctx, id)
+	if err != nil || want == "" || r.Action == want {
+		return ""
+	}
+	return fmt.Sprintf(" (its action stays %s: to change it, run 'securechat regex update %d --action %s')", r.Action, id, want)
 }
 
 // backtestImport runs a back-test of the rules a file would import (those

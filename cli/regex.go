@@ -181,7 +181,7 @@ func (a *app) addAllBuiltins(cmd *cobra.Command, action string) error {
 		var dup *store.DuplicateError
 		switch {
 		case errors.As(err, &dup):
-			fmt.Fprintf(a.Stdout, "present   %s: already regex %d\n", b.Name, dup.ID)
+			fmt.Fprintf(a.Stdout, "present   %s: already regex %d%s\n", b.Name, dup.ID, actionNote(cmd.Context(), s, dup.ID, action))
 		case err != nil:
 			return err
 		default:
@@ -374,7 +374,11 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stderr, "%d imported, %d already present, %d skipped.\n", res.Imported, res.Present, res.Skipped)
+			updated := ""
+			if res.Updated > 0 {
+				updated = fmt.Sprintf("%d updated, ", res.Updated)
+			}
+			fmt.Fprintf(a.Stderr, "%d imported, %s%d already present, %d skipped.\n", res.Imported, updated, res.Present, res.Skipped)
 			if res.Imported > 0 && action == store.ActionMonitor && !dryRun {
 				fmt.Fprintln(a.Stderr, "The imported rules are in monitor: they record and alert, and delete nothing. Watch 'securechat leaks stats', then 'securechat regex update ID --action delete'.")
 			}

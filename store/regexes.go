@@ -440,3 +440,35 @@ func (s *Store) EndTrials(ctx context.Context, now time.Time, notes func(Regex) 
 	}
 	return ended, nil
 }
+
+// RedefineRule replaces the definition of a stored rule (its pattern and
+// checks: what a re-import of a gitleaks id with another regex brings),
+// keeping its id, action, enabled flag and history. Findings recorded
+// before it are the old definition's and no longer justify a deletion
+// (see enforcing): in the same transaction it cancels, recording by, the
+// queued deletions nothing else justifies, and returns how many.
+func (s *Store) RedefineRule(ctx context.Context, id int64, r Regex, by string) (int, error) {
+	var cancelled int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.millis()
+		res, err := tx.ExecContext(ctx,
+			`UPDATE regexes SET pattern = ?, description = ?, validator = ?, secret_group = ?, entropy = ?, keywords = ?,
+			        allow_patterns = ?, stopwords = ?, allowlists = ?, updated_at = ?,
+			        defined_after_leak = (SELECT COALESCE(MAX(id), 0) FROM leaks)
+			 WHERE id = ?`,
+			r.Pattern, r.Description, r.Validator, r.SecretGroup, r.Entropy, strings.Join(r.Keywords, "\n"),
+			strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"), encodeAllowlists(r.Allowlists), now, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("regex %d: %w", id, ErrNotFound)
+		}
+		cancelled, err = cancelUnjustified(ctx, tx, now, by, fmt.Sprintf("regex %d redefined", id))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redefine regex %d: %w", id, err)
+	}
+	return cancelled, nil
+}
