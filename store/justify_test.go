@@ -3,10 +3,12 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/store"
 )
 
@@ -165,5 +167,39 @@ func TestResumeByRuleLeavesMonitorModeAlone(t *testing.T) {
 	ls, _ := s.Leaks(ctx, store.LeakFilter{DeletionID: monitorHeld.DeletionID})
 	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{ls[0].ID}}); err != nil || n != 1 {
 		t.Errorf("resume by leak id = %d, %v; want 1", n, err)
+	}
+}
+
+// TestRemaskReachesEscapedExcerpts: the upgrade's re-masking finds an
+// excerpt holding &, < or > in the pending notifications, where it is
+// escaped for Slack and then for JSON (an alert's text, a webhook body).
+func TestRemaskReachesEscapedExcerpts(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	const old = "p&<>ssword-wide-o"
+	remasked := detect.Remask(old)
+	if remasked == old {
+		t.Fatal("the test excerpt is not re-masked by the current policy")
+	}
+	slack := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
+	alert, _ := json.Marshal(map[string]string{"channel": "C0ALERTS001", "text": "leak: `" + slack(old) + "`"})
+	body, _ := json.Marshal(map[string]string{"excerpt": old})
+	hook, _ := json.Marshal(map[string]json.RawMessage{"body": body})
+	raw(t, path, `INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at) VALUES ('C1', 'U1', '1.1', 1, 'r', ?, 0, 17, 1)`, old)
+	for _, p := range []string{string(alert), string(hook)} {
+		raw(t, path, `INSERT INTO outbox (kind, payload, status, next_attempt_at, created_at, updated_at) VALUES ('alert', ?, 'pending', 1, 1, 1)`, p)
+	}
+	raw(t, path, `UPDATE meta SET value = 1 WHERE key = 'remask_pending'`)
+	if _, err := s.RemaskExcerpts(ctx, detect.Remask); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueOutbox(ctx, time.Now(), 10)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("outbox = %+v, %v", due, err)
+	}
+	for _, it := range due {
+		if strings.Contains(it.Payload, "ssword") || !strings.Contains(it.Payload, "*************-o") {
+			t.Errorf("a pending notification still shows the old excerpt: %s", it.Payload)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -378,7 +379,7 @@ func (s *Store) RemaskExcerpts(ctx context.Context, remask func(string) string) 
 				}
 				p := payload
 				for old, n := range renamed {
-					p = strings.ReplaceAll(p, old, n)
+					p = replaceEncoded(p, old, n)
 				}
 				if p != payload {
 					updates[id] = p
@@ -424,4 +425,26 @@ func queueDeletion(ctx context.Context, tx *sql.Tx, now int64, channel, ts strin
 	}
 	a, _ := r.RowsAffected()
 	return id, n == 1, int(a), nil
+}
+
+// replaceEncoded replaces old with new in a notification's payload in
+// every form an excerpt takes there: as it is, escaped for Slack's text
+// (&amp; &lt; &gt;), and either of those inside a JSON string (where
+// encoding/json writes & < > as \u0026 \u003c \u003e, and quotes and
+// backslashes escaped).
+func replaceEncoded(payload, old, new string) string {
+	slack := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+	jsonString := func(s string) string {
+		b, _ := json.Marshal(s)
+		return string(b[1 : len(b)-1])
+	}
+	for _, form := range []func(string) string{
+		func(s string) string { return jsonString(slack.Replace(s)) },
+		func(s string) string { return jsonString(s) },
+		slack.Replace,
+		func(s string) string { return s },
+	} {
+		payload = strings.ReplaceAll(payload, form(old), form(new))
+	}
+	return payload
 }
