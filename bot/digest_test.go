@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,5 +95,60 @@ func TestAlertDigests(t *testing.T) {
 	t.Logf("%d webhook events went out in %d POSTs", events, len(hooks))
 	if sent := oc[store.KindWebhook][store.OutboxSent]; events != sent || len(hooks) > sent/10 {
 		t.Errorf("webhook: %d POSTs carrying %d events, want fewer POSTs carrying the %d sent", len(hooks), events, sent)
+	}
+}
+
+// TestWebhookDigestRefusedIsSplit: a receiver that refuses digests of more
+// than 20 events (HTTP 413) and any body holding one bad event (HTTP 400)
+// gets every other event, in smaller digests; only the bad event fails.
+// No body passes the digest bound.
+func TestWebhookDigestRefusedIsSplit(t *testing.T) {
+	var mu sync.Mutex
+	var delivered, biggest int
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Event  string            `json:"event"`
+			Events []json.RawMessage `json:"events"`
+		}
+		raw, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(raw, &body)
+		mu.Lock()
+		defer mu.Unlock()
+		biggest = max(biggest, len(raw))
+		switch {
+		case body.Event == "digest" && len(body.Events) > 20:
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+		case strings.Contains(string(raw), "9999"):
+			w.WriteHeader(http.StatusBadRequest)
+		case body.Event == "digest":
+			delivered += len(body.Events)
+		default:
+			delivered++
+		}
+	}))
+	defer hook.Close()
+	h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{WebhookURL: hook.URL, DigestAbove: 3}}})
+	const n = 200
+	for i := range n {
+		text := fmt.Sprintf("card 6759%012d", 100000000000+i)
+		if i == n/2 {
+			text = "card 6759649826439999" // the event the receiver refuses
+		}
+		h.post(fakeslack.Message{Text: text})
+	}
+	var oc map[string]map[string]int
+	h.wait("every event sent or failed", func(*fakeslack.State) bool {
+		var err error
+		oc, err = h.store.OutboxCounts(context.Background())
+		return err == nil && oc[store.KindWebhook][store.OutboxSent]+oc[store.KindWebhook][store.OutboxFailed] == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if oc[store.KindWebhook][store.OutboxFailed] != 1 || delivered != n-1 {
+		t.Errorf("webhook: %d sent, %d failed, %d delivered; want %d, 1, %d", oc[store.KindWebhook][store.OutboxSent],
+			oc[store.KindWebhook][store.OutboxFailed], delivered, n-1, n-1)
+	}
+	if biggest > 300<<10 {
+		t.Errorf("a %d-byte webhook body; digests are bounded", biggest)
 	}
 }

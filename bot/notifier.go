@@ -270,16 +270,69 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 	if len(claimed) == 0 {
 		return
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	var out outcome
 	if kind == store.KindAlert {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 		out = n.post(sctx, notes[0].Channel, digestText(notes))
+		cancel()
+		n.finishDigest(ctx, claimed, out, sampled)
 	} else {
-		body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("digest:%d-%d", claimed[0].ID, claimed[len(claimed)-1].ID),
-			"event": "digest", "count": len(bodies), "events": bodies, "time": n.now().UTC()})
-		out = n.postWebhook(sctx, body)
+		// Bounded bodies: a digest is split before it passes
+		// maxDigestBody, and one the receiver refuses (a 413, a 400) is
+		// split again down to single events, so that an event fails only
+		// for itself, never for its neighbours.
+		start := 0
+		size := 0
+		for i, b := range bodies {
+			if i > start && size+len(b) > maxDigestBody {
+				out = n.sendWebhookDigest(ctx, claimed[start:i], bodies[start:i], sampled)
+				start, size = i, 0
+			}
+			size += len(b) + 1
+		}
+		out = n.sendWebhookDigest(ctx, claimed[start:], bodies[start:], sampled)
 	}
+	now := n.now()
+	n.digest[kind] = now
+	if out.kind == outDone {
+		n.sent[kind] = append(n.sent[kind], now)
+	}
+	n.log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.reason).Msg("sent a digest instead of one notification each")
+}
+
+// maxDigestBody bounds a webhook digest's events, in bytes: receivers
+// commonly refuse bodies over a few hundred KB (HTTP 413).
+const maxDigestBody = 256 << 10
+
+// sendWebhookDigest POSTs items (bodies are their events) as one digest and
+// records each one's outcome; a digest of several that the receiver
+// refuses for good is split in two and each half sent on its own, down to
+// single events, whose own outcome is then recorded. It returns the
+// outcome of the last POST.
+func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxItem, bodies []json.RawMessage, sampled zerolog.Logger) outcome {
+	var body []byte
+	if len(items) == 1 {
+		body = bodies[0]
+	} else {
+		body, _ = json.Marshal(map[string]any{"id": fmt.Sprintf("digest:%d-%d", items[0].ID, items[len(items)-1].ID),
+			"event": "digest", "count": len(bodies), "events": bodies, "time": n.now().UTC()})
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	out := n.postWebhook(sctx, body)
 	cancel()
+	if (out.kind == outFailed || out.kind == outFatal) && len(items) > 1 {
+		n.log.Warn().Int("events", len(items)).Int("bytes", len(body)).Str("reason", out.reason).
+			Msg("the webhook refused a digest; sending it in halves, so that no event fails for another")
+		half := len(items) / 2
+		n.sendWebhookDigest(ctx, items[:half], bodies[:half], sampled)
+		return n.sendWebhookDigest(ctx, items[half:], bodies[half:], sampled)
+	}
+	n.finishDigest(ctx, items, out, sampled)
+	return out
+}
+
+// finishDigest records the outcome of a digest for each of its items.
+func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem, out outcome, sampled zerolog.Logger) {
 	now := n.now()
 	for _, it := range claimed {
 		status, next, reason := store.OutboxSent, now, "sent in a digest of "+strconv.Itoa(len(claimed))
@@ -299,11 +352,6 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 		wcancel()
 		n.metrics.notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
 	}
-	n.digest[kind] = now
-	if out.kind == outDone {
-		n.sent[kind] = append(n.sent[kind], now)
-	}
-	n.log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.reason).Msg("sent a digest instead of one notification each")
 }
 
 // send makes one attempt at a notification.
