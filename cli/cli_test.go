@@ -132,6 +132,12 @@ func TestRegexAddRefusesBadPatterns(t *testing.T) {
 		{".*", "empty string"},
 		{"foo(", "missing closing )"},
 		{"(?<=a)b", "RE2"},
+		// Patterns that flag nearly every message: refused with the share.
+		{"e", "of ordinary chat"},
+		{".", "flags 100% of"},
+		{".+", "flags 100% of"},
+		{"[a-z]", "of ordinary chat"},
+		{" ", "of ordinary chat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
@@ -140,10 +146,22 @@ func TestRegexAddRefusesBadPatterns(t *testing.T) {
 			if r.code != ExitError || !strings.Contains(r.stderr, tt.says) || !strings.Contains(r.stderr, tt.pattern) {
 				t.Errorf("exit %d, stderr %q; want exit 2 naming the pattern and saying %q", r.code, r.stderr, tt.says)
 			}
+			if strings.Contains(r.stderr, "+ instead of *") {
+				t.Errorf("the error suggests a pattern that matches everything: %q", r.stderr)
+			}
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
 			}
 		})
+	}
+	// --force adds it anyway; an import skips such rules and says why.
+	e := newEnv(t)
+	if r := e.run("", "regex", "add", "--force", "[a-z]"); r.code != 0 || strings.TrimSpace(r.stdout) != "1" {
+		t.Errorf("regex add --force: %+v", r)
+	}
+	r := e.run(".+\nAKIA[A-Z2-7]{16}\n[0-9]{4}\n", "regex", "import", "--format", "lines", "-")
+	if r.code != ExitError || strings.Count(r.stdout, "skipped") != 2 || !strings.Contains(r.stdout, "of ordinary chat") || !strings.Contains(r.stderr, "1 imported") {
+		t.Errorf("import of broad lines: %+v", r)
 	}
 }
 

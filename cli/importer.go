@@ -487,3 +487,21 @@ func backtestImport(ctx context.Context, a *app, items []importItem, o backtestO
 	fmt.Fprintf(a.Stderr, "Back-testing %d rule(s) of the file; nothing is stored.\n", snap.Set.Len())
 	return runBacktest(ctx, a, snap, o, names)
 }
+
+// skipBroad marks as skipped the rules that flag more than
+// detect.MaxBreadth of securechat's ordinary-chat sample: an import never
+// creates a rule that would delete ordinary messages (unless --force).
+func skipBroad(items []importItem) {
+	for i := range items {
+		it := &items[i]
+		if it.skip != "" || it.disable || len(it.override) > 0 {
+			continue
+		}
+		if err := ruleset.Validate(it.rule); err != nil {
+			continue // runImport reports it
+		}
+		if err := ruleset.CheckBreadth(it.rule); err != nil {
+			it.skip = err.Error()
+		}
+	}
+}

@@ -44,6 +44,7 @@ type regexAddOptions struct {
 	action      string
 	trial       time.Duration
 	json        bool
+	force       bool
 }
 
 // maxTrial bounds a trial: longer is a monitor rule someone forgot.
@@ -99,6 +100,11 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 				if err := ruleset.Validate(rule); err != nil {
 					return err
 				}
+				if !o.force {
+					if err := ruleset.CheckBreadth(rule); err != nil {
+						return fmt.Errorf("pattern %q is not usable: %w", detect.Shorten(rule.Pattern, 60), err)
+					}
+				}
 			default:
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give a PATTERN, or --builtin NAME")}
 			}
@@ -151,6 +157,7 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 	}
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "what the pattern finds (shown in leaks and logs)")
 	cmd.Flags().StringVar(&o.builtin, "builtin", "", "add a curated rule by name instead of a PATTERN (see 'securechat regex builtins'); all adds every one, in monitor unless --action delete")
+	cmd.Flags().BoolVar(&o.force, "force", false, "add a pattern even though it flags more than 2% of ordinary chat")
 	cmd.Flags().StringVar(&o.validator, "validator", "", "drop matches that fail a check: "+strings.Join(detect.ValidatorNames(), ", "))
 	cmd.Flags().StringVar(&o.action, "action", "delete", "what a match does: delete, or monitor (record and alert, do not delete)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the new regex as JSON")
@@ -303,7 +310,7 @@ Luhn check of payment-card: 4111 1111 1111 1111 is a leak, 4111 1111 1111 1112 i
 }
 
 func newRegexImportCmd(a *app) *cobra.Command {
-	var dryRun bool
+	var dryRun, force bool
 	var format, action string
 	var bt backtestOptions
 	cmd := &cobra.Command{
@@ -350,6 +357,9 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 			for i := range items {
 				items[i].rule.Action = action
 			}
+			if !force {
+				skipBroad(items)
+			}
 			if len(items) == 0 {
 				for _, n := range notes {
 					fmt.Fprintf(a.Stdout, "note      %s\n", n)
@@ -389,6 +399,7 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and report, store nothing")
+	cmd.Flags().BoolVar(&force, "force", false, "import rules even though they flag more than 2% of ordinary chat (they are skipped otherwise)")
 	cmd.Flags().StringVar(&bt.history, "backtest", "", "store nothing: read Slack's history this far back (30d, a date) and report what the file's rules would flag")
 	bt.flags(cmd.Flags())
 	cmd.Flags().StringVar(&action, "action", store.ActionMonitor, "what the imported rules do: monitor (record and alert; the default for rules added in bulk) or delete")

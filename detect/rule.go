@@ -41,7 +41,7 @@ var ErrSetTooLarge = errors.New("the rule set is full")
 // ErrMatchesEmpty is returned for a pattern that can match the empty string,
 // such as `.*` or `a?`: it would flag, and so delete, every message.
 var ErrMatchesEmpty = errors.New("it can match the empty string, so it would flag every message; " +
-	"require at least one character (use + instead of *, or remove the empty alternative)")
+	"make it match only what the secret looks like (a prefix, a length: 'AKIA[A-Z2-7]{16}'), not just any text")
 
 // PatternError says which pattern did not compile and why. Its Err is a
 // *syntax.Error, ErrMatchesEmpty or another validation error.

@@ -67,6 +67,14 @@ func Validate(r store.Regex) error {
 	return errs[0]
 }
 
+// CheckBreadth refuses, with a *detect.BreadthError, a regex that flags
+// more than detect.MaxBreadth of securechat's ordinary-chat sample.
+func CheckBreadth(r store.Regex) error {
+	rule := Rule(r)
+	rule.ID = 0
+	return detect.CheckBreadth(rule)
+}
+
 // Cost returns a regex's program size (see detect.Cost).
 func Cost(r store.Regex) (int, error) { return detect.Cost(Rule(r)) }
 
