@@ -49,8 +49,10 @@ var demoPosts = []demoPost{
 func newDemoCmd(a *app) *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "See securechat work end to end, with a fake Slack on this machine",
+		Use: "demo",
+		// It finishes what is in flight when interrupted: Run waits for it.
+		Annotations: map[string]string{annotInterrupt: interruptFinishes},
+		Short:       "See securechat work end to end, with a fake Slack on this machine",
 		Long: `Run the whole pipeline on this machine with no Slack workspace: a fake Slack (Web API and
 Socket Mode on 127.0.0.1), a temporary database with the README's example rules, the real
 daemon, and a few messages posted through it. It shows what was deleted and the leak table.

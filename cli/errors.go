@@ -51,7 +51,12 @@ func report(w io.Writer, err error) int {
 		return ExitLeak
 	}
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(w, "securechat: interrupted")
+		// What the command said about it, when it said more.
+		msg := strings.TrimSuffix(strings.TrimSuffix(err.Error(), ": "+context.Canceled.Error()), context.Canceled.Error())
+		if msg = strings.Trim(msg, " :()"); msg == "" {
+			msg = "interrupted"
+		}
+		fmt.Fprintf(w, "securechat: %s\n", msg)
 		return ExitInterrupted
 	}
 	fmt.Fprintf(w, "securechat: %s\n", err.Error())

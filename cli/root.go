@@ -230,12 +230,59 @@ func (a *app) openStore(ctx context.Context, mode openMode, opts ...store.Option
 
 // Run executes the command tree with args and returns the process exit code.
 // Errors are printed to d.Stderr with what to do about them.
+//
+// An interrupt (the first SIGINT or SIGTERM, which cancels ctx) ends every
+// command with ExitInterrupted, except 'run', for which it is the normal
+// stop (0 once it stopped cleanly). 'run', 'demo' and 'scan' finish what is
+// in flight first (Run waits for them); any other command gets
+// interruptGrace to return and is then left behind, so that one waiting on
+// stdin or on a database another process keeps locked never ignores the
+// interrupt. Leaving it is safe: a write it had begun is one SQLite
+// transaction, which the next open rolls back.
 func Run(ctx context.Context, args []string, d Deps) int {
 	root := NewRootCmd(d)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	finishes := false
+	if cmd, _, err := root.Find(args); err == nil {
+		finishes = cmd.Annotations[annotInterrupt] == interruptFinishes
+	}
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		if finishes {
+			err = <-done
+			break
+		}
+		t := time.NewTimer(interruptGrace)
+		defer t.Stop()
+		select {
+		case err = <-done:
+		case <-t.C:
+			err = ctx.Err()
+		}
+	}
+	if err == nil && ctx.Err() != nil && !finishes {
+		err = ctx.Err() // interrupted, even if it got to the end
+	}
 	if err == nil {
 		return ExitOK
 	}
+	if ctx.Err() != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errLeaksFound) {
+		err = fmt.Errorf("%w (%v)", context.Canceled, err)
+	}
 	return report(d.Stderr, err)
 }
+
+// interruptGrace is how long Run waits, after an interrupt, for a command
+// that does not finish work in flight to return by itself.
+const interruptGrace = 2 * time.Second
+
+// A command annotated annotInterrupt: interruptFinishes finishes what is
+// in flight when interrupted, and Run waits for it.
+const (
+	annotInterrupt    = "securechat/interrupt"
+	interruptFinishes = "finishes"
+)

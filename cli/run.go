@@ -51,8 +51,9 @@ Tokens are read from the environment or the config file, never from flags (flags
 in ps).`,
 		Example: `  export SLACK_APP_TOKEN=xapp-… SLACK_USER_TOKEN=xoxp-…
   securechat run --db /var/lib/securechat/securechat.db --log-format json`,
-		Args:        cobra.NoArgs,
-		Annotations: map[string]string{annotNeedsSlack: "yes"},
+		Args: cobra.NoArgs,
+		// It finishes what is in flight when interrupted: Run waits for it.
+		Annotations: map[string]string{annotNeedsSlack: "yes", annotInterrupt: interruptFinishes},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := a.newLogger()
 			// A write waits for a lock at most as long as recording a leak may

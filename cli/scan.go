@@ -30,8 +30,10 @@ type scanOptions struct {
 func newScanCmd(a *app) *cobra.Command {
 	var o scanOptions
 	cmd := &cobra.Command{
-		Use:   "scan",
-		Short: "Sweep Slack's history with the enabled rules: record what it finds, delete nothing",
+		Use: "scan",
+		// It finishes what is in flight when interrupted: Run waits for it.
+		Annotations: map[string]string{annotInterrupt: interruptFinishes},
+		Short:       "Sweep Slack's history with the enabled rules: record what it finds, delete nothing",
 		Long: `Sweep the history of the conversations the user token's user is a member of with the
 enabled rules, and record what matches as found in history. It deletes nothing and
 notifies no author: review the findings with 'securechat leaks list --origin history',
@@ -139,7 +141,7 @@ func runScan(ctx context.Context, a *app, o scanOptions) error {
 	prog.done()
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted; run the same command again to continue the sweep")
+			return fmt.Errorf("interrupted; run the same command again to continue the sweep: %w", ctx.Err())
 		}
 		return err
 	}

@@ -278,7 +278,7 @@ func TestScanCtrlCThenResumeThenEnforce(t *testing.T) {
 	}()
 	r := e.runCtx(ctx, "", "scan", "--since", "1h", "--json")
 	cancel()
-	if r.code == ExitOK || !strings.Contains(r.stderr, "run the same command again to continue") {
+	if r.code != ExitInterrupted || !strings.Contains(r.stderr, "run the same command again to continue") {
 		t.Fatalf("interrupted scan: %+v", r)
 	}
 	var before int
