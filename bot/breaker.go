@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/securechat/securechat/detect"
-	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
@@ -41,9 +39,6 @@ type breaker struct {
 	now     func() time.Time
 	id      string       // this daemon, in scan_counts
 	pending atomic.Int64 // messages scanned, not yet flushed to the database
-	// mu makes weighing a deletion and recording it one step among this
-	// daemon's workers (the pipeline holds it across both).
-	mu sync.Mutex
 }
 
 func newBreaker(cfg Breaker, st *store.Store, notes notices, m *Metrics, log zerolog.Logger, now func() time.Time) *breaker {
@@ -81,67 +76,33 @@ func (b *breaker) flush(ctx context.Context) {
 	}
 }
 
-// admit applies the breaker to a message about to be recorded: for each rule
-// whose delete finding would queue the message's deletion, it counts the
-// window's deletions of that rule with this one; a rule over the limits is
-// tripped (switched to monitor, its queued deletions held, everyone told),
-// and its findings here become monitor. It returns the verdict to record.
-func (b *breaker) admit(ctx context.Context, msg store.Message, v ruleset.Verdict) ruleset.Verdict {
-	since := b.now().Add(-b.cfg.Window)
-	checked := map[int64]bool{}
-	for i, f := range v.Findings {
-		if f.Action != store.ActionDelete {
-			continue
-		}
-		tripped, seen := checked[f.RegexID]
-		if !seen {
-			tripped = b.check(ctx, f, since)
-			checked[f.RegexID] = tripped
-		}
-		if tripped {
-			v.Findings[i].Action = store.ActionMonitor
-		}
+// limits returns the breaker's limits for a recording transaction
+// (store.RecordLeakWeighed), with what this daemon scanned and has not
+// flushed yet.
+func (b *breaker) limits() store.Breaker {
+	now := b.now()
+	return store.Breaker{Window: b.cfg.Window, MaxDeletions: b.cfg.MaxDeletions, MaxShare: b.cfg.MaxShare, MinScanned: b.cfg.MinScanned,
+		Unflushed: int(b.pending.Load()), Now: now,
+		Reason: func(_ int64, why string) string {
+			return fmt.Sprintf("runaway-rule breaker: %s; switched to monitor at %s", why, now.UTC().Format(time.RFC3339))
+		},
+		Notes: func(f store.Finding, why string) []store.OutboxItem { return b.notes.breaker(f, why, resumeHint(f.RegexID)) },
 	}
-	v.Delete = false
-	for _, f := range v.Findings {
-		v.Delete = v.Delete || f.Action == store.ActionDelete
-	}
-	return v
 }
 
-// check trips the breaker for f's rule when one more deletion would take it
-// past the limits, and reports whether the rule must not delete.
-func (b *breaker) check(ctx context.Context, f store.Finding, since time.Time) bool {
-	load, err := b.store.RuleLoad(ctx, f.RegexID, since)
-	if err != nil {
-		b.log.Warn().Err(err).Int64("regex_id", f.RegexID).Msg("cannot weigh a rule for the breaker; letting it delete")
-		return false
-	}
-	deletions := load.Deletions + 1
-	scanned := load.Scanned + int(b.pending.Load())
-	var why string
-	switch {
-	case deletions > b.cfg.MaxDeletions:
-		why = fmt.Sprintf("%d deletions in %s (the limit is %d)", deletions, b.cfg.Window, b.cfg.MaxDeletions)
-	case scanned >= b.cfg.MinScanned && float64(deletions) > b.cfg.MaxShare*float64(scanned):
-		why = fmt.Sprintf("%d deletions for %d messages scanned in %s: %.1f%% (the limit is %.1f%%)",
-			deletions, scanned, b.cfg.Window, 100*float64(deletions)/float64(scanned), 100*b.cfg.MaxShare)
-	default:
-		return false
-	}
-	resume := fmt.Sprintf("securechat regex update %d --action delete, then securechat leaks resume --rule %d", f.RegexID, f.RegexID)
-	reason := fmt.Sprintf("runaway-rule breaker: %s; switched to monitor at %s", why, b.now().UTC().Format(time.RFC3339))
-	tripped, held, err := b.store.TripRule(ctx, f.RegexID, reason, b.notes.breaker(f, why, resume)...)
-	if err != nil {
-		b.log.Error().Err(err).Int64("regex_id", f.RegexID).Msg("cannot trip the breaker; this deletion is recorded as monitor")
-		return true
-	}
-	if tripped {
-		b.metrics.breakerTrips.WithLabelValues(strconv.FormatInt(f.RegexID, 10)).Inc()
-		b.log.Error().Int64("regex_id", f.RegexID).Str("rule", f.Rule).Str("why", why).Int("held", held).Str("resume", resume).
+// resumeHint is the commands that make a tripped rule delete again.
+func resumeHint(id int64) string {
+	return fmt.Sprintf("securechat regex update %d --action delete, then securechat leaks resume --rule %d", id, id)
+}
+
+// tripped counts and logs the rules a recording tripped.
+func (b *breaker) tripped(trips []store.Trip) {
+	for _, t := range trips {
+		b.metrics.breakerTrips.WithLabelValues(strconv.FormatInt(t.Finding.RegexID, 10)).Inc()
+		b.log.Error().Int64("regex_id", t.Finding.RegexID).Str("rule", t.Finding.Rule).Str("why", t.Why).Int("held", t.Held).
+			Str("resume", resumeHint(t.Finding.RegexID)).
 			Msg("runaway-rule breaker: the rule is switched to monitor and its queued deletions are held")
 	}
-	return true
 }
 
 // breaker builds the alert and webhook event of a tripped rule.

@@ -238,28 +238,28 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 		return nil
 	}
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Undeletable: p.undeletable(c)}
-	if v.Delete && p.breaker != nil && !p.undeletable(c) {
-		// A runaway rule is switched to monitor before it deletes. The
-		// weighing and the recording are one step for this daemon's
-		// workers, so that they cannot all pass the limit at once.
-		p.breaker.mu.Lock()
-		defer p.breaker.mu.Unlock()
-		v = p.breaker.admit(ctx, msg, v)
+	// The notices for the findings as recorded: the breaker may turn some
+	// to monitor inside the recording transaction.
+	notesFor := func(fs []store.Finding, deleteMsg bool) []store.OutboxItem {
+		switch {
+		case !anyDelete(fs):
+			return p.notes.outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+		case msg.Undeletable:
+			// Slack refuses chat.delete on another member's direct message
+			// (cant_delete_message), whoever holds the token: record, tell
+			// the author to delete it, and say so to the admins.
+			return append(p.notes.authorUndeletable(msg, fs),
+				p.notes.outcome(msg, fs, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
+		}
+		return nil
 	}
-	var notes []store.OutboxItem
-	deleteMsg := v.Delete
-	switch {
-	case !v.Delete:
-		notes = p.notes.outcome(msg, v.Findings, store.ActionMonitor, "recorded (monitor: not deleted)", "")
-	case p.undeletable(c):
-		// Slack refuses chat.delete on another member's direct message
-		// (cant_delete_message), whoever holds the token: record, tell the
-		// author to delete it, and say so to the admins.
-		deleteMsg = false
-		notes = append(p.notes.authorUndeletable(msg, v.Findings),
-			p.notes.outcome(msg, v.Findings, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
+	deleteMsg := v.Delete && !msg.Undeletable
+	res, recorded, err := p.record(ctx, msg, v.Findings, deleteMsg, notesFor)
+	if err == nil {
+		v.Findings = recorded
+		v.Delete = anyDelete(recorded)
+		deleteMsg = v.Delete && !msg.Undeletable
 	}
-	res, err := p.record(ctx, msg, v.Findings, deleteMsg, notes)
 	if err != nil {
 		p.metrics.events.WithLabelValues("record_failed").Inc()
 		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
@@ -296,8 +296,8 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	if res.NewDeletion {
 		p.wakeDeleter()
 	}
-	if len(notes) > 0 && res.NewLeaks > 0 {
-		p.wakeNotifier()
+	if res.NewLeaks > 0 && (!v.Delete || msg.Undeletable || res.Trips > 0) {
+		p.wakeNotifier() // notices were queued with the leak
 	}
 	return nil
 }
@@ -310,22 +310,46 @@ func (p *pipeline) undeletable(c content) bool {
 
 // record stores a leak, retrying a busy database until recordTimeout has
 // passed: Slack's ack deadline is 3 s, and an event left unacknowledged is
-// sent again anyway.
-func (p *pipeline) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool, notes []store.OutboxItem) (store.RecordResult, error) {
+// sent again anyway. With the breaker on, the breaker is weighed in the
+// recording transaction (store.RecordLeakWeighed), so that its limit holds
+// exactly across this daemon's workers and every other daemon on the
+// database. It returns the findings as recorded.
+func (p *pipeline) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool,
+	notes func([]store.Finding, bool) []store.OutboxItem) (store.RecordResult, []store.Finding, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.recordTimeout)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
 		var res store.RecordResult
-		if res, err = p.store.RecordLeak(ctx, msg, fs, deleteMsg, notes...); err == nil {
-			return res, nil
+		recorded := fs
+		if p.breaker != nil && deleteMsg {
+			var trips []store.Trip
+			res, recorded, trips, err = p.store.RecordLeakWeighed(ctx, msg, fs, deleteMsg, p.breaker.limits(), notes)
+			if err == nil {
+				p.breaker.tripped(trips)
+			}
+		} else {
+			res, err = p.store.RecordLeak(ctx, msg, fs, deleteMsg, notes(fs, deleteMsg)...)
+		}
+		if err == nil {
+			return res, recorded, nil
 		}
 		select {
 		case <-ctx.Done():
-			return store.RecordResult{}, fmt.Errorf("not durable within %s: %w", p.recordTimeout, err)
+			return store.RecordResult{}, nil, fmt.Errorf("not durable within %s: %w", p.recordTimeout, err)
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		}
 	}
+}
+
+// anyDelete reports whether a finding's action is delete.
+func anyDelete(fs []store.Finding) bool {
+	for _, f := range fs {
+		if f.Action == store.ActionDelete || f.Action == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID string) {

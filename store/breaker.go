@@ -35,9 +35,7 @@ type RuleLoad struct {
 // queued for deletion and the messages scanned by all daemons.
 func (s *Store) RuleLoad(ctx context.Context, regexID int64, since time.Time) (RuleLoad, error) {
 	var l RuleLoad
-	err := s.db.QueryRowContext(ctx,
-		`SELECT (SELECT COUNT(DISTINCT deletion_id) FROM leaks WHERE regex_id = ? AND action = 'delete' AND deletion_id IS NOT NULL AND origin = 'live' AND detected_at >= ?),
-		        (SELECT COALESCE(SUM(scanned), 0) FROM scan_counts WHERE bucket >= ?)`,
+	err := s.db.QueryRowContext(ctx, ruleLoadQuery,
 		regexID, since.UnixMilli(), since.Truncate(ScanBucket).UnixMilli()).Scan(&l.Deletions, &l.Scanned)
 	if err != nil {
 		return l, fmt.Errorf("weigh regex %d: %w", regexID, classify(err))
@@ -45,36 +43,48 @@ func (s *Store) RuleLoad(ctx context.Context, regexID int64, since time.Time) (R
 	return l, nil
 }
 
+// ruleLoadQuery counts a rule's deletions queued by live findings since a
+// time, and the messages every daemon scanned since (see RuleLoad).
+const ruleLoadQuery = `SELECT (SELECT COUNT(DISTINCT deletion_id) FROM leaks WHERE regex_id = ? AND action = 'delete' AND deletion_id IS NOT NULL AND origin = 'live' AND detected_at >= ?),
+	(SELECT COALESCE(SUM(scanned), 0) FROM scan_counts WHERE bucket >= ?)`
+
 // TripRule switches a regex to monitor with the breaker's reason, holds the
 // queued deletions no other enforcing finding justifies, and queues the
 // notes, in one transaction. It reports false, changing nothing, when the
 // rule is not enforcing any more (another daemon tripped it first).
 func (s *Store) TripRule(ctx context.Context, regexID int64, reason string, notes ...OutboxItem) (tripped bool, held int, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.millis()
-		res, err := tx.ExecContext(ctx,
-			`UPDATE regexes SET action = 'monitor', tripped_reason = ?, updated_at = ? WHERE id = ? AND action = 'delete'`,
-			reason, now, regexID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
-		}
-		tripped = true
-		r, err := tx.ExecContext(ctx,
-			`UPDATE deletions AS d SET status = 'held', held_at = ?, hold_reason = ?, updated_at = ?
-			 WHERE d.status = 'pending' AND NOT `+justified,
-			now, fmt.Sprintf("breaker: regex %d", regexID), now)
-		if err != nil {
-			return err
-		}
-		h, _ := r.RowsAffected()
-		held = int(h)
-		return enqueue(ctx, tx, now, notes)
+		h, err := tripRule(ctx, tx, s.millis(), regexID, reason, notes)
+		tripped, held = h >= 0, max(h, 0)
+		return err
 	})
 	if err != nil {
 		return false, 0, fmt.Errorf("trip the breaker for regex %d: %w", regexID, err)
 	}
 	return tripped, held, nil
+}
+
+// tripRule switches a regex to monitor with the breaker's reason, holds
+// the queued deletions no other enforcing finding justifies, and queues
+// the notes, in tx. It returns how many it held, or -1, changing nothing,
+// when the rule is not enforcing any more.
+func tripRule(ctx context.Context, tx *sql.Tx, now int64, regexID int64, reason string, notes []OutboxItem) (int, error) {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE regexes SET action = 'monitor', tripped_reason = ?, updated_at = ? WHERE id = ? AND action = 'delete'`,
+		reason, now, regexID)
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return -1, nil
+	}
+	r, err := tx.ExecContext(ctx,
+		`UPDATE deletions AS d SET status = 'held', held_at = ?, hold_reason = ?, updated_at = ?
+		 WHERE d.status = 'pending' AND NOT `+justified,
+		now, fmt.Sprintf("breaker: regex %d", regexID), now)
+	if err != nil {
+		return 0, err
+	}
+	h, _ := r.RowsAffected()
+	return int(h), enqueue(ctx, tx, now, notes)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,5 +203,53 @@ func TestRemaskReachesEscapedExcerpts(t *testing.T) {
 		if strings.Contains(it.Payload, "ssword") || !strings.Contains(it.Payload, "*************-o") {
 			t.Errorf("a pending notification still shows the old excerpt: %s", it.Payload)
 		}
+	}
+}
+
+// TestBreakerLimitIsExactAcrossDaemons: two daemons (two handles on one
+// database) record leaks of one rule at once; the breaker, weighed in each
+// recording transaction, lets exactly MaxDeletions deletions through and
+// trips the rule once.
+func TestBreakerLimitIsExactAcrossDaemons(t *testing.T) {
+	ctx := context.Background()
+	a, path := openTemp(t)
+	b, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r, _ := a.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	lim := store.Breaker{Window: time.Hour, MaxDeletions: 5, MaxShare: 1, MinScanned: 1 << 30, Now: time.Now(),
+		Reason: func(_ int64, why string) string { return "breaker: " + why },
+		Notes:  func(store.Finding, string) []store.OutboxItem { return nil }}
+	notes := func([]store.Finding, bool) []store.OutboxItem { return nil }
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	trips := 0
+	for d, st := range []*store.Store{a, b} {
+		wg.Go(func() {
+			for i := range 20 {
+				m := store.Message{Channel: "C1", User: "U1", TS: fmt.Sprintf("%d.%06d", d+1, i)}
+				_, _, tr, err := st.RecordLeakWeighed(ctx, m, finding(r.ID, 0, ""), true, lim, notes)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				trips += len(tr)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	counts, err := a.DeletionCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if queued := counts[store.StatusPending] + counts[store.StatusHeld]; queued != lim.MaxDeletions || trips != 1 {
+		t.Errorf("%d deletions queued (%v), %d trips; want exactly %d and 1", queued, counts, trips, lim.MaxDeletions)
+	}
+	if got, _ := a.Regex(ctx, r.ID); got.Action != store.ActionMonitor {
+		t.Errorf("the rule after the trip: %+v", got)
 	}
 }

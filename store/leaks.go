@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -75,6 +76,9 @@ type RecordResult struct {
 	// true too). Reopened is the status it had.
 	Requeued bool
 	Reopened string
+	// Trips counts the rules the breaker tripped while recording
+	// (RecordLeakWeighed), whose alerts were queued.
+	Trips int
 }
 
 // RecordLeak records the findings of one message and, when deleteMsg is set,
@@ -83,6 +87,136 @@ type RecordResult struct {
 // nothing and queues nothing new. The outbox items are queued in the same
 // transaction, and only when a finding was new.
 func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding, deleteMsg bool, notes ...OutboxItem) (RecordResult, error) {
+	return s.recordLeak(ctx, msg, findings, deleteMsg, notes, nil)
+}
+
+// Breaker is the runaway-rule breaker's limits, for RecordLeakWeighed: a
+// rule that would queue more than MaxDeletions deletions within Window, or
+// more than MaxShare of the messages scanned (once MinScanned were), is
+// switched to monitor before this message's deletion is queued.
+type Breaker struct {
+	Window       time.Duration
+	MaxDeletions int
+	MaxShare     float64
+	MinScanned   int
+	// Unflushed is what this daemon scanned and has not added to the
+	// shared counts yet.
+	Unflushed int
+	// Now is the end of the window.
+	Now time.Time
+	// Reason builds a tripped rule's tripped_reason from why it tripped;
+	// Notes its alerts.
+	Reason func(regexID int64, why string) string
+	Notes  func(f Finding, why string) []OutboxItem
+}
+
+// Trip is a rule the breaker switched to monitor while recording.
+type Trip struct {
+	Finding Finding
+	Why     string
+	Held    int // queued deletions it held
+}
+
+// RecordLeakWeighed is RecordLeak with the runaway-rule breaker weighed in
+// the same transaction: for each rule whose delete finding would queue the
+// message's deletion, the window's deletions of that rule (every daemon's:
+// the transaction holds the database's write lock) are counted with this
+// one, and a rule over the limits is tripped (switched to monitor, its
+// queued deletions held, its alert queued) and its findings here become
+// monitor. So the limit is exact however many daemons share the database.
+// notes builds the notices for the findings as weighed, and whether the
+// message is still to be deleted (deleteMsg and a delete finding left).
+// It returns the findings as recorded and the trips.
+func (s *Store) RecordLeakWeighed(ctx context.Context, msg Message, findings []Finding, deleteMsg bool, b Breaker,
+	notes func(fs []Finding, deleteMsg bool) []OutboxItem) (RecordResult, []Finding, []Trip, error) {
+	w := &weighing{Breaker: b, notes: notes}
+	res, err := s.recordLeak(ctx, msg, findings, deleteMsg, nil, w)
+	res.Trips = len(w.trips)
+	return res, w.findings, w.trips, err
+}
+
+// weighing carries the breaker into recordLeak's transaction, and its
+// results out.
+type weighing struct {
+	Breaker
+	notes    func(fs []Finding, deleteMsg bool) []OutboxItem
+	findings []Finding
+	trips    []Trip
+}
+
+// weigh applies the breaker inside tx and returns the findings, the
+// deletion decision and the notes as weighed.
+func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, findings []Finding, deleteMsg bool) ([]Finding, bool, []OutboxItem, error) {
+	fs := append([]Finding(nil), findings...)
+	w.trips = nil
+	if deleteMsg {
+		since := w.Now.Add(-w.Window)
+		checked := map[int64]bool{}
+		for i, f := range fs {
+			if f.Action != ActionDelete && f.Action != "" {
+				continue
+			}
+			tripped, seen := checked[f.RegexID]
+			if !seen {
+				var err error
+				if tripped, err = w.check(ctx, tx, now, f, since); err != nil {
+					return nil, false, nil, err
+				}
+				checked[f.RegexID] = tripped
+			}
+			if tripped {
+				fs[i].Action = ActionMonitor
+			}
+		}
+		deleteMsg = false
+		for _, f := range fs {
+			deleteMsg = deleteMsg || f.Action == ActionDelete || f.Action == ""
+		}
+	}
+	w.findings = fs
+	return fs, deleteMsg, w.notes(fs, deleteMsg), nil
+}
+
+// check trips f's rule when one more deletion would take it past the
+// limits, and reports whether the rule must not delete (tripped now, or
+// by another daemon since this one loaded its rules).
+func (w *weighing) check(ctx context.Context, tx *sql.Tx, now int64, f Finding, since time.Time) (bool, error) {
+	var action string
+	if err := tx.QueryRowContext(ctx, `SELECT action FROM regexes WHERE id = ?`, f.RegexID).Scan(&action); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil // removed: the claim cancels its deletion
+		}
+		return false, err
+	}
+	if action != ActionDelete {
+		return true, nil
+	}
+	var deletions, scanned int
+	if err := tx.QueryRowContext(ctx, ruleLoadQuery, f.RegexID, since.UnixMilli(), since.Truncate(ScanBucket).UnixMilli()).
+		Scan(&deletions, &scanned); err != nil {
+		return false, err
+	}
+	deletions++
+	scanned += w.Unflushed
+	var why string
+	switch {
+	case deletions > w.MaxDeletions:
+		why = fmt.Sprintf("%d deletions in %s (the limit is %d)", deletions, w.Window, w.MaxDeletions)
+	case scanned >= w.MinScanned && float64(deletions) > w.MaxShare*float64(scanned):
+		why = fmt.Sprintf("%d deletions for %d messages scanned in %s: %.1f%% (the limit is %.1f%%)",
+			deletions, scanned, w.Window, 100*float64(deletions)/float64(scanned), 100*w.MaxShare)
+	default:
+		return false, nil
+	}
+	held, err := tripRule(ctx, tx, now, f.RegexID, w.Reason(f.RegexID, why), w.Notes(f, why))
+	if err != nil || held < 0 {
+		return held < 0, err
+	}
+	w.trips = append(w.trips, Trip{Finding: f, Why: why, Held: held})
+	return true, nil
+}
+
+func (s *Store) recordLeak(ctx context.Context, msg Message, findings []Finding, deleteMsg bool, notes []OutboxItem, w *weighing) (RecordResult, error) {
 	var res RecordResult
 	if len(findings) == 0 {
 		return res, nil
@@ -93,6 +227,11 @@ func (s *Store) RecordLeak(ctx context.Context, msg Message, findings []Finding,
 		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 	}
 	defer tx.Rollback()
+	if w != nil {
+		if findings, deleteMsg, notes, err = w.weigh(ctx, tx, now, findings, deleteMsg); err != nil {
+			return res, fmt.Errorf("weigh the breaker for %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+	}
 
 	var deletionID any // NULL unless a deletion is queued
 	if deleteMsg {
