@@ -86,7 +86,9 @@ func (b *breaker) limits() store.Breaker {
 		Reason: func(_ int64, why string) string {
 			return fmt.Sprintf("runaway-rule breaker: %s; switched to monitor at %s", why, now.UTC().Format(time.RFC3339))
 		},
-		Notes: func(f store.Finding, why string) []store.OutboxItem { return b.notes.breaker(f, why, resumeHint(f.RegexID)) },
+		Notes: func(f store.Finding, why string) []store.OutboxItem {
+			return b.notes.breaker(f, why, resumeHint(f.RegexID))
+		},
 	}
 }
 
