@@ -60,6 +60,40 @@ type deleter struct {
 	// called before it, however many deletions are queued (and wake the
 	// deleter) meanwhile. run's goroutine only.
 	resumeAt time.Time
+	// clock watches for the wall clock stepping back; clockDebt is a step
+	// not applied to the due times yet.
+	clock     clockWatch
+	clockDebt time.Duration
+}
+
+// clockWatch notices the wall clock stepping back, by comparing it with
+// the monotonic clock between two looks.
+type clockWatch struct {
+	wall      time.Time     // the wall clock at the last look
+	mono      time.Duration // the monotonic clock then
+	monoStart time.Time     // the monotonic clock's origin
+}
+
+// minClockStep is the smallest step back that is acted on (smaller ones
+// are scheduling noise).
+const minClockStep = time.Second
+
+// stepBack returns how far the wall clock stepped back since the last
+// look (0 when it did not), given the wall clock now.
+func (c *clockWatch) stepBack(wall time.Time) time.Duration {
+	if c.monoStart.IsZero() {
+		c.monoStart = time.Now()
+	}
+	mono := time.Since(c.monoStart)
+	defer func() { c.wall, c.mono = wall, mono }()
+	if c.wall.IsZero() {
+		return 0
+	}
+	// Round(0) drops Go's monotonic reading, so that Sub compares wall times.
+	if step := (mono - c.mono) - wall.Round(0).Sub(c.wall.Round(0)); step >= minClockStep {
+		return step
+	}
+	return 0
 }
 
 func newDeleter(d deleterDeps) *deleter {
@@ -75,7 +109,7 @@ func (d *deleter) wake() { nudge(d.wakeCh) }
 func (d *deleter) run(ctx context.Context) error {
 	for {
 		// A wake-up during Slack's Retry-After does not end it.
-		if pause := d.resumeAt.Sub(d.now()); pause > 0 {
+		if pause := time.Until(d.resumeAt); pause > 0 {
 			if sleep(ctx, pause) != nil {
 				return nil
 			}
@@ -106,6 +140,19 @@ func (d *deleter) run(ctx context.Context) error {
 // deleteDue attempts the due deletions, a round at a time, and returns how
 // long to wait before looking again.
 func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
+	// Due times are wall-clock times in the database: after a step back of
+	// the clock, those written before it are moved back by the step (for
+	// the notifier's queue too), rather than waiting it out.
+	now := d.now()
+	d.clockDebt += d.clock.stepBack(now)
+	if d.clockDebt > 0 {
+		n, err := d.store.ShiftDueTimes(ctx, d.clockDebt, now)
+		if err != nil {
+			return 0, err // moved at the next look
+		}
+		d.log.Warn().Dur("step", d.clockDebt).Int("moved", n).Msg("the system clock stepped back; queued deletions and notifications were moved back by the step")
+		d.clockDebt = 0
+	}
 	if now := d.now(); now.Sub(d.gaugedAt) > time.Second {
 		d.gaugedAt = now
 		if counts, err := d.store.DeletionCounts(ctx); err == nil {
@@ -123,7 +170,7 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		n := min(len(due), deleteConcurrency)
 		pause, err := d.round(ctx, due[:n])
 		if pause > 0 {
-			d.resumeAt = d.now().Add(pause)
+			d.resumeAt = time.Now().Add(pause) // monotonic: a clock step does not move it
 		}
 		if err != nil || pause > 0 {
 			return pause, err

@@ -96,7 +96,7 @@ func (n *notifier) run(ctx context.Context) {
 			}
 		}
 		// A wake-up during Slack's Retry-After does not end it.
-		if pause := n.resumeAt.Sub(n.now()); pause > 0 {
+		if pause := time.Until(n.resumeAt); pause > 0 {
 			if sleep(ctx, pause) != nil {
 				return
 			}
@@ -182,7 +182,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		e.Str("kind", it.Kind).Int64("notification", it.ID).Int("attempt", it.Attempts+1).Str("result", result).
 			Str("reason", out.reason).Msg("notification")
 		if pause > 0 {
-			n.resumeAt = n.now().Add(pause)
+			n.resumeAt = time.Now().Add(pause) // monotonic: a clock step does not move it
 			return pause
 		}
 	}

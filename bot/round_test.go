@@ -2,6 +2,8 @@ package bot_test
 
 import (
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +174,31 @@ func TestRetryAfterOutlastsNewLeaks(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestClockStepBackDelaysNothing: the system clock steps back an hour
+// while a deletion waits for its retry (due at the old clock's now plus a
+// back-off); the retry is still made within the back-off, not an hour
+// later.
+func TestClockStepBackDelaysNothing(t *testing.T) {
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	h := newHarness(t, setup{noStart: true})
+	h.slack.Script("chat.delete", fakeslack.Response{Status: 500}) // the first attempt is retried after a back-off
+	h.restart(bot.Options{Now: now})
+	ts := queueDeletion(t, h, h.store)
+	h.wait("the first attempt's retry scheduled", func(*fakeslack.State) bool {
+		ls := h.leaks(store.LeakFilter{})
+		if len(ls) != 1 || ls[0].LastError == "" {
+			return false
+		}
+		d, err := h.store.Deletion(t.Context(), ls[0].DeletionID)
+		return err == nil && d.Status == store.StatusPending && d.NextAttemptAt.After(time.Now())
+	})
+	offset.Store(int64(-time.Hour))
+	h.waitDeleted([]string{ts})
+	if !strings.Contains(h.logs.String(), "the system clock stepped back") {
+		t.Error("the clock step was not logged")
 	}
 }

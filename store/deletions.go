@@ -267,3 +267,29 @@ func (s *Store) Deletion(ctx context.Context, id int64) (Deletion, error) {
 	d.NextAttemptAt, d.CreatedAt = fromMillis(next), fromMillis(created)
 	return d, nil
 }
+
+// ShiftDueTimes moves back by `by` the next attempt of every pending
+// deletion and notification due after now: the system clock stepped back
+// by `by` (an NTP correction, a VM restored), and due times written before
+// the step would otherwise wait the step out. It returns how many it moved.
+func (s *Store) ShiftDueTimes(ctx context.Context, by time.Duration, now time.Time) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		for _, table := range []string{"deletions", "outbox"} {
+			res, err := tx.ExecContext(ctx,
+				`UPDATE `+table+` SET next_attempt_at = MAX(next_attempt_at - ?, ?) WHERE status = 'pending' AND next_attempt_at > ?`,
+				by.Milliseconds(), now.UnixMilli(), now.UnixMilli())
+			if err != nil {
+				return err
+			}
+			c, _ := res.RowsAffected()
+			n += int(c)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("move due times back after a clock step: %w", err)
+	}
+	return n, nil
+}
