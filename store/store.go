@@ -189,6 +189,16 @@ func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, err
 	q.Set("mode", "ro")
 	q.Set("_busy_timeout", strconv.Itoa(int(s.busy/time.Millisecond)))
 	q.Set("_foreign_keys", "on")
+	if _, err := os.Stat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		// No connection has the database open (a WAL database keeps its
+		// -wal file while one has): read the file as it is, taking no
+		// lock and creating no -wal or -shm file. A read-only open must
+		// work where the user may only read, and must never leave files
+		// another user (the owner's daemon) then cannot write. A daemon
+		// that starts meanwhile writes to its own -wal file, not to the
+		// database file, until it checkpoints.
+		q.Set("immutable", "1")
+	}
 	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
