@@ -73,7 +73,11 @@ func TestReadOnlyAsAnotherUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod(base, 0o755); filepath.Walk(base, func(p string, _ os.FileInfo, _ error) error { os.Chmod(p, 0o755); return nil }); os.RemoveAll(base) })
+	t.Cleanup(func() {
+		os.Chmod(base, 0o755)
+		filepath.Walk(base, func(p string, _ os.FileInfo, _ error) error { os.Chmod(p, 0o755); return nil })
+		os.RemoveAll(base)
+	})
 	os.Chmod(base, 0o755)
 	bin := filepath.Join(base, "store.test")
 	copyFile(t, os.Args[0], bin, 0o755)
