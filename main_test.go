@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -335,9 +336,15 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"3 of 6 messages leaked and were deleted", "1 DM was recorded", "kept", "DELETED", "************8453", "deleted  1"} {
+	for _, want := range []string{"3 of 6 messages leaked and were deleted", "1 DM was recorded", "kept", "DELETED", "************8453"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	// The leak log: each message's status word.
+	for _, want := range []string{`delete\s+deleted\s+1\n`, `delete\s+undeletable\s+0\n`, `monitor\s+monitored\s+0\n`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("demo's leak log lacks %q:\n%s", want, out)
 		}
 	}
 	for _, secret := range []string{"6759649826438453", "676100041090", "AKIAIOSFODNN7EXAMPL2"} {

@@ -97,6 +97,9 @@ func TestTrialRuleRecordsThenEnforces(t *testing.T) {
 		}
 		return false
 	})
+	// The alert can go out before the rules are reloaded (a reload takes
+	// seconds under the race detector): post once the new ones are in force.
+	h.waitLog("the rules reloaded after the trial", `"rules loaded"`, 2)
 	after, _ := h.post(fakeslack.Message{Text: "card 6759649826438461"})
 	h.wait("deleted after the trial", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", after) == 1 })
 	h.slack.Snapshot(func(st *fakeslack.State) {

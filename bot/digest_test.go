@@ -118,7 +118,7 @@ func TestWebhookDigestRefusedIsSplit(t *testing.T) {
 		switch {
 		case body.Event == "digest" && len(body.Events) > 20:
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-		case strings.Contains(string(raw), "9999"):
+		case strings.Contains(string(raw), "*9999\""): // the bad event's excerpt
 			w.WriteHeader(http.StatusBadRequest)
 		case body.Event == "digest":
 			delivered += len(body.Events)
