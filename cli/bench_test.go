@@ -133,6 +133,14 @@ func gitleaksWorstCase(seed uint64, filler string) string {
 			sb.WriteByte(alnum[rnd.IntN(len(alnum))])
 		}
 		sb.WriteByte(' ')
+		if filler == "AKIA" { // a distinct AWS key id: a specific rule's finding beside each generic one
+			sb.WriteString("AKIA")
+			for range 16 {
+				sb.WriteByte("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[rnd.IntN(32)])
+			}
+			sb.WriteByte(' ')
+			continue
+		}
 		sb.WriteString(filler)
 	}
 	return sb.String()[:40_000]
@@ -156,6 +164,7 @@ func BenchmarkGitleaksWorstCase40KB(b *testing.B) {
 		{"ordinary-paste", paste.String()[:40_000]},
 		{"worst-case", gitleaksWorstCase(1, "")},
 		{"worst-case-line-allowlist", gitleaksWorstCase(1, "import {a ")},
+		{"worst-case-mixed", gitleaksWorstCase(1, "AKIA")},
 	} {
 		text := detect.Normalize(bc.text)
 		b.Run(bc.name, func(b *testing.B) {

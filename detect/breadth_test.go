@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,43 @@ func TestBreadth(t *testing.T) {
 		var be *BreadthError
 		if err := CheckBreadth(Rule{Pattern: p}); !errors.As(err, &be) || be.Share <= MaxBreadth {
 			t.Errorf("%q: %v, want a BreadthError", p, err)
+		}
+	}
+}
+
+// TestMaskJointly: values that are parts of one text are hidden, others
+// keep their masks; the end-overlap check agrees with the plain one.
+func TestMaskJointly(t *testing.T) {
+	tests := []struct {
+		secrets []string
+		hide    []bool
+	}{
+		{[]string{"6759649826438453", "675964982643"}, []bool{true, true}},          // one inside the other
+		{[]string{"6759649826438453", "98264384531234"}, []bool{true, true}},        // an end of one starts the other
+		{[]string{"6759649826438453", "6759649826438461"}, []bool{false, false}},    // two cards of one bank
+		{[]string{"6759 6498 2643 8453", "6759649826438453"}, []bool{false, false}}, // the same value
+		{[]string{"AKIAIOSFODNN7EXAMPL2"}, []bool{false}},
+	}
+	for _, tt := range tests {
+		got := MaskJointly(tt.secrets)
+		for i := range got {
+			if got[i] != tt.hide[i] {
+				t.Errorf("MaskJointly(%q) = %v, want %v", tt.secrets, got, tt.hide)
+				break
+			}
+		}
+	}
+	naive := func(a, b string) bool {
+		for k := min(len(a), len(b)); k >= minJointOverlap; k-- {
+			if strings.HasSuffix(a, b[:k]) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range [][2]string{{"abcdef", "defghi"}, {"abcabcab", "abcabd"}, {"aaaa", "aaaab"}, {"xyz", "abc"}, {"abababab", "ababc"}, {"0123", "123456"}} {
+		if got, want := endsOverlap(p[0], p[1]), naive(p[0], p[1]); got != want {
+			t.Errorf("endsOverlap(%q, %q) = %v, want %v", p[0], p[1], got, want)
 		}
 	}
 }

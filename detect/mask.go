@@ -168,12 +168,30 @@ func relatedValues(a, b string) bool {
 }
 
 // endsOverlap reports whether a ends with a start of b of at least
-// minJointOverlap bytes.
+// minJointOverlap bytes, in time linear in their lengths (the longest such
+// overlap, by Knuth-Morris-Pratt's prefix function of b run over a).
 func endsOverlap(a, b string) bool {
-	for k := min(len(a), len(b)) - 1; k >= minJointOverlap; k-- {
-		if strings.HasSuffix(a, b[:k]) {
-			return true
+	if len(b) == 0 {
+		return false
+	}
+	fail := make([]int, len(b)) // fail[i]: the longest proper prefix of b[:i+1] that is also its suffix
+	for i, k := 1, 0; i < len(b); i++ {
+		for k > 0 && b[i] != b[k] {
+			k = fail[k-1]
+		}
+		if b[i] == b[k] {
+			k++
+		}
+		fail[i] = k
+	}
+	j := 0 // the longest prefix of b that ends where a has been read to
+	for i := 0; i < len(a); i++ {
+		for j > 0 && (j == len(b) || a[i] != b[j]) {
+			j = fail[j-1]
+		}
+		if a[i] == b[j] {
+			j++
 		}
 	}
-	return false
+	return j >= minJointOverlap
 }
