@@ -194,3 +194,34 @@ func TestRuleTurnedOffByHandDeletesNothingMore(t *testing.T) {
 		t.Errorf("status %q, want cancelled", s)
 	}
 }
+
+// TestEditAddingASecretReopensACancelledDeletion: an admin cancelled the
+// deletion of a message (a false positive); the author then edits it to
+// add a real secret. The new finding gets its own decision: the message is
+// deleted, and the log says why.
+func TestEditAddingASecretReopensACancelledDeletion(t *testing.T) {
+	h := newHarness(t, setup{noStart: true, opts: bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001"}}})
+	ctx := context.Background()
+	ts := h.quiet(fakeslack.Message{Text: "card " + card})
+	if _, err := h.store.RecordLeak(ctx, store.Message{Channel: "C0GENERAL01", User: "U0MEMBER001", TS: ts},
+		[]store.Finding{{RegexID: 1, Rule: "cards", Excerpt: "************8453", Start: 5, End: 21, Action: store.ActionDelete}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.store.CancelDeletions(ctx, store.Selection{All: true}, "admin", "a test card"); err != nil || n != 1 {
+		t.Fatalf("cancel = %d, %v", n, err)
+	}
+	h.restart(bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001"}})
+	if _, err := h.slack.Edit("C0GENERAL01", ts, "card "+card+" and the real one 6759649826438461"); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("the edited message deleted", func(st *fakeslack.State) bool { return st.SuccessfulDeletes("C0GENERAL01", ts) == 1 })
+	h.waitLog("the reason logged", "new findings after its deletion was cancelled", 1)
+	h.wait("the admins alerted", func(st *fakeslack.State) bool {
+		for _, p := range st.Posts() {
+			if p.Channel == "C0ALERTS001" && strings.Contains(p.Text, "8461") {
+				return true
+			}
+		}
+		return false
+	})
+}
