@@ -22,15 +22,7 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, LiveClock: true, HistoryPage: 16})
 	defer fake.Close()
 	fake.SetConversation(fakeslack.Conversation{ID: "C0DEVOPS001", Name: "devops"})
-	dir := t.TempDir()
-	db := filepath.Join(dir, "securechat.db")
-	cfg := filepath.Join(dir, "securechat.toml")
-	os.WriteFile(cfg, []byte("[daemon]\nretry_max = \"1s\"\n[log]\nformat = \"json\"\n[catchup]\nrequests_per_minute = 1000\n"), 0o600)
-	env := []string{"SECURECHAT_DB=" + db, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
-		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
-	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
-		t.Fatalf("regex add: %d %s", code, out)
-	}
+	db, env := daemonEnv(t, fake, "[catchup]\nrequests_per_minute = 1000\n", `6759[0-9]{12}`)
 	first := start(t, env, "run")
 	waitFor(t, fake, "connection", func(s *fakeslack.State) bool { return s.Connections() == 1 }, first.stderr.String)
 	parent, envID, err := fake.Post(fakeslack.Message{Text: "release thread"})
@@ -118,15 +110,7 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 func TestCatchupKilledAtAPageBoundary(t *testing.T) {
 	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, LiveClock: true, HistoryPage: 3})
 	defer fake.Close()
-	dir := t.TempDir()
-	db := filepath.Join(dir, "securechat.db")
-	cfg := filepath.Join(dir, "securechat.toml")
-	os.WriteFile(cfg, []byte("[daemon]\nretry_max = \"1s\"\n[log]\nformat = \"json\"\n[catchup]\nrequests_per_minute = 1000\npage_size = 3\n"), 0o600)
-	env := []string{"SECURECHAT_DB=" + db, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
-		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
-	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
-		t.Fatalf("regex add: %d %s", code, out)
-	}
+	db, env := daemonEnv(t, fake, "[catchup]\nrequests_per_minute = 1000\npage_size = 3\n", `6759[0-9]{12}`)
 	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
@@ -189,4 +173,24 @@ func TestCatchupKilledAtAPageBoundary(t *testing.T) {
 	})
 	third.cmd.Process.Signal(syscall.SIGTERM)
 	third.wait(t, 10*time.Second)
+}
+
+// daemonEnv writes a config file (a 1 s retry_max, JSON logs, then extra)
+// in a new directory and adds the rule pattern to a new database there; it
+// returns the database's path and the environment that runs the binary
+// against fake.
+func daemonEnv(t *testing.T, fake *fakeslack.Server, extra, pattern string) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "securechat.db")
+	cfg := filepath.Join(dir, "securechat.toml")
+	if err := os.WriteFile(cfg, []byte("[daemon]\nretry_max = \"1s\"\n[log]\nformat = \"json\"\n"+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SECURECHAT_DB=" + db, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL()}
+	if out, code := runCLI(t, env, "regex", "add", pattern, "-d", "cards"); code != 0 {
+		t.Fatalf("regex add: %d %s", code, out)
+	}
+	return db, env
 }

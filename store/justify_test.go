@@ -212,12 +212,7 @@ func TestRemaskReachesEscapedExcerpts(t *testing.T) {
 // trips the rule once.
 func TestBreakerLimitIsExactAcrossDaemons(t *testing.T) {
 	ctx := context.Background()
-	a, path := openTemp(t)
-	b, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openTwo(t)
 	r, _ := a.AddRegex(ctx, `6759[0-9]{12}`, "cards")
 	lim := store.Breaker{Window: time.Hour, MaxDeletions: 5, MaxShare: 1, MinScanned: 1 << 30, Now: time.Now(),
 		Reason: func(_ int64, why string) string { return "breaker: " + why },

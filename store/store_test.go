@@ -28,6 +28,19 @@ func openTemp(t *testing.T, opts ...store.Option) (*store.Store, string) {
 	return s, path
 }
 
+// openTwo opens two stores on one new database (two connection pools, as
+// two processes have).
+func openTwo(t *testing.T) (*store.Store, *store.Store) {
+	t.Helper()
+	a, path := openTemp(t)
+	b, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
+}
+
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	_, path := openTemp(t)
 	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700 | os.ModeDir} {
@@ -312,12 +325,7 @@ func TestDeletionLifecycle(t *testing.T) {
 // CLI and the daemon have) at once: no "database is locked" may surface.
 func TestConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
-	a, path := openTemp(t)
-	b, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openTwo(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 400)
 	for w, s := range []*store.Store{a, b} {
