@@ -61,3 +61,23 @@ func TestMaskJointly(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEndsOverlap checks the linear end-overlap test against the plain
+// quadratic one.
+func FuzzEndsOverlap(f *testing.F) {
+	f.Add("6759649826438453", "98264384531234")
+	f.Add("abababab", "ababc")
+	f.Add("aaaa", "aaaab")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		want := false
+		for k := min(len(a), len(b)); k >= minJointOverlap; k-- {
+			if strings.HasSuffix(a, b[:k]) {
+				want = true
+				break
+			}
+		}
+		if got := endsOverlap(a, b); got != want {
+			t.Errorf("endsOverlap(%q, %q) = %v, want %v", a, b, got, want)
+		}
+	})
+}
