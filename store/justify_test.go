@@ -102,7 +102,8 @@ func TestJustifiedChecksTheRuleAsItIsNow(t *testing.T) {
 
 // TestNewFindingGetsItsOwnDecision: an edit that adds a new secret to a
 // message whose deletion was cancelled, held or had failed makes the
-// deletion pending again; the same findings again (a redelivery) do not.
+// deletion pending again; the same findings again (a redelivery), or the
+// same secret moved by an edit, do not: an admin's cancel stands.
 func TestNewFindingGetsItsOwnDecision(t *testing.T) {
 	for _, was := range []string{store.StatusCancelled, store.StatusHeld, store.StatusFailed} {
 		t.Run(was, func(t *testing.T) {
@@ -119,7 +120,17 @@ func TestNewFindingGetsItsOwnDecision(t *testing.T) {
 			if err != nil || again.NewLeaks != 0 || again.Requeued {
 				t.Errorf("redelivery: %+v, %v", again, err)
 			}
-			edit, err := s.RecordLeak(ctx, msg, finding(r.ID, 30, ""), true)
+			// An edit that only moves the same value (another offset) is a
+			// new leak row, not a new value: the decision stands.
+			moved, err := s.RecordLeak(ctx, msg, finding(r.ID, 12, ""), true)
+			if err != nil || moved.NewLeaks != 1 || moved.Requeued {
+				t.Errorf("edit that moved the same secret: %+v, %v", moved, err)
+			}
+			if d, _ := s.Deletion(ctx, res.DeletionID); d.Status != was {
+				t.Errorf("deletion after an edit that moved the secret: %s, want %s", d.Status, was)
+			}
+			other := []store.Finding{{RegexID: r.ID, Rule: "r", Excerpt: "************8461", Start: 30, End: 46, Action: store.ActionDelete}}
+			edit, err := s.RecordLeak(ctx, msg, other, true)
 			if err != nil || edit.NewLeaks != 1 || !edit.Requeued || !edit.NewDeletion || edit.Reopened != was {
 				t.Errorf("edit with a new secret: %+v, %v", edit, err)
 			}

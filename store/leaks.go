@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -153,7 +154,7 @@ func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, findings []
 		since := w.Now.Add(-w.Window)
 		checked := map[int64]bool{}
 		for i, f := range fs {
-			if f.Action != ActionDelete && f.Action != "" {
+			if !f.Deletes() {
 				continue
 			}
 			tripped, seen := checked[f.RegexID]
@@ -168,10 +169,7 @@ func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, findings []
 				fs[i].Action = ActionMonitor
 			}
 		}
-		deleteMsg = false
-		for _, f := range fs {
-			deleteMsg = deleteMsg || f.Action == ActionDelete || f.Action == ""
-		}
+		deleteMsg = slices.ContainsFunc(fs, Finding.Deletes)
 	}
 	w.findings = fs
 	return fs, deleteMsg, w.notes(fs, deleteMsg), nil
@@ -257,6 +255,16 @@ func (s *Store) recordLeak(ctx context.Context, msg Message, findings []Finding,
 		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 	}
 	defer stmt.Close()
+	// The values already recorded for the message, when its deletion exists
+	// already: only a new value (not the same one at other offsets, after
+	// an edit that moved it) reopens a deletion that ended.
+	var known map[string]bool
+	if deleteMsg && !res.NewDeletion {
+		if known, err = recordedValues(ctx, tx, msg); err != nil {
+			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		}
+	}
+	newValues := 0
 	for _, f := range findings {
 		action := f.Action
 		if action == "" {
@@ -268,27 +276,35 @@ func (s *Store) recordLeak(ctx context.Context, msg Message, findings []Finding,
 		}
 		if n, _ := r.RowsAffected(); n == 1 {
 			res.NewLeaks++
+			if k := valueKey(f.RegexID, f.MAC, f.Excerpt); known != nil && !known[k] && f.Deletes() {
+				known[k] = true
+				newValues++
+			}
 		}
 	}
-	if res.NewLeaks > 0 && deleteMsg && !res.NewDeletion {
-		// New findings in a message whose deletion ended without deleting
-		// it (an edit after a failure, after an admin or a rule change
-		// cancelled it, or while it was held): a new finding gets its own
-		// decision, so the deletion is pending again rather than the
-		// findings filed under a deletion that will never run. A second
-		// failure alerts again; the claim checks the rules again.
+	if newValues > 0 {
+		// A new value in a message whose deletion ended without deleting it
+		// (an edit after a failure, after an admin or a rule change
+		// cancelled it, or while it was held) gets its own decision: the
+		// deletion is pending again rather than the finding filed under a
+		// deletion that will never run. A second failure alerts again; the
+		// claim checks the rules again. The status read is the update's
+		// condition, so a change made meanwhile is never overwritten.
 		var was string
 		if err := tx.QueryRowContext(ctx, `SELECT status FROM deletions WHERE id = ?`, res.DeletionID).Scan(&was); err != nil {
 			return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
 		if was == StatusFailed || was == StatusCancelled || was == StatusHeld {
-			if _, err := tx.ExecContext(ctx,
+			r, err := tx.ExecContext(ctx,
 				`UPDATE deletions SET status = 'pending', next_attempt_at = ?, updated_at = ?,
 				        last_error = 'new findings after it was ' || ? || CASE WHEN last_error = '' THEN '' ELSE ': ' || last_error END
-				 WHERE id = ?`, now, now, was, res.DeletionID); err != nil {
+				 WHERE id = ? AND status = ?`, now, now, was, res.DeletionID, was)
+			if err != nil {
 				return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
 			}
-			res.NewDeletion, res.Requeued, res.Reopened = true, true, was
+			if n, _ := r.RowsAffected(); n == 1 {
+				res.NewDeletion, res.Requeued, res.Reopened = true, true, was
+			}
 		}
 	}
 	if res.NewLeaks > 0 {
@@ -301,6 +317,37 @@ func (s *Store) recordLeak(ctx context.Context, msg Message, findings []Finding,
 	}
 	return res, nil
 }
+
+// valueKey identifies a finding's value within a message: the rule and the
+// value's keyed fingerprint, or, without one, its masked excerpt.
+func valueKey(regexID int64, mac, excerpt string) string {
+	if mac != "" {
+		return fmt.Sprintf("%d\x00mac\x00%s", regexID, mac)
+	}
+	return fmt.Sprintf("%d\x00excerpt\x00%s", regexID, excerpt)
+}
+
+// recordedValues returns the value keys (valueKey) recorded for a message.
+func recordedValues(ctx context.Context, tx *sql.Tx, msg Message) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT regex_id, value_mac, excerpt FROM leaks WHERE channel = ? AND ts = ?`, msg.Channel, msg.TS)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	known := map[string]bool{}
+	for rows.Next() {
+		var id int64
+		var mac, excerpt string
+		if err := rows.Scan(&id, &mac, &excerpt); err != nil {
+			return nil, err
+		}
+		known[valueKey(id, mac, excerpt)] = true
+	}
+	return known, rows.Err()
+}
+
+// Deletes reports whether the finding's action is delete ("" means delete).
+func (f Finding) Deletes() bool { return f.Action == ActionDelete || f.Action == "" }
 
 // Leak is one recorded finding with the state of its message's deletion.
 type Leak struct {
