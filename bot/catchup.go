@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -231,27 +232,28 @@ type catchup struct {
 	metrics   *Metrics
 	now       func() time.Time
 	prev      store.Presence // what the last run left
-	trigger   chan window
+	trigger   chan struct{}  // a catch-up is to run
 	mu        sync.Mutex
-	wasUp     bool
-	first     bool // the first connection of this run is still to come
-	downFrom  time.Time
+	// fresh holds the windows not stored yet, oldest first; the progress
+	// saving is held once for each (marks.hold).
+	fresh    []window
+	wasUp    bool
+	first    bool // the first connection of this run is still to come
+	downFrom time.Time
 }
 
 // window is one catch-up to run: from since (the last connection) to now;
-// exact when the watermarks are exact (a clean stop). A fresh window is
-// stored (store.OpenCatchupWindow) before anything is read; the zero
-// window only reads the stored ones.
+// exact when the watermarks are exact (a clean stop). It is stored
+// (store.OpenCatchupWindow) before anything is read.
 type window struct {
 	since time.Time
 	exact bool
 	why   string
 	marks map[string]string // the watermarks when the connection came back
-	fresh bool              // not stored yet: the progress saving is held for it
 }
 
 func newCatchup(c *catchup) *catchup {
-	c.trigger = make(chan window, 4)
+	c.trigger = make(chan struct{}, 1)
 	c.first = true
 	return c
 }
@@ -279,11 +281,7 @@ func (c *catchup) connected() {
 		c.first = false
 		if c.prev.LastConnected.IsZero() {
 			c.log.Info().Msg("catch-up: no earlier run on this database; history before now is not read (use 'securechat scan' for it)")
-			// Windows an earlier run left open are still read.
-			select {
-			case c.trigger <- window{}:
-			default:
-			}
+			nudge(c.trigger) // windows an earlier run left open are still read
 			return
 		}
 		w = window{since: c.prev.LastConnected, exact: c.prev.Clean, why: "start"}
@@ -297,15 +295,11 @@ func (c *catchup) connected() {
 	// The reader calls connected before it takes any event of the new
 	// connection, so no live event of it has moved the watermarks yet.
 	w.marks = c.marks.snapshot()
-	w.fresh = true
 	// Nothing is saved until the window is stored: a live event of the new
 	// connection must not move the bounds before the window holds them.
 	c.marks.hold()
-	select {
-	case c.trigger <- w:
-	default: // one is queued already, from older watermarks: it covers this one
-		c.marks.release()
-	}
+	c.fresh = append(c.fresh, w)
+	nudge(c.trigger)
 }
 
 func (c *catchup) run(ctx context.Context) {
@@ -318,8 +312,8 @@ func (c *catchup) run(ctx context.Context) {
 			return
 		case <-names.C:
 			c.refreshNames(ctx)
-		case w := <-c.trigger:
-			err := c.once(ctx, &w)
+		case <-c.trigger:
+			err := c.once(ctx)
 			if err == nil {
 				c.metrics.catchups.WithLabelValues("done").Inc()
 			}
@@ -330,10 +324,7 @@ func (c *catchup) run(ctx context.Context) {
 					if sleep(ctx, c.cfg.retry()) != nil {
 						return
 					}
-					select {
-					case c.trigger <- w: // the same window: a fresh one not stored yet is stored then
-					case <-ctx.Done():
-					}
+					nudge(c.trigger)
 				}()
 			}
 		}
@@ -347,6 +338,9 @@ func (c Catchup) retry() time.Duration {
 	}
 	return time.Minute
 }
+
+// unreadableCodes are the history errors a later try would meet again.
+var unreadableCodes = []string{"channel_not_found", "not_in_channel", "missing_scope", "is_archived", "access_denied", "team_access_not_granted"}
 
 // oldestFor is the lower bound of one conversation's part of a window:
 // exactly after its watermark when the watermarks are exact, else from a
@@ -370,41 +364,49 @@ func oldestFor(wm string, since time.Time, exact bool, floor string) string {
 	return from
 }
 
-// storeWindow stores a fresh window, with the lower bound of every conversation
-// the watermarks know, and ends the hold on the progress saving.
-func (c *catchup) storeWindow(ctx context.Context, w *window, start time.Time) error {
-	floor := tsOf(start.Add(-c.cfg.Lookback))
-	cw := store.CatchupWindow{Since: w.since, Exact: w.exact, FloorTS: floor, Why: w.why, Progress: map[string]store.CatchupProgress{}}
-	for ch, wm := range w.marks {
-		cw.Progress[ch] = store.CatchupProgress{Oldest: oldestFor(wm, w.since, w.exact, floor)}
+// storeFresh stores the windows not stored yet, oldest first, each with
+// the lower bound of every conversation its watermarks know, and ends the
+// hold on the progress saving for each one stored. With keep false (no
+// conversation can be listed) they are dropped instead.
+func (c *catchup) storeFresh(ctx context.Context, start time.Time, keep bool) error {
+	for {
+		c.mu.Lock()
+		if len(c.fresh) == 0 {
+			c.mu.Unlock()
+			return nil
+		}
+		w := c.fresh[0]
+		c.mu.Unlock()
+		if keep {
+			floor := tsOf(start.Add(-c.cfg.Lookback))
+			cw := store.CatchupWindow{Since: w.since, Exact: w.exact, FloorTS: floor, Why: w.why, Progress: map[string]store.CatchupProgress{}}
+			for ch, wm := range w.marks {
+				cw.Progress[ch] = store.CatchupProgress{Oldest: oldestFor(wm, w.since, w.exact, floor)}
+			}
+			if _, err := c.store.OpenCatchupWindow(ctx, cw); err != nil {
+				return err // kept, with its hold: stored at the next try
+			}
+		}
+		c.mu.Lock()
+		c.fresh = c.fresh[1:]
+		c.mu.Unlock()
+		c.marks.release()
 	}
-	if _, err := c.store.OpenCatchupWindow(ctx, cw); err != nil {
-		return err
-	}
-	w.fresh = false
-	c.marks.release()
-	return nil
 }
 
-// once stores a fresh window, then reads every stored window (those of
+// once stores the fresh windows, then reads every stored window (those of
 // earlier runs too), oldest first. Each conversation of a window is read
 // newest page first from where it was left, and each page's progress is
 // stored once the page is handled; a window is removed when every
 // conversation in it is done.
-func (c *catchup) once(ctx context.Context, w *window) error {
+func (c *catchup) once(ctx context.Context) error {
 	start := c.now()
 	if len(c.types) == 0 {
-		if w.fresh {
-			w.fresh = false
-			c.marks.release()
-		}
 		c.log.Warn().Msg("catch-up skipped: the user token has none of channels:read, groups:read, im:read, mpim:read")
-		return nil
+		return c.storeFresh(ctx, start, false)
 	}
-	if w.fresh {
-		if err := c.storeWindow(ctx, w, start); err != nil {
-			return err
-		}
+	if err := c.storeFresh(ctx, start, true); err != nil {
+		return err
 	}
 	windows, err := c.store.CatchupWindows(ctx)
 	if err != nil {
@@ -452,9 +454,8 @@ func (c *catchup) once(ctx context.Context, w *window) error {
 // conversation in it is done. It returns the messages read and the
 // conversations that failed, with the first error.
 func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs []conversation) (read, failed int, firstErr error) {
-	start := c.now()
 	c.log.Info().Str("why", cw.Why).Time("since", cw.Since).Dur("offline", cw.CreatedAt.Sub(cw.Since).Round(time.Second)).
-		Int("conversations", len(convs)).Bool("resumed", len(cw.Progress) > 0 && cw.CreatedAt.Before(start.Add(-time.Second))).
+		Time("window_opened", cw.CreatedAt).Int("conversations", len(convs)).
 		Msg("catch-up: reading what was posted while securechat was not connected")
 	for _, conv := range convs {
 		if ctx.Err() != nil {
@@ -487,6 +488,15 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 				}
 				return c.pipe.fromHistory(ctx, &m.msgEvent, "catch-up")
 			})
+		var ae *apiError
+		if errors.As(err, &ae) && slices.Contains(unreadableCodes, ae.Code) {
+			// It will not be readable at the next try either (left, gone,
+			// a scope removed): its part of the window is given up, rather
+			// than keeping the window, and retrying it, for ever.
+			c.log.Warn().Str("channel", conv.ID).Str("error", ae.Code).
+				Msg("catch-up: a conversation cannot be read; what was posted in it while securechat was not connected is not scanned (use 'securechat scan' once it is readable)")
+			err = nil
+		}
 		if err == nil {
 			p.Done = true
 			err = c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)

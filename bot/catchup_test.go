@@ -393,3 +393,26 @@ func TestInterruptedCatchupResumesItsWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadableConversationClosesItsPart: a conversation the history
+// answers not_in_channel for (the admin left it) is given up with a
+// warning, so its window closes instead of being retried for ever.
+func TestUnreadableConversationClosesItsPart(t *testing.T) {
+	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.quiet(fakeslack.Message{Text: "while down"})
+	h.slack.Script("conversations.history", fakeslack.Response{Error: "not_in_channel"})
+	o := catchupOpts(bot.Options{})
+	o.Catchup.Retry = 100 * time.Millisecond
+	h.restart(o)
+	h.waitLog("the conversation given up", "a conversation cannot be read", 1)
+	h.wait("the window closed", func(*fakeslack.State) bool {
+		ws, err := h.store.CatchupWindows(context.Background())
+		return err == nil && len(ws) == 0
+	})
+	if strings.Contains(h.logs.String(), "catch-up failed") {
+		t.Error("an unreadable conversation failed the catch-up (it would be retried for ever)")
+	}
+}

@@ -250,13 +250,9 @@ func (s *Store) OpenCatchupWindow(ctx context.Context, w CatchupWindow) (int64, 
 	var id int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.millis()
-		exact := 0
-		if w.Exact {
-			exact = 1
-		}
 		if err := tx.QueryRowContext(ctx,
 			`INSERT INTO catchup_windows (since, exact, floor_ts, why, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-			w.Since.UnixMilli(), exact, w.FloorTS, w.Why, now).Scan(&id); err != nil {
+			w.Since.UnixMilli(), w.Exact, w.FloorTS, w.Why, now).Scan(&id); err != nil {
 			return err
 		}
 		for ch, p := range w.Progress {
@@ -296,36 +292,42 @@ func (s *Store) CatchupWindows(ctx context.Context) ([]CatchupWindow, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
 	}
+	byID := make(map[int64]*CatchupWindow, len(out))
 	for i := range out {
-		rows, err := s.db.QueryContext(ctx, `SELECT channel, oldest, latest, done FROM catchup_progress WHERE window_id = ?`, out[i].ID)
-		if err != nil {
+		byID[out[i].ID] = &out[i]
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT window_id, channel, oldest, latest, done FROM catchup_progress`)
+	if err != nil {
+		return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var ch string
+		var p CatchupProgress
+		if err := rows.Scan(&id, &ch, &p.Oldest, &p.Latest, &p.Done); err != nil {
 			return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
 		}
-		for rows.Next() {
-			var ch string
-			var p CatchupProgress
-			if err := rows.Scan(&ch, &p.Oldest, &p.Latest, &p.Done); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
-			}
-			out[i].Progress[ch] = p
+		if w := byID[id]; w != nil { // a window opened since the first query is read next time
+			w.Progress[ch] = p
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
-		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the catch-up windows: %w", classify(err))
 	}
 	return out, nil
 }
 
 // SaveCatchupProgress stores how far one conversation of a window has
 // been read. Its lower bound is set when the conversation's row is first
-// written and never changed after.
+// written and never changed after. A window closed meanwhile (another
+// daemon on the database read it to the end) takes nothing.
 func (s *Store) SaveCatchupProgress(ctx context.Context, windowID int64, channel string, p CatchupProgress) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO catchup_progress (window_id, channel, oldest, latest, done) VALUES (?, ?, ?, ?, ?)
+		`INSERT INTO catchup_progress (window_id, channel, oldest, latest, done)
+		 SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM catchup_windows WHERE id = ?)
 		 ON CONFLICT (window_id, channel) DO UPDATE SET latest = excluded.latest, done = excluded.done`,
-		windowID, channel, p.Oldest, p.Latest, p.Done)
+		windowID, channel, p.Oldest, p.Latest, p.Done, windowID)
 	if err != nil {
 		return fmt.Errorf("save the catch-up progress of %s: %w", channel, classify(err))
 	}

@@ -259,3 +259,29 @@ func TestBreakerLimitIsExactAcrossDaemons(t *testing.T) {
 		t.Errorf("the rule after the trip: %+v", got)
 	}
 }
+
+// TestCatchupProgressOfAClosedWindow: progress saved for a window another
+// daemon closed meanwhile is dropped, without an error.
+func TestCatchupProgressOfAClosedWindow(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	id, err := s.OpenCatchupWindow(ctx, store.CatchupWindow{Since: time.Now(), FloorTS: "1.000000", Why: "start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCatchupProgress(ctx, id, "C1", store.CatchupProgress{Oldest: "1.000000", Latest: "2.000000"}); err != nil {
+		t.Fatal(err)
+	}
+	if ws, _ := s.CatchupWindows(ctx); len(ws) != 1 || ws[0].Progress["C1"].Latest != "2.000000" {
+		t.Fatalf("windows = %+v", ws)
+	}
+	if err := s.CloseCatchupWindow(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCatchupProgress(ctx, id, "C2", store.CatchupProgress{Oldest: "1.000000", Done: true}); err != nil {
+		t.Errorf("progress of a closed window: %v", err)
+	}
+	if ws, _ := s.CatchupWindows(ctx); len(ws) != 0 {
+		t.Errorf("a closed window came back: %+v", ws)
+	}
+}
