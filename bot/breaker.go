@@ -83,7 +83,7 @@ func (b *breaker) limits() store.Breaker {
 	now := b.now()
 	return store.Breaker{Window: b.cfg.Window, MaxDeletions: b.cfg.MaxDeletions, MaxShare: b.cfg.MaxShare, MinScanned: b.cfg.MinScanned,
 		Unflushed: int(b.pending.Load()), Now: now,
-		Reason: func(_ int64, why string) string {
+		Reason: func(why string) string {
 			return fmt.Sprintf("runaway-rule breaker: %s; switched to monitor at %s", why, now.UTC().Format(time.RFC3339))
 		},
 		Notes: func(f store.Finding, why string) []store.OutboxItem {

@@ -32,6 +32,15 @@ func newCatchupHarness(t *testing.T, fake fakeslack.Options, o bot.Options) *har
 	return h
 }
 
+// waitWatermark waits until the conversation's saved watermark is ts.
+func (h *harness) waitWatermark(channel, ts string) {
+	h.t.Helper()
+	h.wait("the watermark of "+channel+" saved at "+ts, func(*fakeslack.State) bool {
+		wm, _ := h.store.Watermarks(context.Background())
+		return wm[channel] == ts
+	})
+}
+
 func (h *harness) waitLog(what, text string, n int) {
 	h.t.Helper()
 	h.wait(what, func(*fakeslack.State) bool { return strings.Count(h.logs.String(), text) >= n })
@@ -60,10 +69,7 @@ func TestCatchupAfterRestart(t *testing.T) {
 	h.slack.SetConversation(fakeslack.Conversation{ID: "C0QUIET0001", Name: "quiet", Type: "channel"})
 	parent, _ := h.post(fakeslack.Message{Text: "deploy thread"})
 	h.waitLog("the live message handled", `"outcome":"clean"`, 0)
-	h.wait("watermark saved", func(*fakeslack.State) bool {
-		wm, _ := h.store.Watermarks(context.Background())
-		return wm["C0GENERAL01"] == parent
-	})
+	h.waitWatermark("C0GENERAL01", parent)
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -338,10 +344,7 @@ func TestInterruptedCatchupResumesItsWindow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
 			before, _ := h.post(fakeslack.Message{Text: "before"})
-			h.wait("watermark saved", func(*fakeslack.State) bool {
-				wm, _ := h.store.Watermarks(context.Background())
-				return wm["C0GENERAL01"] == before
-			})
+			h.waitWatermark("C0GENERAL01", before)
 			if err := h.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -368,10 +371,7 @@ func TestInterruptedCatchupResumesItsWindow(t *testing.T) {
 			}
 			// A live message moves the watermark past the whole outage.
 			live, _ := h.post(fakeslack.Message{Text: "live while catching up"})
-			h.wait("the live message's watermark saved", func(*fakeslack.State) bool {
-				wm, _ := h.store.Watermarks(context.Background())
-				return wm["C0GENERAL01"] == live
-			})
+			h.waitWatermark("C0GENERAL01", live)
 			if err := h.stop(); err != nil {
 				t.Fatal(err)
 			}

@@ -69,9 +69,8 @@ type deleter struct {
 // clockWatch notices the wall clock stepping back, by comparing it with
 // the monotonic clock between two looks.
 type clockWatch struct {
-	wall      time.Time     // the wall clock at the last look
-	mono      time.Duration // the monotonic clock then
-	monoStart time.Time     // the monotonic clock's origin
+	wall time.Time // the wall clock at the last look (the deleter's clock)
+	mono time.Time // time.Now then, for its monotonic reading
 }
 
 // minClockStep is the smallest step back that is acted on (smaller ones
@@ -81,16 +80,13 @@ const minClockStep = time.Second
 // stepBack returns how far the wall clock stepped back since the last
 // look (0 when it did not), given the wall clock now.
 func (c *clockWatch) stepBack(wall time.Time) time.Duration {
-	if c.monoStart.IsZero() {
-		c.monoStart = time.Now()
-	}
-	mono := time.Since(c.monoStart)
+	mono := time.Now()
 	defer func() { c.wall, c.mono = wall, mono }()
 	if c.wall.IsZero() {
 		return 0
 	}
 	// Round(0) drops Go's monotonic reading, so that Sub compares wall times.
-	if step := (mono - c.mono) - wall.Round(0).Sub(c.wall.Round(0)); step >= minClockStep {
+	if step := mono.Sub(c.mono) - wall.Round(0).Sub(c.wall.Round(0)); step >= minClockStep {
 		return step
 	}
 	return 0
@@ -153,7 +149,7 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		d.log.Warn().Dur("step", d.clockDebt).Int("moved", n).Msg("the system clock stepped back; queued deletions and notifications were moved back by the step")
 		d.clockDebt = 0
 	}
-	if now := d.now(); now.Sub(d.gaugedAt) > time.Second {
+	if now.Sub(d.gaugedAt) > time.Second {
 		d.gaugedAt = now
 		if counts, err := d.store.DeletionCounts(ctx); err == nil {
 			d.metrics.pending.Set(float64(counts[store.StatusPending]))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -240,24 +241,27 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Undeletable: p.undeletable(c)}
 	// The notices for the findings as recorded: the breaker may turn some
 	// to monitor inside the recording transaction.
+	noted := false // notices were queued with the findings
 	notesFor := func(fs []store.Finding, deleteMsg bool) []store.OutboxItem {
+		var notes []store.OutboxItem
 		switch {
-		case !anyDelete(fs):
-			return p.notes.outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+		case !slices.ContainsFunc(fs, store.Finding.Deletes):
+			notes = p.notes.outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
 		case msg.Undeletable:
 			// Slack refuses chat.delete on another member's direct message
 			// (cant_delete_message), whoever holds the token: record, tell
 			// the author to delete it, and say so to the admins.
-			return append(p.notes.authorUndeletable(msg, fs),
+			notes = append(p.notes.authorUndeletable(msg, fs),
 				p.notes.outcome(msg, fs, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
 		}
-		return nil
+		noted = len(notes) > 0
+		return notes
 	}
 	deleteMsg := v.Delete && !msg.Undeletable
 	res, recorded, err := p.record(ctx, msg, v.Findings, deleteMsg, notesFor)
 	if err == nil {
 		v.Findings = recorded
-		v.Delete = anyDelete(recorded)
+		v.Delete = slices.ContainsFunc(recorded, store.Finding.Deletes)
 		deleteMsg = v.Delete && !msg.Undeletable
 	}
 	if err != nil {
@@ -296,8 +300,8 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	if res.NewDeletion {
 		p.wakeDeleter()
 	}
-	if res.NewLeaks > 0 && (!v.Delete || msg.Undeletable || res.Trips > 0) {
-		p.wakeNotifier() // notices were queued with the leak
+	if res.NewLeaks > 0 && noted || res.Trips > 0 {
+		p.wakeNotifier() // notices were queued with the leak, or a trip's alert
 	}
 	return nil
 }
@@ -340,16 +344,6 @@ func (p *pipeline) record(ctx context.Context, msg store.Message, fs []store.Fin
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		}
 	}
-}
-
-// anyDelete reports whether a finding's action is delete.
-func anyDelete(fs []store.Finding) bool {
-	for _, f := range fs {
-		if f.Action == store.ActionDelete || f.Action == "" {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID string) {

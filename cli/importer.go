@@ -497,10 +497,9 @@ func skipBroad(items []importItem) {
 		if it.skip != "" || it.disable || len(it.override) > 0 {
 			continue
 		}
-		if err := ruleset.Validate(it.rule); err != nil {
-			continue // runImport reports it
-		}
-		if err := ruleset.CheckBreadth(it.rule); err != nil {
+		// A rule that does not compile is left to runImport, which says why.
+		var be *detect.BreadthError
+		if err := ruleset.CheckBreadth(it.rule); errors.As(err, &be) {
 			it.skip = err.Error()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // ordinaryChat is a sample of ordinary chat with no secret in it (chat
@@ -18,14 +19,15 @@ var ordinaryChat string
 // flag without --force: a real secret's pattern flags none of it.
 const MaxBreadth = 0.02
 
-// OrdinaryChat returns the ordinary-chat sample's lines, normalised.
-func OrdinaryChat() []string {
+// OrdinaryChat returns the ordinary-chat sample's lines, normalised (once:
+// an import weighs every rule against them).
+var OrdinaryChat = sync.OnceValue(func() []string {
 	var out []string
 	for _, l := range strings.Split(strings.TrimSpace(ordinaryChat), "\n") {
 		out = append(out, Normalize(l))
 	}
 	return out
-}
+})
 
 // Breadth returns the share of the ordinary-chat sample that a rule flags,
 // with its checks (validator, entropy, allowlists…) applied.

@@ -48,25 +48,9 @@ func (s *Store) RuleLoad(ctx context.Context, regexID int64, since time.Time) (R
 const ruleLoadQuery = `SELECT (SELECT COUNT(DISTINCT deletion_id) FROM leaks WHERE regex_id = ? AND action = 'delete' AND deletion_id IS NOT NULL AND origin = 'live' AND detected_at >= ?),
 	(SELECT COALESCE(SUM(scanned), 0) FROM scan_counts WHERE bucket >= ?)`
 
-// TripRule switches a regex to monitor with the breaker's reason, holds the
-// queued deletions no other enforcing finding justifies, and queues the
-// notes, in one transaction. It reports false, changing nothing, when the
-// rule is not enforcing any more (another daemon tripped it first).
-func (s *Store) TripRule(ctx context.Context, regexID int64, reason string, notes ...OutboxItem) (tripped bool, held int, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		h, err := tripRule(ctx, tx, s.millis(), regexID, reason, notes)
-		tripped, held = h >= 0, max(h, 0)
-		return err
-	})
-	if err != nil {
-		return false, 0, fmt.Errorf("trip the breaker for regex %d: %w", regexID, err)
-	}
-	return tripped, held, nil
-}
-
 // tripRule switches a regex to monitor with the breaker's reason, holds
 // the queued deletions no other enforcing finding justifies, and queues
-// the notes, in tx. It returns how many it held, or -1, changing nothing,
+// the notes, in tx (the recording transaction: see RecordLeakWeighed). It returns how many it held, or -1, changing nothing,
 // when the rule is not enforcing any more.
 func tripRule(ctx context.Context, tx *sql.Tx, now int64, regexID int64, reason string, notes []OutboxItem) (int, error) {
 	res, err := tx.ExecContext(ctx,

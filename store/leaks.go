@@ -107,7 +107,7 @@ type Breaker struct {
 	Now time.Time
 	// Reason builds a tripped rule's tripped_reason from why it tripped;
 	// Notes its alerts.
-	Reason func(regexID int64, why string) string
+	Reason func(why string) string
 	Notes  func(f Finding, why string) []OutboxItem
 }
 
@@ -206,7 +206,7 @@ func (w *weighing) check(ctx context.Context, tx *sql.Tx, now int64, f Finding, 
 	default:
 		return false, nil
 	}
-	held, err := tripRule(ctx, tx, now, f.RegexID, w.Reason(f.RegexID, why), w.Notes(f, why))
+	held, err := tripRule(ctx, tx, now, f.RegexID, w.Reason(why), w.Notes(f, why))
 	if err != nil || held < 0 {
 		return held < 0, err
 	}
