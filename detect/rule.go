@@ -338,7 +338,7 @@ type lineVerdicts map[[2]int]bool
 
 // keep reports whether a finding passes the checks: text[start:end] is the
 // secret, text[mstart:mend] the rule's whole match.
-func (c *checks) keep(r *Rule, st *scanText, start, end, mstart, mend int, lines lineVerdicts) bool {
+func (c *checks) keep(r *Rule, st *scanText, start, end, mstart, mend int, lines *lineVerdicts) bool {
 	text := st.text
 	secret := text[start:end]
 	if c.validator != nil && !c.validator(secret) {
@@ -374,10 +374,13 @@ func (c *checks) keep(r *Rule, st *scanText, start, end, mstart, mend int, lines
 			// A line allowlist's regexes see only the line, so their part of
 			// the verdict is the line's; the stopwords see the secret.
 			key := [2]int{i, ls}
-			lineRe, seen := lines[key]
+			lineRe, seen := (*lines)[key]
 			if !seen {
 				lineRe = a.matchesAny(text[ls:le])
-				lines[key] = lineRe
+				if *lines == nil {
+					*lines = lineVerdicts{} // made only for a rule with a line allowlist and a match
+				}
+				(*lines)[key] = lineRe
 			}
 			if a.decide(lineRe, secret) {
 				return false

@@ -420,9 +420,6 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 		locs = re.FindAllStringIndex(text, -1)
 	}
 	var lines lineVerdicts
-	if len(r.checks.allowlists) > 0 {
-		lines = lineVerdicts{}
-	}
 	for _, loc := range locs {
 		start, end := loc[0], loc[1]
 		if g := r.SecretGroup; g > 0 && loc[2*g] >= 0 {
@@ -435,7 +432,7 @@ func (r *compiled) appendMatches(out []Match, st *scanText) []Match {
 				}
 			}
 		}
-		if start == end || !r.checks.keep(&r.Rule, st, start, end, loc[0], loc[1], lines) {
+		if start == end || !r.checks.keep(&r.Rule, st, start, end, loc[0], loc[1], &lines) {
 			continue
 		}
 		out = append(out, r.match(text, start, end))

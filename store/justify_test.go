@@ -264,6 +264,38 @@ func TestBreakerLimitIsExactAcrossDaemons(t *testing.T) {
 	}
 }
 
+// TestBreakerCountsARedeliveryOnce: at the limit, an event redelivered for
+// a message whose deletion is queued already trips nothing: it adds no
+// deletion.
+func TestBreakerCountsARedeliveryOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r, _ := s.AddRegex(ctx, `6759[0-9]{12}`, "cards")
+	lim := store.Breaker{Window: time.Hour, MaxDeletions: 3, MaxShare: 1, MinScanned: 1 << 30, Now: time.Now(),
+		Reason: func(why string) string { return "breaker: " + why },
+		Notes:  func(store.Finding, string) []store.OutboxItem { return nil }}
+	notes := func([]store.Finding, bool) []store.OutboxItem { return nil }
+	record := func(ts string) []store.Trip {
+		t.Helper()
+		_, _, trips, err := s.RecordLeakWeighed(ctx, store.Message{Channel: "C1", User: "U1", TS: ts}, finding(r.ID, 0, ""), true, lim, notes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return trips
+	}
+	for i := range lim.MaxDeletions {
+		if trips := record(fmt.Sprintf("1.%06d", i)); len(trips) != 0 {
+			t.Fatalf("message %d tripped the breaker under its limit", i)
+		}
+	}
+	if trips := record("1.000000"); len(trips) != 0 {
+		t.Errorf("a redelivery at the limit tripped the breaker: %+v", trips)
+	}
+	if trips := record("1.000099"); len(trips) != 1 {
+		t.Errorf("a new message past the limit: %d trips, want 1", len(trips))
+	}
+}
+
 // TestCatchupProgressOfAClosedWindow: progress saved for a window another
 // daemon closed meanwhile is dropped, without an error.
 func TestCatchupProgressOfAClosedWindow(t *testing.T) {

@@ -147,7 +147,7 @@ type weighing struct {
 
 // weigh applies the breaker inside tx and returns the findings, the
 // deletion decision and the notes as weighed.
-func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, findings []Finding, deleteMsg bool) ([]Finding, bool, []OutboxItem, error) {
+func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, msg Message, findings []Finding, deleteMsg bool) ([]Finding, bool, []OutboxItem, error) {
 	fs := append([]Finding(nil), findings...)
 	w.trips = nil
 	if deleteMsg {
@@ -160,7 +160,7 @@ func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, findings []
 			tripped, seen := checked[f.RegexID]
 			if !seen {
 				var err error
-				if tripped, err = w.check(ctx, tx, now, f, since); err != nil {
+				if tripped, err = w.check(ctx, tx, now, msg, f, since); err != nil {
 					return nil, false, nil, err
 				}
 				checked[f.RegexID] = tripped
@@ -178,7 +178,7 @@ func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, findings []
 // check trips f's rule when one more deletion would take it past the
 // limits, and reports whether the rule must not delete (tripped now, or
 // by another daemon since this one loaded its rules).
-func (w *weighing) check(ctx context.Context, tx *sql.Tx, now int64, f Finding, since time.Time) (bool, error) {
+func (w *weighing) check(ctx context.Context, tx *sql.Tx, now int64, msg Message, f Finding, since time.Time) (bool, error) {
 	var action string
 	if err := tx.QueryRowContext(ctx, `SELECT action FROM regexes WHERE id = ?`, f.RegexID).Scan(&action); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -188,6 +188,19 @@ func (w *weighing) check(ctx context.Context, tx *sql.Tx, now int64, f Finding, 
 	}
 	if action != ActionDelete {
 		return true, nil
+	}
+	// A message whose deletion the rule queued already (a redelivered
+	// event, a message seen live and by the catch-up) is counted already:
+	// it was let through then, and adds nothing now.
+	var counted bool
+	if err := tx.QueryRowContext(ctx,
+		`SELECT EXISTS (SELECT 1 FROM leaks l JOIN deletions d ON d.id = l.deletion_id
+		 WHERE d.channel = ? AND d.ts = ? AND l.regex_id = ? AND l.action = 'delete' AND l.origin = 'live' AND l.detected_at >= ?)`,
+		msg.Channel, msg.TS, f.RegexID, since.UnixMilli()).Scan(&counted); err != nil {
+		return false, err
+	}
+	if counted {
+		return false, nil
 	}
 	var deletions, scanned int
 	if err := tx.QueryRowContext(ctx, ruleLoadQuery, f.RegexID, since.UnixMilli(), since.Truncate(ScanBucket).UnixMilli()).
@@ -226,7 +239,7 @@ func (s *Store) recordLeak(ctx context.Context, msg Message, findings []Finding,
 	}
 	defer tx.Rollback()
 	if w != nil {
-		if findings, deleteMsg, notes, err = w.weigh(ctx, tx, now, findings, deleteMsg); err != nil {
+		if findings, deleteMsg, notes, err = w.weigh(ctx, tx, now, msg, findings, deleteMsg); err != nil {
 			return res, fmt.Errorf("weigh the breaker for %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
 	}
