@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"slices"
 	"strconv"
@@ -43,12 +42,7 @@ func TestClaimDeletionsInOneRound(t *testing.T) {
 	if err := s.RetryDeletion(ctx, ids[2], "500", now.Add(time.Hour)); err != nil { // not due
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`UPDATE regexes SET enabled = 0 WHERE id = ?`, b.ID); err != nil {
+	if _, err := rawDB(t, path).Exec(rebind(path, `UPDATE regexes SET enabled = 0 WHERE id = ?`), b.ID); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.ClaimDeletions(ctx, ids, now, time.Minute)
@@ -102,13 +96,13 @@ func TestRecordOutcomesInOneTransaction(t *testing.T) {
 	}
 
 	// A write that fails (a trigger stands in for a full disk) writes nothing.
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
+	refuse := `CREATE TRIGGER refuse BEFORE UPDATE OF status ON deletions WHEN NEW.id = ` + itoa(ids[4]) +
+		` BEGIN SELECT RAISE(ABORT, 'disk full'); END`
+	if store.IsPostgres(path) {
+		refuse = `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;
+			CREATE TRIGGER refuse BEFORE UPDATE OF status ON deletions FOR EACH ROW WHEN (NEW.id = ` + itoa(ids[4]) + `) EXECUTE FUNCTION refuse()`
 	}
-	defer db.Close()
-	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE UPDATE OF status ON deletions WHEN NEW.id = ` + itoa(ids[4]) +
-		` BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+	if _, err := rawDB(t, path).Exec(refuse); err != nil {
 		t.Fatal(err)
 	}
 	round := []store.Outcome{
@@ -129,7 +123,11 @@ func TestRecordOutcomesInOneTransaction(t *testing.T) {
 	if c, _ := s.OutboxCounts(ctx); c["alert"]["pending"] != 0 {
 		t.Errorf("a failed round write queued notes: %v", c)
 	}
-	if _, err := db.Exec(`DROP TRIGGER refuse`); err != nil {
+	drop := `DROP TRIGGER refuse`
+	if store.IsPostgres(path) {
+		drop += ` ON deletions`
+	}
+	if _, err := rawDB(t, path).Exec(drop); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -14,7 +13,7 @@ const ScanBucket = 10 * time.Second
 // buckets older than keep.
 func (s *Store) AddScanned(ctx context.Context, daemon string, t time.Time, n int, keep time.Duration) error {
 	bucket := t.Truncate(ScanBucket).UnixMilli()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO scan_counts (bucket, daemon, scanned) VALUES (?, ?, ?)
 			 ON CONFLICT (bucket, daemon) DO UPDATE SET scanned = scanned + excluded.scanned`, bucket, daemon, n); err != nil {
@@ -52,7 +51,7 @@ const ruleLoadQuery = `SELECT (SELECT COUNT(DISTINCT deletion_id) FROM leaks WHE
 // the queued deletions no other enforcing finding justifies, and queues
 // the notes, in tx (the recording transaction: see RecordLeakWeighed). It returns how many it held, or -1, changing nothing,
 // when the rule is not enforcing any more.
-func tripRule(ctx context.Context, tx *sql.Tx, now int64, regexID int64, reason string, notes []OutboxItem) (int, error) {
+func tripRule(ctx context.Context, tx *txn, now int64, regexID int64, reason string, notes []OutboxItem) (int, error) {
 	res, err := tx.ExecContext(ctx,
 		`UPDATE regexes SET action = 'monitor', tripped_reason = ?, updated_at = ? WHERE id = ? AND action = 'delete'`,
 		reason, now, regexID)

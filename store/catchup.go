@@ -49,12 +49,12 @@ func (s *Store) Presence(ctx context.Context) (Presence, error) {
 // each conversation in marks (a stored watermark only moves forward), and,
 // when connected is not zero, the last connection time with the clean flag.
 func (s *Store) SaveProgress(ctx context.Context, marks map[string]string, connected time.Time, clean bool) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		for ch, ts := range marks {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO watermarks (channel, ts, updated_at) VALUES (?, ?, ?)
-				 ON CONFLICT (channel) DO UPDATE SET ts = max(ts, excluded.ts), updated_at = excluded.updated_at`,
+				 ON CONFLICT (channel) DO UPDATE SET ts = CASE WHEN excluded.ts > watermarks.ts THEN excluded.ts ELSE watermarks.ts END, updated_at = excluded.updated_at`,
 				ch, ts, now); err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func (s *Store) SetNames(ctx context.Context, kind string, names map[string]stri
 	if len(names) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		for id, name := range names {
 			if id == "" || name == "" {
@@ -169,7 +169,7 @@ func (s *Store) Enqueue(ctx context.Context, items ...OutboxItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, s.millis(), items) })
+	err := s.inTx(ctx, func(tx *txn) error { return enqueue(ctx, tx, s.millis(), items) })
 	if err != nil {
 		return fmt.Errorf("queue notifications: %w", err)
 	}
@@ -248,7 +248,7 @@ type CatchupProgress struct {
 // the conversations in w.Progress, in one transaction, and returns its id.
 func (s *Store) OpenCatchupWindow(ctx context.Context, w CatchupWindow) (int64, error) {
 	var id int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		if err := tx.QueryRowContext(ctx,
 			`INSERT INTO catchup_windows (since, exact, floor_ts, why, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
@@ -347,7 +347,7 @@ func (s *Store) CloseCatchupWindow(ctx context.Context, id int64) error {
 // It reports false, queuing nothing, when the window was alerted already.
 func (s *Store) AlertCatchupWindow(ctx context.Context, id int64, notes ...OutboxItem) (bool, error) {
 	var done bool
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE catchup_windows SET alerted = 1 WHERE id = ? AND alerted = 0`, id)
 		if err != nil {
 			return err

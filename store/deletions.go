@@ -92,7 +92,7 @@ type Claim struct {
 // deleted, not failed).
 func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]Claim, error) {
 	var claimed []Claim
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		claimed = claimed[:0]
 		stamp := s.millis()
 		for _, id := range ids {
@@ -187,7 +187,7 @@ func (s *Store) recordOne(ctx context.Context, o Outcome) error {
 // the transaction's: when it is not nil, nothing was written.
 func (s *Store) RecordOutcomes(ctx context.Context, outcomes []Outcome) (errs []error, err error) {
 	errs = make([]error, len(outcomes))
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		for i, o := range outcomes {
 			errs[i] = nil
@@ -199,7 +199,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []Outcome) (errs []
 			var err error
 			if o.Deferred {
 				res, err = tx.ExecContext(ctx,
-					`UPDATE deletions SET next_attempt_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'pending'`,
+					`UPDATE deletions SET next_attempt_at = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = ? WHERE id = ? AND status = 'pending'`,
 					next, now, o.ID)
 			} else {
 				from := `status = 'pending'`
@@ -274,12 +274,13 @@ func (s *Store) Deletion(ctx context.Context, id int64) (Deletion, error) {
 // the step would otherwise wait the step out. It returns how many it moved.
 func (s *Store) ShiftDueTimes(ctx context.Context, by time.Duration, now time.Time) (int, error) {
 	n := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		n = 0
 		for _, table := range []string{"deletions", "outbox"} {
 			res, err := tx.ExecContext(ctx,
-				`UPDATE `+table+` SET next_attempt_at = MAX(next_attempt_at - ?, ?) WHERE status = 'pending' AND next_attempt_at > ?`,
-				by.Milliseconds(), now.UnixMilli(), now.UnixMilli())
+				`UPDATE `+table+` SET next_attempt_at = CASE WHEN next_attempt_at - ? > ? THEN next_attempt_at - ? ELSE ? END
+				 WHERE status = 'pending' AND next_attempt_at > ?`,
+				by.Milliseconds(), now.UnixMilli(), by.Milliseconds(), now.UnixMilli(), now.UnixMilli())
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -20,17 +21,51 @@ const (
 // HoldMonitor is the hold reason of deletions held by monitor mode.
 const HoldMonitor = "monitor mode"
 
-// inTx runs f in one write transaction and classifies its error.
-func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// inTx runs f in one write transaction and classifies its error. On
+// PostgreSQL the transaction is serializable: whatever f reads and then
+// writes holds as if no other replica wrote meanwhile (the breaker's count,
+// a trial's end, a sweep's cursor), and a transaction that lost to a
+// concurrent one is run again, so f must start from scratch each time.
+// SQLite gets the same from its single writer (_txlock=immediate).
+func (s *Store) inTx(ctx context.Context, f func(tx *txn) error) error {
+	return s.inTxLevel(ctx, sql.LevelSerializable, f)
+}
+
+// maxTxRuns bounds how often a transaction that lost to concurrent ones is
+// run again.
+const maxTxRuns = 30
+
+func (s *Store) inTxLevel(ctx context.Context, level sql.IsolationLevel, f func(tx *txn) error) error {
+	var opts *sql.TxOptions
+	if s.db.d.postgres() {
+		opts = &sql.TxOptions{Isolation: level}
+	}
+	for run := 1; ; run++ {
+		err := s.runTx(ctx, opts, f)
+		if err == nil || !retryable(err) || run == maxTxRuns {
+			return classify(err)
+		}
+		// Back off a little, more each time, with jitter, so that the
+		// replicas that collided do not collide again.
+		d := time.Duration(run) * time.Duration(1+rand.IntN(4)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+func (s *Store) runTx(ctx context.Context, opts *sql.TxOptions, f func(tx *txn) error) error {
+	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	defer tx.Rollback()
 	if err := f(tx); err != nil {
-		return classify(err)
+		return err
 	}
-	return classify(tx.Commit())
+	return tx.Commit()
 }
 
 // enforcing is the SQL condition "finding l (joined with its rule r) still
@@ -51,7 +86,7 @@ const justified = `EXISTS (SELECT 1 FROM leaks l JOIN regexes r ON r.id = l.rege
 
 // cancelUnjustified cancels the pending and held deletions that no finding of
 // an enabled delete-action rule justifies any more.
-func cancelUnjustified(ctx context.Context, tx *sql.Tx, now int64, by, why string) (int, error) {
+func cancelUnjustified(ctx context.Context, tx *txn, now int64, by, why string) (int, error) {
 	res, err := tx.ExecContext(ctx,
 		`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?, updated_at = ?
 		 WHERE d.status IN ('pending', 'held') AND NOT `+justified,
@@ -74,21 +109,21 @@ type Selection struct {
 // where is the selection as a condition on deletions d, with its arguments.
 // For LeakIDs it returns ErrNotFound (wrapped, naming them) when a leak does
 // not exist.
-func (sel Selection) where(ctx context.Context, tx *sql.Tx) (string, []any, error) {
+func (sel Selection) where(ctx context.Context, tx *txn) (string, []any, error) {
 	switch {
 	case len(sel.LeakIDs) > 0:
 		return ofLeaks(ctx, tx, sel.LeakIDs)
 	case sel.RegexID != 0:
 		return `d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`, []any{sel.RegexID}, nil
 	case sel.All:
-		return `1`, nil, nil
+		return `1 = 1`, nil, nil
 	}
 	return "", nil, errors.New("no deletion selected: give leak ids, a regex id or all")
 }
 
 // updateSelected runs update (an UPDATE of deletions AS d, ending in a
 // condition) with the selection's condition and returns the rows changed.
-func updateSelected(ctx context.Context, tx *sql.Tx, sel Selection, update string, args ...any) (int, error) {
+func updateSelected(ctx context.Context, tx *txn, sel Selection, update string, args ...any) (int, error) {
 	where, more, err := sel.where(ctx, tx)
 	if err != nil {
 		return 0, err
@@ -108,7 +143,7 @@ func updateSelected(ctx context.Context, tx *sql.Tx, sel Selection, update strin
 // cancels nothing.
 func (s *Store) CancelDeletions(ctx context.Context, sel Selection, by, why string) (int, error) {
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
+	err := s.inTx(ctx, func(tx *txn) (err error) {
 		now := s.millis()
 		n, err = updateSelected(ctx, tx, sel,
 			`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?, updated_at = ?
@@ -141,7 +176,7 @@ func (s *Store) HoldPending(ctx context.Context, reason string) (int, error) {
 // still justifies them. It returns how many it resumed and how many stay
 // held (older ones wait for an explicit ResumeDeletions).
 func (s *Store) ResumeHeld(ctx context.Context, reason string, youngerThan time.Time) (resumed, still int, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		res, err := tx.ExecContext(ctx,
 			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
@@ -169,7 +204,7 @@ func (s *Store) ResumeHeld(ctx context.Context, reason string, youngerThan time.
 // for leaks that do not exist.
 func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error) {
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
+	err := s.inTx(ctx, func(tx *txn) (err error) {
 		now := s.millis()
 		held := `d.status = 'held'`
 		if sel.RegexID != 0 {
@@ -189,7 +224,7 @@ func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error)
 // ofLeaks is the condition "deletion d is that of one of these leaks", with
 // its arguments. It returns ErrNotFound (wrapped, naming them) when some of
 // the leaks do not exist.
-func ofLeaks(ctx context.Context, tx *sql.Tx, ids []int64) (string, []any, error) {
+func ofLeaks(ctx context.Context, tx *txn, ids []int64) (string, []any, error) {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -161,12 +160,7 @@ func TestClaimChecksTheRuleForDeleting(t *testing.T) {
 	s, path := openTemp(t)
 	r, _ := s.AddRegex(ctx, "aaa+", "a")
 	id := queue(t, s, "1.1", store.Finding{RegexID: r.ID, Excerpt: "a", Action: "delete"})
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`UPDATE regexes SET enabled = 0`); err != nil {
+	if _, err := rawDB(t, path).Exec(`UPDATE regexes SET enabled = 0`); err != nil {
 		t.Fatal(err)
 	}
 	ls, _ := s.Leaks(ctx, store.LeakFilter{ID: id})

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -149,12 +148,7 @@ func TestNewFindingGetsItsOwnDecision(t *testing.T) {
 // sqlite3 shell, or a database from an earlier release).
 func raw(t *testing.T, path, q string, args ...any) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(q, args...); err != nil {
+	if _, err := rawDB(t, path).Exec(rebind(path, q), args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 }

@@ -147,7 +147,7 @@ type weighing struct {
 
 // weigh applies the breaker inside tx and returns the findings, the
 // deletion decision and the notes as weighed.
-func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, msg Message, findings []Finding, deleteMsg bool) ([]Finding, bool, []OutboxItem, error) {
+func (w *weighing) weigh(ctx context.Context, tx *txn, now int64, msg Message, findings []Finding, deleteMsg bool) ([]Finding, bool, []OutboxItem, error) {
 	fs := append([]Finding(nil), findings...)
 	w.trips = nil
 	if deleteMsg {
@@ -178,7 +178,7 @@ func (w *weighing) weigh(ctx context.Context, tx *sql.Tx, now int64, msg Message
 // check trips f's rule when one more deletion would take it past the
 // limits, and reports whether the rule must not delete (tripped now, or
 // by another daemon since this one loaded its rules).
-func (w *weighing) check(ctx context.Context, tx *sql.Tx, now int64, msg Message, f Finding, since time.Time) (bool, error) {
+func (w *weighing) check(ctx context.Context, tx *txn, now int64, msg Message, f Finding, since time.Time) (bool, error) {
 	var action string
 	if err := tx.QueryRowContext(ctx, `SELECT action FROM regexes WHERE id = ?`, f.RegexID).Scan(&action); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -233,100 +233,104 @@ func (s *Store) recordLeak(ctx context.Context, msg Message, findings []Finding,
 		return res, nil
 	}
 	now := s.millis()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
-	}
-	defer tx.Rollback()
-	if w != nil {
-		if findings, deleteMsg, notes, err = w.weigh(ctx, tx, now, msg, findings, deleteMsg); err != nil {
-			return res, fmt.Errorf("weigh the breaker for %s at %s: %w", msg.Channel, msg.TS, classify(err))
+	given, deleteGiven, notesGiven := findings, deleteMsg, notes
+	err := s.inTx(ctx, func(tx *txn) (err error) {
+		// Run again from the start when PostgreSQL retries the transaction.
+		res, findings, deleteMsg, notes = RecordResult{}, given, deleteGiven, notesGiven
+		if w != nil {
+			w.findings, w.trips = nil, nil
 		}
-	}
+		if w != nil {
+			if findings, deleteMsg, notes, err = w.weigh(ctx, tx, now, msg, findings, deleteMsg); err != nil {
+				return fmt.Errorf("weigh the breaker for %s at %s: %w", msg.Channel, msg.TS, classify(err))
+			}
+		}
 
-	var deletionID any // NULL unless a deletion is queued
-	if deleteMsg {
-		// Findings a history sweep recorded without a deletion are attached
-		// to it: the message is seen live (or caught up) and its rules delete.
-		var attached int
-		res.DeletionID, res.NewDeletion, attached, err = queueDeletion(ctx, tx, now, msg.Channel, msg.TS)
-		if err != nil {
-			return res, fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		var deletionID any // NULL unless a deletion is queued
+		if deleteMsg {
+			// Findings a history sweep recorded without a deletion are attached
+			// to it: the message is seen live (or caught up) and its rules delete.
+			var attached int
+			res.DeletionID, res.NewDeletion, attached, err = queueDeletion(ctx, tx, now, msg.Channel, msg.TS)
+			if err != nil {
+				return fmt.Errorf("queue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+			}
+			deletionID = res.DeletionID
+			res.NewLeaks += attached
 		}
-		deletionID = res.DeletionID
-		res.NewLeaks += attached
-	}
-	origin := msg.Origin
-	if origin == "" {
-		origin = OriginLive
-	}
-	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac, origin, deletable)
+		origin := msg.Origin
+		if origin == "" {
+			origin = OriginLive
+		}
+		stmt, err := tx.PrepareContext(ctx,
+			`INSERT INTO leaks (channel, user_id, ts, regex_id, rule, excerpt, start_offset, end_offset, detected_at, deletion_id, action, value_mac, origin, deletable)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (channel, ts, regex_id, start_offset, end_offset) DO NOTHING`)
-	if err != nil {
-		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
-	}
-	defer stmt.Close()
-	// The values already recorded for the message, when its deletion exists
-	// already: only a new value (not the same one at other offsets, after
-	// an edit that moved it) reopens a deletion that ended.
-	var known map[string]bool
-	if deleteMsg && !res.NewDeletion {
-		if known, err = recordedValues(ctx, tx, msg); err != nil {
-			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
-		}
-	}
-	newValues := 0
-	for _, f := range findings {
-		action := f.Action
-		if action == "" {
-			action = ActionDelete
-		}
-		r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC, origin, !msg.Undeletable)
 		if err != nil {
-			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+			return fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 		}
-		if n, _ := r.RowsAffected(); n == 1 {
-			res.NewLeaks++
-			if k := valueKey(f.RegexID, f.MAC, f.Excerpt); known != nil && !known[k] && f.Deletes() {
-				known[k] = true
-				newValues++
+		defer stmt.Close()
+		// The values already recorded for the message, when its deletion exists
+		// already: only a new value (not the same one at other offsets, after
+		// an edit that moved it) reopens a deletion that ended.
+		var known map[string]bool
+		if deleteMsg && !res.NewDeletion {
+			if known, err = recordedValues(ctx, tx, msg); err != nil {
+				return fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 			}
 		}
-	}
-	if newValues > 0 {
-		// A new value in a message whose deletion ended without deleting it
-		// (an edit after a failure, after an admin or a rule change
-		// cancelled it, or while it was held) gets its own decision: the
-		// deletion is pending again rather than the finding filed under a
-		// deletion that will never run. A second failure alerts again; the
-		// claim checks the rules again. The status read is the update's
-		// condition, so a change made meanwhile is never overwritten.
-		var was string
-		if err := tx.QueryRowContext(ctx, `SELECT status FROM deletions WHERE id = ?`, res.DeletionID).Scan(&was); err != nil {
-			return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
-		}
-		if was == StatusFailed || was == StatusCancelled || was == StatusHeld {
-			r, err := tx.ExecContext(ctx,
-				`UPDATE deletions SET status = 'pending', next_attempt_at = ?, updated_at = ?,
-				        last_error = 'new findings after it was ' || ? || CASE WHEN last_error = '' THEN '' ELSE ': ' || last_error END
-				 WHERE id = ? AND status = ?`, now, now, was, res.DeletionID, was)
+		newValues := 0
+		for _, f := range findings {
+			action := f.Action
+			if action == "" {
+				action = ActionDelete
+			}
+			r, err := stmt.ExecContext(ctx, msg.Channel, msg.User, msg.TS, f.RegexID, f.Rule, f.Excerpt, f.Start, f.End, now, deletionID, action, f.MAC, origin, !msg.Undeletable)
 			if err != nil {
-				return res, fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+				return fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
 			}
 			if n, _ := r.RowsAffected(); n == 1 {
-				res.NewDeletion, res.Requeued, res.Reopened = true, true, was
+				res.NewLeaks++
+				if k := valueKey(f.RegexID, f.MAC, f.Excerpt); known != nil && !known[k] && f.Deletes() {
+					known[k] = true
+					newValues++
+				}
 			}
 		}
-	}
-	if res.NewLeaks > 0 {
-		if err := enqueue(ctx, tx, now, notes); err != nil {
-			return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, err)
+		if newValues > 0 {
+			// A new value in a message whose deletion ended without deleting it
+			// (an edit after a failure, after an admin or a rule change
+			// cancelled it, or while it was held) gets its own decision: the
+			// deletion is pending again rather than the finding filed under a
+			// deletion that will never run. A second failure alerts again; the
+			// claim checks the rules again. The status read is the update's
+			// condition, so a change made meanwhile is never overwritten.
+			var was string
+			if err := tx.QueryRowContext(ctx, `SELECT status FROM deletions WHERE id = ?`, res.DeletionID).Scan(&was); err != nil {
+				return fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+			}
+			if was == StatusFailed || was == StatusCancelled || was == StatusHeld {
+				r, err := tx.ExecContext(ctx,
+					`UPDATE deletions SET status = 'pending', next_attempt_at = ?, updated_at = ?,
+				        last_error = 'new findings after it was ' || ? || CASE WHEN last_error = '' THEN '' ELSE ': ' || last_error END
+				 WHERE id = ? AND status = ?`, now, now, was, res.DeletionID, was)
+				if err != nil {
+					return fmt.Errorf("requeue deletion of %s at %s: %w", msg.Channel, msg.TS, classify(err))
+				}
+				if n, _ := r.RowsAffected(); n == 1 {
+					res.NewDeletion, res.Requeued, res.Reopened = true, true, was
+				}
+			}
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return res, fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, classify(err))
+		if res.NewLeaks > 0 {
+			if err := enqueue(ctx, tx, now, notes); err != nil {
+				return fmt.Errorf("record leak in %s at %s: %w", msg.Channel, msg.TS, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return RecordResult{}, err
 	}
 	return res, nil
 }
@@ -341,7 +345,7 @@ func valueKey(regexID int64, mac, excerpt string) string {
 }
 
 // recordedValues returns the value keys (valueKey) recorded for a message.
-func recordedValues(ctx context.Context, tx *sql.Tx, msg Message) (map[string]bool, error) {
+func recordedValues(ctx context.Context, tx *txn, msg Message) (map[string]bool, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT regex_id, value_mac, excerpt FROM leaks WHERE channel = ? AND ts = ?`, msg.Channel, msg.TS)
 	if err != nil {
 		return nil, err
@@ -521,7 +525,7 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 // returns how many excerpts it changed; later calls change nothing.
 func (s *Store) RemaskExcerpts(ctx context.Context, remask func(string) string) (int, error) {
 	changed := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var pending int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM meta WHERE key = 'remask_pending'), 0)`).Scan(&pending); err != nil {
 			return err
@@ -605,7 +609,7 @@ func (s *Store) RemaskExcerpts(ctx context.Context, remask func(string) string) 
 // message's delete findings that a history sweep recorded without one. It
 // returns the deletion's id, whether this call created it, and how many
 // findings it attached.
-func queueDeletion(ctx context.Context, tx *sql.Tx, now int64, channel, ts string) (id int64, created bool, attached int, err error) {
+func queueDeletion(ctx context.Context, tx *txn, now int64, channel, ts string) (id int64, created bool, attached int, err error) {
 	r, err := tx.ExecContext(ctx,
 		`INSERT INTO deletions (channel, ts, status, next_attempt_at, created_at, updated_at)
 		 VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING`, channel, ts, now, now, now)

@@ -34,7 +34,7 @@ type OutboxItem struct {
 	CreatedAt     time.Time
 }
 
-func enqueue(ctx context.Context, tx *sql.Tx, now int64, items []OutboxItem) error {
+func enqueue(ctx context.Context, tx *txn, now int64, items []OutboxItem) error {
 	for _, it := range items {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO outbox (kind, payload, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)`,

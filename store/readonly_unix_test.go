@@ -67,6 +67,7 @@ func asUser(t *testing.T, bin string, uid int, what, path string) (string, error
 //   - on a database in a directory that user may write, it reads and leaves
 //     no -wal or -shm file behind, so the owner can still write.
 func TestReadOnlyAsAnotherUser(t *testing.T) {
+	sqliteOnly(t)
 	const owner, reader = 1, 65534
 	root := os.Getuid() == 0
 	base, err := os.MkdirTemp("", "securechat-ro-")

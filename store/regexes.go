@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
 )
 
 // Regex is one pattern the admins keep, with the checks that refine it.
@@ -160,17 +159,18 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 			return Regex{}, fmt.Errorf("add regex: %w", err)
 		}
 	}
-	res, err := s.db.ExecContext(ctx,
+	var id int64
+	err := s.db.QueryRowContext(ctx,
 		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
 		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, trial_until, created_at, updated_at,
 		                      defined_after_leak)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM leaks))`,
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM leaks))
+		 RETURNING id`,
 		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
 		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"),
-		encodeAllowlists(r.Allowlists), r.DisabledReason, trialMillis(r), now, now)
+		encodeAllowlists(r.Allowlists), r.DisabledReason, trialMillis(r), now, now).Scan(&id)
 	if err != nil {
-		var se sqlite3.Error
-		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
+		if isUnique(err) {
 			var id int64
 			if qerr := s.db.QueryRowContext(ctx, `SELECT id FROM regexes WHERE pattern = ? AND source NOT LIKE 'gitleaks:%'`, r.Pattern).Scan(&id); qerr == nil {
 				return Regex{}, &DuplicateError{ID: id, Pattern: r.Pattern}
@@ -178,10 +178,6 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 			return Regex{}, fmt.Errorf("add regex: %w", ErrDuplicate)
 		}
 		return Regex{}, fmt.Errorf("add regex: %w", classify(err))
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return Regex{}, fmt.Errorf("add regex: %w", err)
 	}
 	r.ID = id
 	r.CreatedAt, r.UpdatedAt = fromMillis(now), fromMillis(now)
@@ -227,7 +223,7 @@ func (s *Store) Regex(ctx context.Context, id int64) (Regex, error) {
 // and returns how many. It returns ErrNotFound when there is no such regex.
 func (s *Store) DeleteRegex(ctx context.Context, id int64, by string) (int, error) {
 	var cancelled int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM regexes WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -289,13 +285,13 @@ func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by str
 		return Regex{}, 0, fmt.Errorf("update regex %d: action %q: %w", id, *u.Action, ErrBadAction)
 	}
 	var cancelled int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx,
 			`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
-			        tripped_reason = CASE WHEN ? IS NULL THEN tripped_reason ELSE '' END,
-			        trial_until = CASE WHEN ? IS NULL THEN trial_until ELSE 0 END,
+			        tripped_reason = CASE WHEN CAST(? AS TEXT) IS NULL THEN tripped_reason ELSE '' END,
+			        trial_until = CASE WHEN CAST(? AS TEXT) IS NULL THEN trial_until ELSE 0 END,
 			        enabled = COALESCE(?, enabled),
-			        disabled_reason = CASE WHEN ? THEN '' ELSE disabled_reason END, updated_at = ? WHERE id = ?`,
+			        disabled_reason = CASE WHEN ? = 1 THEN '' ELSE disabled_reason END, updated_at = ? WHERE id = ?`,
 			u.Description, u.Action, u.Action, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
 		if err != nil {
 			return err
@@ -355,7 +351,7 @@ func (s *Store) RegexBySource(ctx context.Context, source string) (Regex, error)
 // and returns how many it added: importing the same file again adds none.
 func (s *Store) AddAllowlists(ctx context.Context, id int64, as []Allowlist) (int, error) {
 	added := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var cur string
 		if err := tx.QueryRowContext(ctx, `SELECT allowlists FROM regexes WHERE id = ?`, id).Scan(&cur); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -405,7 +401,7 @@ func (s *Store) EndTrials(ctx context.Context, now time.Time, notes func(Regex) 
 		return nil, nil // the common case: no write transaction
 	}
 	var ended []Regex
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+regexColumns+` FROM regexes
 			WHERE trial_until > 0 AND trial_until <= ? AND enabled = 1 AND action = 'monitor' ORDER BY id`, now.UnixMilli())
 		if err != nil {
@@ -449,7 +445,7 @@ func (s *Store) EndTrials(ctx context.Context, now time.Time, notes func(Regex) 
 // queued deletions nothing else justifies, and returns how many.
 func (s *Store) RedefineRule(ctx context.Context, id int64, r Regex, by string) (int, error) {
 	var cancelled int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		res, err := tx.ExecContext(ctx,
 			`UPDATE regexes SET pattern = ?, description = ?, validator = ?, secret_group = ?, entropy = ?, keywords = ?,

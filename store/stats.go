@@ -28,7 +28,7 @@ type LeakStats struct {
 func (s *Store) Stats(ctx context.Context, now time.Time, limit int) (LeakStats, error) {
 	day, week := now.Add(-24*time.Hour).UnixMilli(), now.Add(-7*24*time.Hour).UnixMilli()
 	query := func(keyExpr, labelExpr string, lim int) ([]StatRow, error) {
-		q := fmt.Sprintf(`SELECT %s, %s, SUM(detected_at >= ?), SUM(detected_at >= ?), COUNT(*)
+		q := fmt.Sprintf(`SELECT %s, %s, COUNT(*) FILTER (WHERE detected_at >= ?), COUNT(*) FILTER (WHERE detected_at >= ?), COUNT(*)
 			FROM leaks GROUP BY 1 ORDER BY 3 DESC, 4 DESC, 5 DESC, 1`, keyExpr, labelExpr)
 		args := []any{day, week}
 		if lim > 0 {

@@ -24,7 +24,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
 // Sentinel errors. Callers test them with errors.Is.
@@ -64,8 +64,8 @@ const DefaultBusyTimeout = 10 * time.Second
 
 // Store is a handle on one securechat database. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	path string
+	db   handle
+	path string // the file, or the PostgreSQL URL without its password
 	now  func() time.Time
 	busy time.Duration
 	// readOnly: opened with OpenReadOnly.
@@ -91,6 +91,9 @@ func WithBusyTimeout(d time.Duration) Option {
 // It returns ErrNotDatabase (wrapped) for a file that is not a usable
 // database and ErrBusy when another process keeps it locked.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, false, opts)
+	}
 	if path == "" {
 		path = DefaultPath
 	}
@@ -136,7 +139,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
-	s.db = db
+	s.db = handle{DB: db, d: sqliteDialect}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
@@ -175,6 +178,9 @@ func (s *Store) Path() string { return s.path }
 // one that needs upgrading first, and an error matching fs.ErrNotExist when
 // there is no file.
 func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, true, opts)
+	}
 	if path == "" {
 		path = DefaultPath
 	}
@@ -203,11 +209,11 @@ func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, err
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	s.db = db
+	s.db = handle{DB: db, d: sqliteDialect}
 	version, err := s.identify(ctx)
 	if err == nil {
 		var latest int
-		if latest, err = latestVersion(); err == nil && version < latest {
+		if latest, err = latestVersion(sqliteDialect); err == nil && version < latest {
 			err = fmt.Errorf("%w (schema %d, this securechat needs %d): run any command that writes, such as 'securechat run' or 'securechat regex add', once to upgrade it", ErrOldSchema, version, latest)
 		}
 	}
@@ -260,7 +266,7 @@ func (s *Store) identify(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	latest, err := latestVersion()
+	latest, err := latestVersion(sqliteDialect)
 	if err != nil {
 		return 0, err
 	}
@@ -292,7 +298,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	// Open identified the file (another application's, a newer release's)
 	// before anything touched it; a new file needs nothing.
-	ms, err := migrations()
+	ms, err := migrations(sqliteDialect)
 	if err != nil {
 		return err
 	}
@@ -309,23 +315,31 @@ type migration struct {
 	name    string
 }
 
-// latestVersion is the schema version this securechat writes.
-func latestVersion() (int, error) {
-	ms, err := migrations()
+// latestVersion is the schema version this securechat writes on d.
+func latestVersion(d dialect) (int, error) {
+	ms, err := migrations(d)
 	if err != nil || len(ms) == 0 {
 		return 0, fmt.Errorf("read embedded migrations: %v", err)
 	}
 	return ms[len(ms)-1].version, nil
 }
 
-// migrations lists the embedded migrations by the version their NNNN_ prefix
-// gives, and checks that the versions run 1, 2, 3… with no gap or repeat.
-func migrations() ([]migration, error) {
-	return parseMigrations(migrationFS)
+// firstPostgresVersion is the version of the PostgreSQL baseline: the
+// schema SQLite databases had reached when PostgreSQL support came. From
+// there on, both databases get each schema change under one number.
+const firstPostgresVersion = 11
+
+// migrations lists d's embedded migrations by the version their NNNN_
+// prefix gives, and checks that the versions run on with no gap or repeat.
+func migrations(d dialect) ([]migration, error) {
+	if d.postgres() {
+		return parseMigrations(migrationFS, "migrations/postgres", firstPostgresVersion)
+	}
+	return parseMigrations(migrationFS, "migrations/sqlite", 1)
 }
 
-func parseMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+func parseMigrations(fsys fs.FS, dir string, first int) ([]migration, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -341,8 +355,8 @@ func parseMigrations(fsys fs.FS) ([]migration, error) {
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d (versions run 1, 2, 3… without gaps or repeats)", filepath.Base(m.name), m.version, i+1)
+		if m.version != i+first {
+			return nil, fmt.Errorf("migration %s: version %d, want %d (versions run %d, %d, %d… without gaps or repeats)", filepath.Base(m.name), m.version, i+first, first, first+1, first+2)
 		}
 	}
 	return ms, nil
@@ -416,8 +430,9 @@ func classify(err error) error {
 		case sqlite3.ErrNotADB, sqlite3.ErrCorrupt:
 			return fmt.Errorf("%w: %w", ErrNotDatabase, err)
 		}
+		return err
 	}
-	return err
+	return classifyPostgres(err)
 }
 
 func (s *Store) millis() int64 { return s.now().UnixMilli() }

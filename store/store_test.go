@@ -19,7 +19,7 @@ import (
 
 func openTemp(t *testing.T, opts ...store.Option) (*store.Store, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "sub", "securechat.db")
+	path := newTarget(t)
 	s, err := store.Open(context.Background(), path, opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -42,6 +42,7 @@ func openTwo(t *testing.T) (*store.Store, *store.Store) {
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
+	sqliteOnly(t)
 	_, path := openTemp(t)
 	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700 | os.ModeDir} {
 		fi, err := os.Stat(p)
@@ -73,6 +74,7 @@ func TestOpenTwiceMigratesOnce(t *testing.T) {
 }
 
 func TestOpenRejectsNonDatabase(t *testing.T) {
+	sqliteOnly(t)
 	path := filepath.Join(t.TempDir(), "junk.db")
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database at all "), 100), 0o600); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ type SweepCursor struct {
 // window given. again restarts a finished (or unfinished) one from the
 // beginning. resumed is true when an unfinished sweep continues.
 func (s *Store) StartSweep(ctx context.Context, key, sinceTS, untilTS string, again bool) (sw Sweep, resumed bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		var fin sql.NullInt64
 		var started int64
 		e := tx.QueryRowContext(ctx, `SELECT id, since_ts, until_ts, started_at, finished_at, messages, findings FROM sweeps WHERE key = ?`, key).
@@ -56,11 +56,11 @@ func (s *Store) StartSweep(ctx context.Context, key, sinceTS, untilTS string, ag
 			return nil
 		}
 		now := s.millis()
-		r, err := tx.ExecContext(ctx, `INSERT INTO sweeps (key, since_ts, until_ts, started_at) VALUES (?, ?, ?, ?)`, key, sinceTS, untilTS, now)
-		if err != nil {
+		var id int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO sweeps (key, since_ts, until_ts, started_at) VALUES (?, ?, ?, ?) RETURNING id`,
+			key, sinceTS, untilTS, now).Scan(&id); err != nil {
 			return err
 		}
-		id, _ := r.LastInsertId()
 		sw = Sweep{ID: id, Key: key, SinceTS: sinceTS, UntilTS: untilTS, Started: fromMillis(now)}
 		return nil
 	})
@@ -91,7 +91,7 @@ func (s *Store) SweepCursors(ctx context.Context, id int64) (map[string]SweepCur
 // SaveSweepCursor stores a conversation's progress and adds messages and
 // findings to the sweep's totals, in one transaction.
 func (s *Store) SaveSweepCursor(ctx context.Context, id int64, c SweepCursor, addMessages, addFindings int) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO sweep_cursors (sweep_id, channel, latest, done, messages, findings) VALUES (?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (sweep_id, channel) DO UPDATE SET latest = excluded.latest, done = excluded.done,
@@ -111,7 +111,7 @@ func (s *Store) SaveSweepCursor(ctx context.Context, id int64, c SweepCursor, ad
 
 // FinishSweep marks a sweep finished and queues its summary notices.
 func (s *Store) FinishSweep(ctx context.Context, id int64, notes ...OutboxItem) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		if _, err := tx.ExecContext(ctx, `UPDATE sweeps SET finished_at = ? WHERE id = ?`, now, id); err != nil {
 			return err
@@ -140,13 +140,13 @@ const enforceable = `SELECT DISTINCT l.channel, l.ts FROM leaks l JOIN regexes r
 func (s *Store) EnforceHistory(ctx context.Context, dryRun bool) (int, error) {
 	if dryRun {
 		var n int
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+enforceable+`)`).Scan(&n); err != nil {
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+enforceable+`) AS e`).Scan(&n); err != nil {
 			return 0, fmt.Errorf("count the deletions history findings would queue: %w", classify(err))
 		}
 		return n, nil
 	}
 	n := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.millis()
 		rows, err := tx.QueryContext(ctx, enforceable)
 		if err != nil {

@@ -46,6 +46,7 @@ func copyDB(t *testing.T, name string) string {
 // deletion, a monitored leak, four pending notifications, an allowlisted
 // value), and checks that the upgrade keeps every one of them.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	path := copyDB(t, "v3.db")
 
@@ -126,6 +127,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 }
 
 func TestOpenRefusesOtherDatabases(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	raw := func(t *testing.T, name string, stmts ...string) string {
@@ -172,6 +174,7 @@ func TestOpenRefusesOtherDatabases(t *testing.T) {
 }
 
 func TestOpenReadOnlyOnAReadOnlyFile(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	s, path := openTemp(t)
 	if _, err := s.AddRegex(ctx, "abc+", "x"); err != nil {
@@ -208,6 +211,7 @@ func dir(p string) string { return filepath.Dir(p) }
 // one of them and starts the catch-up with no watermark and no connection
 // recorded, and that migration 0009 marks every leak as found live.
 func TestUpgradeFromSchema7(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	path := copyDB(t, "v7.db")
 	if _, err := store.OpenReadOnly(ctx, path); !errors.Is(err, store.ErrOldSchema) {
@@ -288,6 +292,7 @@ func TestUpgradeFromSchema7(t *testing.T) {
 // removed rule no longer counts for the rule that took its id, and that no
 // id is given twice after it.
 func TestUpgradeFromSchema10(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	path := copyDB(t, "v10.db")
 	if _, err := store.OpenReadOnly(ctx, path); !errors.Is(err, store.ErrOldSchema) {
