@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
 )
 
 // Regex is one pattern the admins keep, with the checks that refine it.
