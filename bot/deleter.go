@@ -186,8 +186,9 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 // attempt is one chat.delete call of a round.
 type attempt struct {
 	del    store.Deletion
-	called bool  // the call was made (else it is deferred, the attempt taken back)
-	err    error // the call's result
+	token  string // the claim's, fencing the outcome
+	called bool   // the call was made (else it is deferred, the attempt taken back)
+	err    error  // the call's result
 }
 
 // round makes one attempt at each of dels (at most deleteConcurrency) with
@@ -208,15 +209,15 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	// What is not claimed another daemon on this database has, or it was
 	// cancelled. The attempts are the claim's, not those of the earlier
 	// read: another daemon may have made one since.
-	attempts := make(map[int64]int, len(claims))
+	byID := make(map[int64]store.Claim, len(claims))
 	for _, c := range claims {
-		attempts[c.ID] = c.Attempts
+		byID[c.ID] = c
 	}
 	var atts []attempt
 	for _, del := range dels {
-		if n, ok := attempts[del.ID]; ok {
-			del.Attempts = n
-			atts = append(atts, attempt{del: del})
+		if c, ok := byID[del.ID]; ok {
+			del.Attempts = c.Attempts
+			atts = append(atts, attempt{del: del, token: c.Token})
 		}
 	}
 	d.call(ctx, atts)
@@ -231,7 +232,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	outs := make([]store.Outcome, len(atts))
 	kinds := make([]outcome, len(atts))
 	for i, a := range atts {
-		o := store.Outcome{ID: a.del.ID}
+		o := store.Outcome{ID: a.del.ID, Token: a.token}
 		out := outcome{kind: outRateLimited}
 		if a.called {
 			out = classifyDelete(a.err, a.del.Attempts)
@@ -280,6 +281,13 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	for i, a := range atts {
 		out := kinds[i]
 		ev := d.log.With().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).Logger()
+		if errors.Is(errs[i], store.ErrClaimLost) {
+			// Paused past the lease (a stopped process, a long GC, a
+			// partition): another daemon claimed it since, and its
+			// attempt's outcome is the one that counts.
+			ev.Warn().Msg("another daemon claimed this deletion after this attempt's lease ran out; its outcome stands")
+			continue
+		}
 		if errors.Is(errs[i], store.ErrNotFound) {
 			// Cancelled or held while its call was in flight: the new
 			// status stands.

@@ -28,7 +28,7 @@ func TestLostAnswerOfASuccessfulDeleteEndsDeleted(t *testing.T) {
 		t.Fatalf("due = %v, %v", due, err)
 	}
 	// The crashed daemon's claim, long expired, and its successful call.
-	if ok, err := h.store.ClaimDeletion(ctx, due[0].ID, time.Now(), time.Millisecond); err != nil || !ok {
+	if _, ok, err := h.store.ClaimDeletion(ctx, due[0].ID, time.Now(), time.Millisecond); err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	api := slack.New(h.slack.UserToken(), slack.OptionAPIURL(h.slack.APIURL()))

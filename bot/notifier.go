@@ -133,14 +133,14 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		if ctx.Err() != nil {
 			return 0
 		}
-		claimed, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
+		token, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
 		if err != nil {
 			if ctx.Err() == nil {
 				sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot claim a notification; retrying")
 			}
 			return time.Second
 		}
-		if !claimed {
+		if token == "" {
 			continue // another daemon on this database has it
 		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
@@ -165,7 +165,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 			status = store.OutboxFailed
 		}
 		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		err = n.store.FinishOutbox(wctx, it.ID, status, out.reason, next)
+		err = n.store.FinishOutbox(wctx, it.ID, token, status, out.reason, next)
 		wcancel()
 		if err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
@@ -257,10 +257,11 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 	var notes []notice
 	var bodies []json.RawMessage
 	for _, it := range items {
-		ok, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
-		if err != nil || !ok {
+		token, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
+		if err != nil || token == "" {
 			continue
 		}
+		it.ClaimToken = token
 		var p notice
 		if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
 			continue // left to the one-by-one path, which fails it with the reason
@@ -346,7 +347,7 @@ func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem,
 			status, reason = store.OutboxFailed, out.reason
 		}
 		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		if err := n.store.FinishOutbox(wctx, it.ID, status, reason, next); err != nil {
+		if err := n.store.FinishOutbox(wctx, it.ID, it.ClaimToken, status, reason, next); err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
 		wcancel()

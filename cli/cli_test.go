@@ -220,7 +220,7 @@ func seedLeaks(t *testing.T, e *env) {
 	}
 	due, _ := s.DueDeletions(ctx, fixedNow, 10)
 	for _, d := range due[:2] { // attempted, as the deleter does
-		if _, err := s.ClaimDeletion(ctx, d.ID, fixedNow, time.Second); err != nil {
+		if _, _, err := s.ClaimDeletion(ctx, d.ID, fixedNow, time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

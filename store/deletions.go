@@ -64,9 +64,12 @@ func (s *Store) NextDeletionAt(ctx context.Context) (time.Time, bool, error) {
 
 // ClaimDeletion takes a due pending deletion for one attempt (see
 // ClaimDeletions). It reports false when the deletion is not claimed.
-func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
+func (s *Store) ClaimDeletion(ctx context.Context, id int64, now time.Time, lease time.Duration) (Claim, bool, error) {
 	got, err := s.ClaimDeletions(ctx, []int64{id}, now, lease)
-	return len(got) == 1, err
+	if len(got) == 1 {
+		return got[0], true, err
+	}
+	return Claim{}, false, err
 }
 
 // Claim is a deletion claimed for one attempt.
@@ -76,6 +79,9 @@ type Claim struct {
 	// counted it: more than zero means an earlier call may have deleted
 	// the message already.
 	Attempts int
+	// Token fences the attempt's outcome: RecordOutcomes writes it only
+	// while no later claim took the deletion.
+	Token string
 }
 
 // ClaimDeletions takes due pending deletions for one attempt each, in one
@@ -92,9 +98,17 @@ type Claim struct {
 // deleted, not failed).
 func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]Claim, error) {
 	var claimed []Claim
-	err := s.inTx(ctx, func(tx *txn) error {
+	token := newToken()
+	// Read committed: the conditional UPDATE is the claim; a row another
+	// replica is claiming right now is skipped, not waited for.
+	err := s.inTxLevel(ctx, sql.LevelReadCommitted, func(tx *txn) error {
 		claimed = claimed[:0]
 		stamp := s.millis()
+		at, err := s.clock(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		free := `d.id = (SELECT id FROM deletions WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?` + tx.d.skipLocked + `)`
 		for _, id := range ids {
 			// The rule for deleting, checked where the deletion is carried
 			// out: however the rules changed since it was queued (a rule
@@ -103,12 +117,12 @@ func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, 
 			// delete rule justifies any more is cancelled here, not sent.
 			var attempts int
 			err := tx.QueryRowContext(ctx,
-				`UPDATE deletions AS d SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-				 WHERE d.id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified+`
+				`UPDATE deletions AS d SET next_attempt_at = ?, attempts = attempts + 1, claim_token = ?, updated_at = ?
+				 WHERE `+free+` AND d.status = 'pending' AND d.next_attempt_at <= ? AND `+justified+`
 				 RETURNING attempts`,
-				now.Add(lease).UnixMilli(), stamp, id, now.UnixMilli()).Scan(&attempts)
+				at+lease.Milliseconds(), token, stamp, id, at, at).Scan(&attempts)
 			if err == nil {
-				claimed = append(claimed, Claim{ID: id, Attempts: attempts - 1})
+				claimed = append(claimed, Claim{ID: id, Attempts: attempts - 1, Token: token})
 				continue
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
@@ -117,7 +131,7 @@ func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, 
 			if _, err = tx.ExecContext(ctx,
 				`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'securechat',
 				        cancel_reason = 'no enabled delete rule justifies it any more', updated_at = ?
-				 WHERE d.id = ? AND d.status = 'pending' AND NOT `+justified, stamp, stamp, id); err != nil {
+				 WHERE `+free+` AND d.status = 'pending' AND NOT `+justified, stamp, stamp, id, at); err != nil {
 				return err
 			}
 		}
@@ -132,6 +146,9 @@ func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, 
 // Outcome is how one claimed chat.delete attempt ended, for RecordOutcomes.
 type Outcome struct {
 	ID int64
+	// Token is the claim's: the outcome is written only if no later claim
+	// took the deletion since. "" writes it unfenced (an admin's action).
+	Token string
 	// Status is what the deletion becomes: StatusDeleted, StatusFailed, or
 	// StatusPending (tried again at Next).
 	Status string
@@ -197,24 +214,34 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []Outcome) (errs []
 			}
 			var res sql.Result
 			var err error
+			fence, fenceArgs := "", []any{}
+			if o.Token != "" {
+				fence, fenceArgs = ` AND claim_token = ?`, []any{o.Token}
+			}
 			if o.Deferred {
 				res, err = tx.ExecContext(ctx,
-					`UPDATE deletions SET next_attempt_at = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = ? WHERE id = ? AND status = 'pending'`,
-					next, now, o.ID)
+					`UPDATE deletions SET next_attempt_at = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = ? WHERE id = ? AND status = 'pending'`+fence,
+					append([]any{next, now, o.ID}, fenceArgs...)...)
 			} else {
 				from := `status = 'pending'`
 				if o.Status == StatusDeleted {
 					from = `status IN ('pending', 'held', 'cancelled')`
 				}
 				res, err = tx.ExecContext(ctx,
-					`UPDATE deletions SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND `+from,
-					o.Status, o.Reason, next, now, o.ID)
+					`UPDATE deletions SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND `+from+fence,
+					append([]any{o.Status, o.Reason, next, now, o.ID}, fenceArgs...)...)
 			}
 			if err != nil {
 				return fmt.Errorf("update deletion %d: %w", o.ID, err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				errs[i] = fmt.Errorf("update deletion %d: no pending deletion: %w", o.ID, ErrNotFound)
+				var other string
+				err := tx.QueryRowContext(ctx, `SELECT claim_token FROM deletions WHERE id = ?`, o.ID).Scan(&other)
+				if err == nil && o.Token != "" && other != o.Token {
+					errs[i] = fmt.Errorf("update deletion %d: %w", o.ID, ErrClaimLost)
+				} else {
+					errs[i] = fmt.Errorf("update deletion %d: no pending deletion: %w", o.ID, ErrNotFound)
+				}
 				continue
 			}
 			if err := enqueue(ctx, tx, now, o.Notes); err != nil {

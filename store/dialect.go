@@ -2,11 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mattn/go-sqlite3"
@@ -185,4 +189,25 @@ type stmt struct {
 
 func (s *stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
 	return s.Stmt.ExecContext(ctx, s.d.args(args)...)
+}
+
+// newToken returns a claim token: 16 random bytes, in hex.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// clock returns now in unix milliseconds for a claim's due check and lease:
+// the database's clock on PostgreSQL, whose replicas' clocks may disagree
+// (unless a test set the store's clock), else now as given.
+func (s *Store) clock(ctx context.Context, tx *txn, now time.Time) (int64, error) {
+	if !s.dbClock {
+		return now.UnixMilli(), nil
+	}
+	var ms int64
+	if err := tx.QueryRowContext(ctx, `SELECT `+tx.d.nowMillis).Scan(&ms); err != nil {
+		return 0, fmt.Errorf("read the database's clock: %w", err)
+	}
+	return ms, nil
 }

@@ -132,7 +132,7 @@ func TestNewFindingsAfterAFailedDeletionTryAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.ClaimDeletion(ctx, res.DeletionID, time.Now(), time.Second); !ok {
+	if _, ok, _ := s.ClaimDeletion(ctx, res.DeletionID, time.Now(), time.Second); !ok {
 		t.Fatal("claim")
 	}
 	if err := s.FailDeletion(ctx, res.DeletionID, "internal_error (gave up)"); err != nil {
@@ -164,7 +164,7 @@ func TestClaimChecksTheRuleForDeleting(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls, _ := s.Leaks(ctx, store.LeakFilter{ID: id})
-	if ok, err := s.ClaimDeletion(ctx, ls[0].DeletionID, time.Now(), time.Minute); err != nil || ok {
+	if _, ok, err := s.ClaimDeletion(ctx, ls[0].DeletionID, time.Now(), time.Minute); err != nil || ok {
 		t.Fatalf("claim of an unjustified deletion = %v, %v; want false", ok, err)
 	}
 	ls, _ = s.Leaks(ctx, store.LeakFilter{ID: id})

@@ -32,6 +32,9 @@ type OutboxItem struct {
 	LastError     string
 	NextAttemptAt time.Time
 	CreatedAt     time.Time
+	// ClaimToken is the caller's note of its claim (ClaimOutbox), for
+	// FinishOutbox; the store does not fill it in.
+	ClaimToken string
 }
 
 func enqueue(ctx context.Context, tx *txn, now int64, items []OutboxItem) error {
@@ -85,34 +88,57 @@ func (s *Store) NextOutboxAt(ctx context.Context) (time.Time, bool, error) {
 
 // ClaimOutbox takes a due notification for one send: it counts the attempt
 // and moves the next attempt lease into the future, durably, before the
-// send. It reports false when the item is no longer due (another daemon on
-// the database took it, or it ended), so one item is sent once however many
+// send, and returns the claim's token, which the outcome must present. It
+// returns "" when the item is no longer due (another daemon on the
+// database took it, or it ended), so one item is sent once however many
 // daemons share the database. If the outcome is never recorded (a crash, a
 // write that fails), the item is due again only once the lease has passed:
 // a send whose outcome was lost is repeated at most once per lease, never
 // in a tight loop, and the attempt cap still applies.
-func (s *Store) ClaimOutbox(ctx context.Context, id int64, now time.Time, lease time.Duration) (bool, error) {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-		 WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?`,
-		now.Add(lease).UnixMilli(), s.millis(), id, now.UnixMilli())
+func (s *Store) ClaimOutbox(ctx context.Context, id int64, now time.Time, lease time.Duration) (token string, err error) {
+	token = newToken()
+	err = s.inTxLevel(ctx, sql.LevelReadCommitted, func(tx *txn) error {
+		at, err := s.clock(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, claim_token = ?, updated_at = ?
+			 WHERE id = (SELECT id FROM outbox WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?`+tx.d.skipLocked+`)
+			   AND status = 'pending' AND next_attempt_at <= ?`,
+			at+lease.Milliseconds(), token, s.millis(), id, at, at)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			token = ""
+		}
+		return nil
+	})
 	if err != nil {
-		return false, fmt.Errorf("claim notification %d: %w", id, classify(err))
+		return "", fmt.Errorf("claim notification %d: %w", id, err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return token, nil
 }
 
-// FinishOutbox records the outcome of a claimed send: status sent or failed
-// ends it, pending retries it at next. (ClaimOutbox counted the attempt.)
-func (s *Store) FinishOutbox(ctx context.Context, id int64, status, reason string, next time.Time) error {
+// FinishOutbox records the outcome of the send its claim (token) made:
+// status sent or failed ends it, pending retries it at next. (ClaimOutbox
+// counted the attempt.) It returns ErrClaimLost (wrapped) when another
+// daemon claimed the item since (this claim's lease ran out), and
+// ErrNotFound when it is no longer pending.
+func (s *Store) FinishOutbox(ctx context.Context, id int64, token, status, reason string, next time.Time) error {
 	res, err := s.db.ExecContext(ctx,
 		`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-		 WHERE id = ? AND status = 'pending'`, status, reason, next.UnixMilli(), s.millis(), id)
+		 WHERE id = ? AND status = 'pending' AND claim_token = ?`, status, reason, next.UnixMilli(), s.millis(), id, token)
 	if err != nil {
 		return fmt.Errorf("update notification %d: %w", id, classify(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		var other string
+		err := s.db.QueryRowContext(ctx, `SELECT claim_token FROM outbox WHERE id = ? AND status = 'pending'`, id).Scan(&other)
+		if err == nil && other != token {
+			return fmt.Errorf("update notification %d: %w", id, ErrClaimLost)
+		}
 		return fmt.Errorf("update notification %d: %w", id, ErrNotFound)
 	}
 	return nil

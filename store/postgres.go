@@ -47,6 +47,7 @@ func openPostgres(ctx context.Context, target string, readOnly bool, opts []Opti
 	for _, o := range opts {
 		o(s)
 	}
+	s.dbClock = !s.noDBClock
 	cfg, err := pgx.ParseConfig(target)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: the URL does not parse: %w", shown, err)

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -401,8 +403,13 @@ func (s *Store) EndTrials(ctx context.Context, now time.Time, notes func(Regex) 
 	}
 	var ended []Regex
 	err := s.inTx(ctx, func(tx *txn) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+regexColumns+` FROM regexes
-			WHERE trial_until > 0 AND trial_until <= ? AND enabled = 1 AND action = 'monitor' ORDER BY id`, now.UnixMilli())
+		// One statement ends the trials and says which it ended: two
+		// replicas at once end each trial once, and alert once.
+		ended = ended[:0]
+		ms := s.millis()
+		rows, err := tx.QueryContext(ctx, `UPDATE regexes SET action = 'delete', trial_until = 0, updated_at = ?
+			WHERE trial_until > 0 AND trial_until <= ? AND enabled = 1 AND action = 'monitor'
+			RETURNING `+regexColumns, ms, now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -418,12 +425,9 @@ func (s *Store) EndTrials(ctx context.Context, now time.Time, notes func(Regex) 
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		ms := s.millis()
-		for i, r := range ended {
-			if _, err := tx.ExecContext(ctx, `UPDATE regexes SET action = 'delete', trial_until = 0, updated_at = ? WHERE id = ?`, ms, r.ID); err != nil {
-				return err
-			}
-			ended[i].Action, ended[i].TrialUntil = ActionDelete, nil
+		slices.SortFunc(ended, func(a, b Regex) int { return cmp.Compare(a.ID, b.ID) })
+		for i := range ended {
+			ended[i].TrialUntil = nil
 			if err := enqueue(ctx, tx, ms, notes(ended[i])); err != nil {
 				return err
 			}

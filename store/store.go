@@ -45,6 +45,10 @@ var (
 	// ErrNewer is returned by Open for a database written by a newer
 	// securechat, whose schema this one does not know.
 	ErrNewer = errors.New("written by a newer securechat")
+	// ErrClaimLost is returned for an outcome whose claim was overtaken:
+	// its lease ran out and another daemon claimed the row since, so the
+	// newer attempt's outcome stands.
+	ErrClaimLost = errors.New("claimed by another daemon since")
 	// ErrOldSchema is returned by OpenReadOnly for a database whose schema
 	// is older than this securechat's: only a writable Open upgrades it.
 	ErrOldSchema = errors.New("database schema is older than this securechat")
@@ -70,6 +74,10 @@ type Store struct {
 	busy time.Duration
 	// readOnly: opened with OpenReadOnly.
 	readOnly bool
+	// dbClock: claims read the database's clock (PostgreSQL, unless
+	// WithDatabaseClock(false)).
+	dbClock   bool
+	noDBClock bool
 }
 
 // Option configures a Store.
@@ -78,6 +86,14 @@ type Option func(*Store)
 // WithClock sets the clock the store stamps rows with (tests use a fake one).
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
+}
+
+// WithDatabaseClock sets whether claims on PostgreSQL take their due check
+// and lease from the database's clock [true], so that replicas whose
+// clocks disagree still agree on when a lease ends. Tests that drive time
+// through the now they pass turn it off. SQLite always uses the now given.
+func WithDatabaseClock(on bool) Option {
+	return func(s *Store) { s.noDBClock = !on }
 }
 
 // WithBusyTimeout sets how long a write waits for a lock held by another

@@ -20,6 +20,8 @@ import (
 func openTemp(t *testing.T, opts ...store.Option) (*store.Store, string) {
 	t.Helper()
 	path := newTarget(t)
+	// The tests drive time through the now they pass to claims.
+	opts = append([]store.Option{store.WithDatabaseClock(false)}, opts...)
 	s, err := store.Open(context.Background(), path, opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -33,7 +35,7 @@ func openTemp(t *testing.T, opts ...store.Option) (*store.Store, string) {
 func openTwo(t *testing.T) (*store.Store, *store.Store) {
 	t.Helper()
 	a, path := openTemp(t)
-	b, err := store.Open(context.Background(), path)
+	b, err := store.Open(context.Background(), path, store.WithDatabaseClock(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +268,7 @@ func TestDeletionLifecycle(t *testing.T) {
 		t.Fatalf("DueDeletions = %v, %v", due, err)
 	}
 	for _, id := range ids {
-		if ok, err := s.ClaimDeletion(ctx, id, now, time.Second); err != nil || !ok {
+		if _, ok, err := s.ClaimDeletion(ctx, id, now, time.Second); err != nil || !ok {
 			t.Fatalf("claim %d: %v %v", id, ok, err)
 		}
 	}
@@ -293,7 +295,7 @@ func TestDeletionLifecycle(t *testing.T) {
 	if len(due) != 1 || due[0].ID != ids[1] || due[0].Attempts != 1 || due[0].LastError != "slack answered 500" {
 		t.Errorf("due after a minute = %+v", due)
 	}
-	if ok, _ := s.ClaimDeletion(ctx, ids[1], now.Add(time.Minute), time.Second); !ok {
+	if _, ok, _ := s.ClaimDeletion(ctx, ids[1], now.Add(time.Minute), time.Second); !ok {
 		t.Fatal("claim of the retry")
 	}
 	if err := s.DeferDeletion(ctx, ids[1], now.Add(time.Hour)); err != nil {
@@ -304,7 +306,7 @@ func TestDeletionLifecycle(t *testing.T) {
 		t.Errorf("after defer: %+v", d)
 	}
 	// A rate-limited call deleted nothing: its claimed attempt is taken back.
-	if ok, _ := s.ClaimDeletion(ctx, ids[1], now.Add(time.Hour), time.Second); !ok {
+	if _, ok, _ := s.ClaimDeletion(ctx, ids[1], now.Add(time.Hour), time.Second); !ok {
 		t.Fatal("claim after the defer")
 	}
 	if err := s.DeferDeletion(ctx, ids[1], now.Add(2*time.Hour)); err != nil {
@@ -406,7 +408,7 @@ func TestClaimDeletionIsExclusive(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	s, path := openTemp(t, store.WithClock(func() time.Time { return now }))
-	other, err := store.Open(ctx, path)
+	other, err := store.Open(ctx, path, store.WithDatabaseClock(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,15 +420,15 @@ func TestClaimDeletionIsExclusive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok1, err1 := s.ClaimDeletion(ctx, r.DeletionID, now, 30*time.Second)
-	ok2, err2 := other.ClaimDeletion(ctx, r.DeletionID, now, 30*time.Second)
+	_, ok1, err1 := s.ClaimDeletion(ctx, r.DeletionID, now, 30*time.Second)
+	_, ok2, err2 := other.ClaimDeletion(ctx, r.DeletionID, now, 30*time.Second)
 	if err1 != nil || err2 != nil || !ok1 || ok2 {
 		t.Fatalf("claims = %v/%v, %v/%v; want exactly the first", ok1, err1, ok2, err2)
 	}
 	if due, _ := s.DueDeletions(ctx, now.Add(10*time.Second), 10); len(due) != 0 {
 		t.Error("a claimed deletion is due again within its lease")
 	}
-	if ok, _ := other.ClaimDeletion(ctx, r.DeletionID, now.Add(31*time.Second), 30*time.Second); !ok {
+	if _, ok, _ := other.ClaimDeletion(ctx, r.DeletionID, now.Add(31*time.Second), 30*time.Second); !ok {
 		t.Error("a deletion whose lease ran out (a crashed attempt) could not be claimed again")
 	}
 }
@@ -446,25 +448,30 @@ func TestOutbox(t *testing.T) {
 	if err != nil || len(due) != 1 || due[0].Kind != store.KindAlert {
 		t.Fatalf("due = %+v, %v; want the one alert (a redelivery queues nothing)", due, err)
 	}
-	if ok, err := s.ClaimOutbox(ctx, due[0].ID, now, time.Minute); err != nil || !ok {
-		t.Fatalf("claim = %v, %v", ok, err)
+	token, err := s.ClaimOutbox(ctx, due[0].ID, now, time.Minute)
+	if err != nil || token == "" {
+		t.Fatalf("claim = %q, %v", token, err)
 	}
-	if ok, _ := s.ClaimOutbox(ctx, due[0].ID, now, time.Minute); ok {
+	if again, _ := s.ClaimOutbox(ctx, due[0].ID, now, time.Minute); again != "" {
 		t.Error("a claimed notification was claimed again (a second daemon would send it twice)")
 	}
 	if again, _ := s.DueOutbox(ctx, now.Add(30*time.Second), 10); len(again) != 0 {
 		t.Error("a claimed notification is due again before its lease passed")
 	}
-	if err := s.FinishOutbox(ctx, due[0].ID, store.OutboxPending, "HTTP 500", now.Add(time.Minute)); err != nil {
+	if err := s.FinishOutbox(ctx, due[0].ID, token, store.OutboxPending, "HTTP 500", now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if next, ok, _ := s.NextOutboxAt(ctx); !ok || !next.Equal(now.Add(time.Minute)) {
 		t.Errorf("next = %v %v", next, ok)
 	}
-	if ok, _ := s.ClaimOutbox(ctx, due[0].ID, now.Add(time.Minute), time.Minute); !ok {
+	retry, _ := s.ClaimOutbox(ctx, due[0].ID, now.Add(time.Minute), time.Minute)
+	if retry == "" {
 		t.Fatal("the retry could not be claimed")
 	}
-	if err := s.FinishOutbox(ctx, due[0].ID, store.OutboxSent, "", now); err != nil {
+	if err := s.FinishOutbox(ctx, due[0].ID, token, store.OutboxSent, "", now); !errors.Is(err, store.ErrClaimLost) {
+		t.Errorf("the first claim's outcome after the retry's claim = %v, want ErrClaimLost", err)
+	}
+	if err := s.FinishOutbox(ctx, due[0].ID, retry, store.OutboxSent, "", now); err != nil {
 		t.Fatal(err)
 	}
 	if it, _ := s.DueOutbox(ctx, now.Add(time.Hour), 10); len(it) != 0 {
@@ -553,7 +560,7 @@ func TestHistoryFindingSeenLiveIsDeleted(t *testing.T) {
 	}
 	due, _ := s.DueDeletions(ctx, time.Now().Add(time.Hour), 10)
 	for _, d := range due {
-		if ok, err := s.ClaimDeletion(ctx, d.ID, time.Now(), time.Minute); err != nil || !ok {
+		if _, ok, err := s.ClaimDeletion(ctx, d.ID, time.Now(), time.Minute); err != nil || !ok {
 			t.Errorf("claim %s: %v %v (the deletion must be justified)", d.TS, ok, err)
 		}
 	}

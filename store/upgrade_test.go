@@ -353,7 +353,7 @@ func TestUpgradeFromSchema10(t *testing.T) {
 	if err != nil || len(due) != 1 {
 		t.Fatalf("due deletions = %+v, %v", due, err)
 	}
-	if claimed, err := st.ClaimDeletion(ctx, due[0].ID, time.Now().AddDate(1, 0, 0), time.Minute); err != nil || !claimed {
+	if _, claimed, err := st.ClaimDeletion(ctx, due[0].ID, time.Now().AddDate(1, 0, 0), time.Minute); err != nil || !claimed {
 		t.Errorf("claim of the pending deletion = %v, %v", claimed, err)
 	}
 	// Ids are never given twice, not even the newest one's after it is removed.

@@ -1,0 +1,198 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+// The concurrency cases of the conformance suite: what several daemons on
+// one database (replicas) rely on. Each runs on SQLite and on PostgreSQL.
+
+// queueN queues n deletions of rule r's findings and returns their ids.
+func queueN(t *testing.T, s *store.Store, r store.Regex, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range n {
+		res, err := s.RecordLeak(context.Background(), store.Message{Channel: "C1", TS: "1." + strconv.Itoa(i)},
+			[]store.Finding{{RegexID: r.ID, Rule: "r", Excerpt: "****", Action: store.ActionDelete}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = res.DeletionID
+	}
+	return ids
+}
+
+// TestTwoClaimersTakeEachDeletionOnce: two daemons claiming the same due
+// deletions at once claim each exactly once.
+func TestTwoClaimersTakeEachDeletionOnce(t *testing.T) {
+	ctx := context.Background()
+	a, b := openTwo(t)
+	r, _ := a.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	ids := queueN(t, a, r, 120)
+	now := time.Now().Add(time.Second)
+	var mu sync.Mutex
+	claims := map[int64]int{}
+	var wg sync.WaitGroup
+	for _, s := range []*store.Store{a, b, a, b} {
+		wg.Go(func() {
+			for i := 0; i < len(ids); i += 10 {
+				got, err := s.ClaimDeletions(ctx, ids[i:i+10], now, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, c := range got {
+					claims[c.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if claims[id] != 1 {
+			t.Errorf("deletion %d claimed %d times, want once", id, claims[id])
+		}
+	}
+}
+
+// TestALostAnswerIsFenced: a daemon paused past its lease loses its claim;
+// the next claim's attempt knows an earlier one was made, and only its
+// outcome is recorded.
+func TestALostAnswerIsFenced(t *testing.T) {
+	ctx := context.Background()
+	a, b := openTwo(t)
+	r, _ := a.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	id := queueN(t, a, r, 1)[0]
+	now := time.Now().Add(time.Second)
+	first, ok, err := a.ClaimDeletion(ctx, id, now, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first claim = %v, %v", ok, err)
+	}
+	if _, ok, _ := b.ClaimDeletion(ctx, id, now.Add(30*time.Second), time.Minute); ok {
+		t.Fatal("claimed during another daemon's lease")
+	}
+	second, ok, err := b.ClaimDeletion(ctx, id, now.Add(2*time.Minute), time.Minute)
+	if err != nil || !ok || second.Attempts != 1 {
+		t.Fatalf("claim after the lease = %+v, %v, %v; want one earlier attempt", second, ok, err)
+	}
+	// The paused daemon wakes and records its attempt's failure: refused.
+	errs, err := a.RecordOutcomes(ctx, []store.Outcome{{ID: id, Token: first.Token, Status: store.StatusFailed, Reason: "500"}})
+	if err != nil || !errors.Is(errs[0], store.ErrClaimLost) {
+		t.Fatalf("the overtaken claim's outcome = %v, %v; want ErrClaimLost", errs, err)
+	}
+	errs, err = b.RecordOutcomes(ctx, []store.Outcome{{ID: id, Token: second.Token, Status: store.StatusDeleted}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("the current claim's outcome = %v, %v", errs, err)
+	}
+	if d, _ := a.Deletion(ctx, id); d.Status != store.StatusDeleted || d.Attempts != 2 {
+		t.Errorf("deletion = %+v, want deleted after 2 attempts", d)
+	}
+}
+
+// TestACancelledClaim: an admin cancels a deletion while its call is in
+// flight; a failed or retried attempt leaves it cancelled, and an attempt
+// that did delete is recorded as deleted.
+func TestACancelledClaim(t *testing.T) {
+	ctx := context.Background()
+	a, b := openTwo(t)
+	r, _ := a.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	ids := queueN(t, a, r, 2)
+	now := time.Now().Add(time.Second)
+	claims, err := a.ClaimDeletions(ctx, ids, now, time.Minute)
+	if err != nil || len(claims) != 2 {
+		t.Fatalf("claims = %v, %v", claims, err)
+	}
+	if n, err := b.CancelDeletions(ctx, store.Selection{All: true}, "alice", "false positive"); err != nil || n != 2 {
+		t.Fatalf("cancel = %d, %v", n, err)
+	}
+	errs, err := a.RecordOutcomes(ctx, []store.Outcome{
+		{ID: ids[0], Token: claims[0].Token, Status: store.StatusPending, Reason: "500", Next: now.Add(time.Minute)},
+		{ID: ids[1], Token: claims[1].Token, Status: store.StatusDeleted},
+	})
+	if err != nil || !errors.Is(errs[0], store.ErrNotFound) || errs[1] != nil {
+		t.Fatalf("outcomes = %v, %v", errs, err)
+	}
+	for i, want := range []string{store.StatusCancelled, store.StatusDeleted} {
+		if d, _ := b.Deletion(ctx, ids[i]); d.Status != want {
+			t.Errorf("deletion %d is %s, want %s", i, d.Status, want)
+		}
+	}
+}
+
+// TestATrialEndsOnce: daemons ending trials at once end each trial once,
+// with one alert.
+func TestATrialEndsOnce(t *testing.T) {
+	ctx := context.Background()
+	a, b := openTwo(t)
+	until := time.Now().Add(-time.Minute)
+	r, err := a.AddRule(ctx, store.Regex{Pattern: `tok_[a-z]{10}`, Enabled: true, Action: store.ActionMonitor, TrialUntil: &until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := func(store.Regex) []store.OutboxItem {
+		return []store.OutboxItem{{Kind: store.KindAlert, Payload: `{"text":"trial ended"}`}}
+	}
+	var mu sync.Mutex
+	ended := 0
+	var wg sync.WaitGroup
+	for _, s := range []*store.Store{a, b, a, b} {
+		wg.Go(func() {
+			got, err := s.EndTrials(ctx, time.Now(), note)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			ended += len(got)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if ended != 1 {
+		t.Errorf("the trial was ended %d times, want once", ended)
+	}
+	if got, _ := a.Regex(ctx, r.ID); got.Action != store.ActionDelete || got.TrialUntil != nil {
+		t.Errorf("after the trial: %+v", got)
+	}
+	if c, _ := a.OutboxCounts(ctx); c[store.KindAlert][store.OutboxPending] != 1 {
+		t.Errorf("alerts = %v, want one", c)
+	}
+}
+
+// TestTheDatabaseClockDecidesLeases: on PostgreSQL a claim's due check and
+// lease use the database's clock, so a replica whose clock runs an hour
+// ahead cannot take a deletion still under another's lease. SQLite (one
+// machine) uses the clock it is given.
+func TestTheDatabaseClockDecidesLeases(t *testing.T) {
+	ctx := context.Background()
+	target := newTarget(t)
+	s, err := store.Open(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, _ := s.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	id := queueN(t, s, r, 1)[0]
+	if _, ok, err := s.ClaimDeletion(ctx, id, time.Now(), 10*time.Minute); err != nil || !ok {
+		t.Fatalf("claim = %v, %v", ok, err)
+	}
+	ahead := time.Now().Add(time.Hour)
+	_, ok, err := s.ClaimDeletion(ctx, id, ahead, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.IsPostgres(target) && ok {
+		t.Error("a clock an hour ahead took a deletion under a 10-minute lease")
+	}
+	if !store.IsPostgres(target) && !ok {
+		t.Error("SQLite did not use the clock it was given")
+	}
+}
