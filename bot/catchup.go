@@ -220,7 +220,11 @@ func (p *progress) run(ctx context.Context) {
 // catchup reads what was posted while the daemon had no connection and
 // feeds it through the pipeline.
 type catchup struct {
-	cfg       Catchup
+	cfg Catchup
+	// leader, when set, says whether this daemon reads the stored windows
+	// and refreshes names: of replicas, only the leader does (any replica
+	// stores the windows it notices).
+	leader    func() bool
 	reader    *historyReader
 	store     *store.Store
 	pipe      *pipeline
@@ -305,6 +309,10 @@ func (c *catchup) connected() {
 func (c *catchup) run(ctx context.Context) {
 	names := time.NewTicker(10 * time.Minute)
 	defer names.Stop()
+	// Windows another replica stored are read by the leader: it looks for
+	// them now and then (and at once when it takes the lease).
+	look := time.NewTicker(windowLook)
+	defer look.Stop()
 	c.refreshNames(ctx)
 	for {
 		select {
@@ -312,6 +320,12 @@ func (c *catchup) run(ctx context.Context) {
 			return
 		case <-names.C:
 			c.refreshNames(ctx)
+		case <-look.C:
+			if c.leader != nil && c.leader() {
+				if ws, err := c.store.CatchupWindows(ctx); err == nil && len(ws) > 0 {
+					nudge(c.trigger)
+				}
+			}
 		case <-c.trigger:
 			err := c.once(ctx)
 			if err == nil {
@@ -330,6 +344,10 @@ func (c *catchup) run(ctx context.Context) {
 		}
 	}
 }
+
+// windowLook is how often the leader looks for windows other replicas
+// stored.
+const windowLook = 15 * time.Second
 
 // retry is how long a failed catch-up waits before it is tried again.
 func (c Catchup) retry() time.Duration {
@@ -368,7 +386,8 @@ func oldestFor(wm string, since time.Time, exact bool, floor string) string {
 // the lower bound of every conversation its watermarks know, and ends the
 // hold on the progress saving for each one stored. With keep false (no
 // conversation can be listed) they are dropped instead.
-func (c *catchup) storeFresh(ctx context.Context, start time.Time, keep bool) error {
+func (c *catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool) error {
+	keep := keepAll
 	for {
 		c.mu.Lock()
 		if len(c.fresh) == 0 {
@@ -377,6 +396,18 @@ func (c *catchup) storeFresh(ctx context.Context, start time.Time, keep bool) er
 		}
 		w := c.fresh[0]
 		c.mu.Unlock()
+		if keep && w.why == "reconnect" && c.leader != nil {
+			// Replicas: while this daemon was not connected, another may
+			// have been, and Slack gave it the events. Only what nobody
+			// was connected for is missing.
+			if p, err := c.store.OthersPresence(ctx); err == nil && p.LastConnected.After(w.since) {
+				w.since = p.LastConnected
+				if start.Sub(w.since) <= c.cfg.Gap {
+					keep = false // covered: nothing to read
+					c.log.Info().Msg("catch-up not needed: another replica was connected meanwhile")
+				}
+			}
+		}
 		if keep {
 			floor := tsOf(start.Add(-c.cfg.Lookback))
 			cw := store.CatchupWindow{Since: w.since, Exact: w.exact, FloorTS: floor, Why: w.why, Progress: map[string]store.CatchupProgress{}}
@@ -391,6 +422,7 @@ func (c *catchup) storeFresh(ctx context.Context, start time.Time, keep bool) er
 		c.fresh = c.fresh[1:]
 		c.mu.Unlock()
 		c.marks.release()
+		keep = keepAll
 	}
 }
 
@@ -407,6 +439,9 @@ func (c *catchup) once(ctx context.Context) error {
 	}
 	if err := c.storeFresh(ctx, start, true); err != nil {
 		return err
+	}
+	if !c.leads() {
+		return nil // stored: the leader reads it
 	}
 	windows, err := c.store.CatchupWindows(ctx)
 	if err != nil {
@@ -535,7 +570,13 @@ const namesMaxAge = 24 * time.Hour
 // refreshNames looks up the names of the conversations and authors of
 // recorded leaks that the cache lacks (conversations.info, and users.info
 // with users:read), for 'leaks list' and the alerts. Failures only leave IDs.
+// leads reports whether this daemon runs the catch-up's singleton work.
+func (c *catchup) leads() bool { return c.leader == nil || c.leader() }
+
 func (c *catchup) refreshNames(ctx context.Context) {
+	if !c.leads() {
+		return
+	}
 	convs, users, err := c.store.Unnamed(ctx, namesPerRefresh, c.now().Add(-namesMaxAge))
 	if err != nil {
 		c.log.Warn().Err(err).Msg("could not look for unnamed conversations and users")

@@ -56,6 +56,19 @@ type Options struct {
 	// 'securechat leaks resume' (the message may have been edited clean).
 	ResumeMaxAge time.Duration
 
+	// Connections is how many Socket Mode connections this daemon keeps
+	// open (Slack allows 10 per app, across every replica) [2].
+	Connections int
+	// Instance names this daemon among the replicas sharing its database
+	// ["default"]; the store should be opened WithInstance of the same.
+	Instance string
+	// LeaseTTL is how long the leader lease lasts unrenewed: a replica
+	// takes the singleton jobs over within it when the leader dies [15s].
+	LeaseTTL time.Duration
+	// StaggerConnections is the wait between opening one connection and
+	// the next [5s].
+	StaggerConnections time.Duration
+
 	// PingInterval is how long the connection may go without a ping from
 	// Slack before it is considered dead (slack-go's default).
 	PingInterval time.Duration
@@ -121,19 +134,21 @@ const DefaultAuthorMessage = "Your message in <#{channel}> was removed by secure
 // down. The CLI's configuration defaults are built from them.
 func Defaults() Options {
 	return Options{
-		APIURL:          "https://slack.com/api/",
-		Workers:         4,
-		QueueSize:       1024,
-		ReloadInterval:  time.Second,
-		ShutdownTimeout: 5 * time.Second,
-		RecordTimeout:   2 * time.Second,
-		RetryMax:        5 * time.Minute,
-		ResumeMaxAge:    24 * time.Hour,
-		PingInterval:    30 * time.Second,
-		Mode:            ModeEnforce,
-		Notify:          Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10},
-		Breaker:         Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
-		Catchup:         Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: HistoryPace{PerMinute: 50, PageSize: 200}},
+		APIURL:             "https://slack.com/api/",
+		Workers:            4,
+		QueueSize:          1024,
+		ReloadInterval:     time.Second,
+		ShutdownTimeout:    5 * time.Second,
+		RecordTimeout:      2 * time.Second,
+		RetryMax:           5 * time.Minute,
+		ResumeMaxAge:       24 * time.Hour,
+		PingInterval:       30 * time.Second,
+		Connections:        2,
+		StaggerConnections: 5 * time.Second,
+		Mode:               ModeEnforce,
+		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10},
+		Breaker:            Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
+		Catchup:            Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: HistoryPace{PerMinute: 50, PageSize: 200}},
 	}
 }
 
@@ -164,6 +179,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RecordTimeout <= 0 {
 		o.RecordTimeout = def.RecordTimeout
+	}
+	if o.Instance == "" {
+		o.Instance = def.Instance
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = def.LeaseTTL
+	}
+	if o.Connections <= 0 {
+		o.Connections = def.Connections
+	}
+	if o.StaggerConnections <= 0 {
+		o.StaggerConnections = def.StaggerConnections
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = def.PingInterval
@@ -229,18 +256,22 @@ type Daemon struct {
 	conn   *connState
 }
 
-// connState is whether the Socket Mode connection is up, for /readyz and the
-// securechat_connected gauge. The pipeline sets it.
+// connState is how many of this daemon's Socket Mode connections are up,
+// for /readyz, the securechat_connected gauge and the catch-up. Each
+// connection's reader reports its own transitions.
 type connState struct {
-	up     atomic.Bool
-	downAt atomic.Int64 // unix ms when it last went down (0: never up, or up now)
+	n      atomic.Int32
+	downAt atomic.Int64 // unix ms when the last connection went down (0: never up, or up now)
 	gauge  interface{ Set(float64) }
 }
 
-// lastUp is when the connection was last up: now while it is, else when it
-// went down (zero when it never was).
+// isUp reports whether at least one connection is up.
+func (c *connState) isUp() bool { return c.n.Load() > 0 }
+
+// lastUp is when a connection was last up: now while one is, else when the
+// last one went down (zero when none ever was).
 func (c *connState) lastUp(now time.Time) time.Time {
-	if c.up.Load() {
+	if c.isUp() {
 		return now
 	}
 	if ms := c.downAt.Load(); ms != 0 {
@@ -249,14 +280,39 @@ func (c *connState) lastUp(now time.Time) time.Time {
 	return time.Time{}
 }
 
-func (c *connState) set(up bool) {
-	if was := c.up.Swap(up); was && !up {
+// opened records a connection that came up and reports whether it is the
+// only one up (the daemon was unreachable until now).
+func (c *connState) opened() bool {
+	n := c.n.Add(1)
+	c.gauge.Set(float64(n))
+	return n == 1
+}
+
+// closed records a connection that went down and reports whether it was
+// the last one up (the daemon is unreachable from now).
+func (c *connState) closed() bool {
+	n := c.n.Add(-1)
+	if n < 0 {
+		c.n.Store(0)
+		n = 0
+	}
+	if n == 0 {
 		c.downAt.Store(time.Now().UnixMilli())
 	}
+	c.gauge.Set(float64(n))
+	return n == 0
+}
+
+// set is for tests and for the end of Run: all down, or one up.
+func (c *connState) set(up bool) {
 	if up {
-		c.gauge.Set(1)
-	} else {
-		c.gauge.Set(0)
+		c.n.Store(0)
+		c.opened()
+		return
+	}
+	if c.isUp() {
+		c.n.Store(1)
+		c.closed()
 	}
 }
 
@@ -277,7 +333,7 @@ func New(st *store.Store, log zerolog.Logger, o Options) *Daemon {
 }
 
 // Connected reports whether the Socket Mode connection is up.
-func (d *Daemon) Connected() bool { return d.conn.up.Load() }
+func (d *Daemon) Connected() bool { return d.conn.isUp() }
 
 // Run checks the tokens, connects and works until ctx is cancelled or a
 // fatal error (a token Slack refuses) occurs. On cancellation it stops taking
@@ -311,7 +367,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		digestAbove: max(o.Notify.DigestAbove, 0)})
 	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.wake,
 		metrics: o.Metrics, log: d.log.With().Str("component", "deleter").Logger(), now: o.Now, retryMax: o.RetryMax})
+	cl := &cluster{store: d.store, id: o.Instance, ttl: o.LeaseTTL, conn: d.conn,
+		log: d.log.With().Str("component", "cluster").Logger()}
+	// Before anything starts: a daemon alone on its database leads from the
+	// first moment (its catch-up at start is not delayed).
+	cl.tick(ctx)
+	notifier.leader = cl.isLeader
 	rules.endTrials = func(ctx context.Context) {
+		if !cl.isLeader() {
+			return
+		}
 		ended, err := d.store.EndTrials(ctx, o.Now(), notes.trialEnded)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -345,15 +410,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		scope: newScope(o.Scope, self, notifier.isOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
 		recordTimeout: o.RecordTimeout, breaker: brk,
 		wakeDeleter: deleter.wake, wakeNotifier: notifier.wake, marks: mk,
+		expectConns: func() int { return o.Connections * cl.replicas() },
+		ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
 	}
 	prog := &progress{store: d.store, marks: mk, conn: d.conn, log: d.log.With().Str("component", "catchup").Logger(), now: o.Now}
 	var cu *catchup
 	if o.Catchup.Enabled {
 		clog := d.log.With().Str("component", "catchup").Logger()
 		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: readerTypes(scopes), usersRead: hasScope(scopes, "users:read"),
-			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev,
+			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev, leader: cl.isLeader,
 			reader: newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
 		pipe.connected, pipe.disconnected = cu.connected, cu.disconnected
+		cl.becameLeader = func() { nudge(cu.trigger) }
 	} else {
 		d.log.Warn().Msg("catch-up is off: messages posted while securechat is not connected are not scanned")
 	}
@@ -368,27 +436,46 @@ func (d *Daemon) Run(ctx context.Context) error {
 	workCtx, abandonWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandonWork()
 
-	sm := socketmode.New(d.api,
-		socketmode.OptionLog(slackLogger{d.log}),
-		socketmode.OptionPingInterval(o.PingInterval),
-	)
-	components.Go(func() error {
-		err := sm.RunContext(socketCtx)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return appTokenError(err)
-		}
-		return nil
-	})
-	queue := make(chan socketmode.Event, o.QueueSize)
-	components.Go(func() error {
-		defer close(queue)
-		return pipe.read(life, sm, queue)
-	})
+	// Several connections: Slack gives each event to one of the app's
+	// connections, so while one is being refreshed (slack-go closes before
+	// it reopens) or has dropped, the others still take events. They are
+	// opened one after the other, StaggerConnections apart, so that their
+	// refreshes (every few hours from their start) do not fall together.
+	// Every connection feeds the one worker pool; each envelope is
+	// acknowledged on the connection it came on.
+	queue := make(chan envelope, o.QueueSize)
+	var readers sync.WaitGroup
+	for i := range o.Connections {
+		sm := socketmode.New(d.api,
+			socketmode.OptionLog(slackLogger{d.log.With().Int("socket", i+1).Logger()}),
+			socketmode.OptionPingInterval(o.PingInterval),
+		)
+		components.Go(func() error {
+			if i > 0 {
+				select {
+				case <-time.After(time.Duration(i) * o.StaggerConnections):
+				case <-life.Done():
+					return nil
+				}
+			}
+			err := sm.RunContext(socketCtx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return appTokenError(err)
+			}
+			return nil
+		})
+		readers.Add(1)
+		components.Go(func() error {
+			defer readers.Done()
+			return pipe.read(life, i+1, sm, queue)
+		})
+	}
+	go func() { readers.Wait(); close(queue) }()
 	var workers sync.WaitGroup
 	for range o.Workers {
 		workers.Go(func() {
-			for ev := range queue {
-				pipe.handle(workCtx, sm, ev)
+			for env := range queue {
+				pipe.handle(workCtx, env.sm, env.ev)
 			}
 		})
 	}
@@ -398,6 +485,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.run(life); return nil })
 	components.Go(func() error { prog.run(life); return nil })
+	components.Go(func() error { cl.run(life); return nil })
 	if cu != nil {
 		components.Go(func() error { cu.run(life); return nil })
 	}
@@ -406,7 +494,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if o.MetricsListener != nil {
 		components.Go(func() error {
-			if err := serveMetrics(life, o.MetricsListener, o.Metrics, d.store, d.Connected); err != nil {
+			ready := func(ctx context.Context) error {
+				if err := d.store.CheckSchema(ctx); err != nil {
+					return fmt.Errorf("database: %w", err)
+				}
+				if !d.Connected() {
+					return errors.New("no Socket Mode connection is up")
+				}
+				if rules.current() == nil {
+					return errors.New("the rules are not loaded")
+				}
+				return nil
+			}
+			if err := serveMetrics(life, o.MetricsListener, o.Metrics, d.store, ready); err != nil {
 				d.log.Error().Err(err).Msg("metrics listener failed")
 			}
 			return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -33,6 +34,9 @@ type Metrics struct {
 	rules          prometheus.Gauge       // rules compiled
 	notifications  *prometheus.CounterVec // by kind and result
 	connectedGauge prometheus.Gauge
+	// slackConnections is the app's connections as Slack counts them
+	// (hello's num_connections), every replica's.
+	slackConnections prometheus.Gauge
 	// db reads the database's connection pool figures; set by Run.
 	db atomic.Pointer[func() sql.DBStats]
 }
@@ -66,7 +70,9 @@ func NewMetrics() *Metrics {
 		reconnects:     prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_reconnects_total", Help: "Socket Mode reconnections."}),
 		generation:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_rules_generation", Help: "Generation of the rule set in use."}),
 		rules:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_rules", Help: "Rules compiled and in use."}),
-		connectedGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_connected", Help: "1 while the Socket Mode connection is up."}),
+		connectedGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_connected", Help: "Socket Mode connections of this daemon that are up."}),
+		slackConnections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "securechat_slack_connections",
+			Help: "The app's Socket Mode connections as Slack counted them at the last hello (every replica's)."}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_notifications_total",
 			Help: "Notifications (author, alert, webhook) by result: sent, failed, retry."}, []string{"kind", "result"}),
 	}
@@ -88,7 +94,7 @@ func NewMetrics() *Metrics {
 			Help: "Times a query waited for a free SQLite connection."},
 			pool(func(s sql.DBStats) int64 { return s.WaitCount })))
 	r.MustRegister(m.events, m.acks, m.unqueued, m.breakerTrips, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
-		m.generation, m.rules, m.notifications, m.connectedGauge, m.caughtUp, m.catchups,
+		m.generation, m.rules, m.notifications, m.connectedGauge, m.slackConnections, m.caughtUp, m.catchups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -99,28 +105,30 @@ type pinger interface {
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz on ln until ctx ends.
-// /healthz answers 200 while the database answers; /readyz also needs the
-// Socket Mode connection up.
-func serveMetrics(ctx context.Context, ln net.Listener, m *Metrics, db pinger, connected func() bool) error {
+// /healthz (liveness) answers 200 while the database answers; /readyz
+// answers 200 only when ready says so: the database at the expected
+// schema, a Socket Mode connection up, the rules loaded.
+func serveMetrics(ctx context.Context, ln net.Listener, m *Metrics, db pinger, ready func(context.Context) error) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	check := func(needConnection bool) http.HandlerFunc {
+	check := func(probe func(context.Context) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
-			if err := db.Ping(pctx); err != nil {
-				http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			if needConnection && !connected() {
-				http.Error(w, "not connected to Slack", http.StatusServiceUnavailable)
+			if err := probe(pctx); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			_, _ = w.Write([]byte("ok\n"))
 		}
 	}
-	mux.HandleFunc("/healthz", check(false))
-	mux.HandleFunc("/readyz", check(true))
+	mux.HandleFunc("/healthz", check(func(ctx context.Context) error {
+		if err := db.Ping(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		return nil
+	}))
+	mux.HandleFunc("/readyz", check(ready))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -66,6 +66,9 @@ type notifier struct {
 	own      ownPosts
 	sent     map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
 	digest   map[string]time.Time   // kind → when the last digest went out
+	// leader, when set, says whether this daemon runs the singleton jobs
+	// (pruning sent notifications).
+	leader func() bool
 }
 
 // digestEvery is the least time between two digests of a kind: the alerts
@@ -87,7 +90,7 @@ func (n *notifier) run(ctx context.Context) {
 	sampled := n.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
 	var pruned time.Time
 	for {
-		if now := n.now(); now.Sub(pruned) > time.Hour {
+		if now := n.now(); now.Sub(pruned) > time.Hour && (n.leader == nil || n.leader()) {
 			pruned = now
 			if c, err := n.store.PruneOutbox(ctx, now.Add(-outboxRetention)); err != nil {
 				sampled.Warn().Err(err).Msg("cannot prune sent notifications")

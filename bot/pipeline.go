@@ -19,12 +19,16 @@ import (
 // decode, scope, decide, record, acknowledge. It is the only component that
 // talks to the socket.
 type pipeline struct {
-	store         *store.Store
-	rules         *rules
-	notes         notices
-	metrics       *Metrics
-	log           zerolog.Logger
-	conn          *connState
+	store   *store.Store
+	rules   *rules
+	notes   notices
+	metrics *Metrics
+	log     zerolog.Logger
+	conn    *connState
+	// expectConns is how many connections the app should have: this
+	// daemon's, times the replicas sharing its database.
+	expectConns   func() int
+	ghosts        zerolog.Logger // sampled
 	scope         scope
 	scanBots      bool
 	monitor       bool // the daemon's monitor mode: never delete
@@ -51,8 +55,15 @@ const enqueueWait = 50 * time.Millisecond
 // (securechat_events_unqueued_total): Slack sends it again at once, after 1
 // minute and after 5 minutes. It returns a *TokenError when Slack refuses
 // the app token, and nil when ctx ends.
-func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<- socketmode.Event) error {
+func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, queue chan<- envelope) error {
 	full := p.log.Sample(&zerolog.BurstSampler{Burst: 3, Period: 10 * time.Second})
+	log := p.log.With().Int("socket", socket).Logger()
+	up := false // this connection
+	defer func() {
+		if up && p.conn.closed() && p.disconnected != nil {
+			p.disconnected()
+		}
+	}()
 	for {
 		var ev socketmode.Event
 		select {
@@ -63,16 +74,17 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 		switch ev.Type {
 		case socketmode.EventTypeConnecting:
 			if ce, ok := ev.Data.(*slack.ConnectingEvent); ok && (ce.ConnectionCount > 0 || ce.Attempt > 1) {
-				p.log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
+				log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
 			}
-			if p.conn.up.Load() {
-				// Events posted meanwhile may come later as Slack's retries,
-				// or never: the watermarks are no longer exact.
+			if up {
+				// Events sent to this connection and not acknowledged come
+				// again as Slack's retries (on another connection), or
+				// never: the watermarks are no longer exact.
 				p.marks.lost()
-			}
-			p.conn.set(false)
-			if p.disconnected != nil {
-				p.disconnected()
+				up = false
+				if p.conn.closed() && p.disconnected != nil {
+					p.disconnected() // the last one: unreachable from now
+				}
 			}
 			continue
 		case socketmode.EventTypeConnectionError:
@@ -88,25 +100,30 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 		case socketmode.EventTypeInvalidAuth:
 			return &TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: appTokenHint}
 		case socketmode.EventTypeConnected:
-			p.conn.set(true)
-			if p.connected != nil {
-				p.connected()
+			if !up {
+				up = true
+				if p.conn.opened() && p.connected != nil {
+					p.connected() // the first one: reachable again
+				}
 			}
 			if ce, ok := ev.Data.(*socketmode.ConnectedEvent); ok {
 				if ce.ConnectionCount > 0 {
 					p.metrics.reconnects.Inc()
 				}
-				p.log.Info().Int("connection", ce.ConnectionCount).Msg("connected to Slack over Socket Mode")
+				log.Info().Int("connection", ce.ConnectionCount).Msg("connected to Slack over Socket Mode")
 			}
 			continue
 		case socketmode.EventTypeHello:
+			if ev.Request != nil {
+				p.hello(log, ev.Request.NumConnections)
+			}
 			continue
 		case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed:
 			p.log.Warn().Str("event", string(ev.Type)).Msg("socket mode connection trouble; slack-go reconnects by itself")
 			continue
 		}
 		select {
-		case queue <- ev:
+		case queue <- envelope{sm: sm, ev: ev}:
 			continue
 		default:
 		}
@@ -114,7 +131,7 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 		// of anything that would stall the socket), then let it go.
 		t := time.NewTimer(enqueueWait)
 		select {
-		case queue <- ev:
+		case queue <- envelope{sm: sm, ev: ev}:
 			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
@@ -129,6 +146,24 @@ func (p *pipeline) read(ctx context.Context, sm *socketmode.Client, queue chan<-
 			full.Warn().Str("envelope_id", id).Int("queue_size", cap(queue)).
 				Msg("every worker is busy and the queue is full: left an event unacknowledged, Slack sends it again")
 		}
+	}
+}
+
+// envelope is an event with the connection it came on, which acknowledges it.
+type envelope struct {
+	sm *socketmode.Client
+	ev socketmode.Event
+}
+
+// hello notes how many connections Slack counts for the app, and warns when
+// it is more than securechat opened: connections left half-open (a NAT that
+// dropped them silently) count against Slack's 10 until Slack notices, and
+// once the 10 are taken no new connection is accepted.
+func (p *pipeline) hello(log zerolog.Logger, n int) {
+	p.metrics.slackConnections.Set(float64(n))
+	if want := p.expectConns(); n > want {
+		p.ghosts.Warn().Int("slack_counts", n).Int("opened", want).
+			Msg("Slack counts more Socket Mode connections for this app than securechat opened (ghost connections, or another program using the app token); at 10 Slack refuses new ones: look for other copies of securechat or programs with this app token")
 	}
 }
 

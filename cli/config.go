@@ -36,6 +36,16 @@ type Config struct {
 	Metrics   MetricsConfig   `toml:"metrics"`
 	Breaker   BreakerConfig   `toml:"breaker"`
 	Catchup   CatchupConfig   `toml:"catchup"`
+	Socket    SocketConfig    `toml:"socket"`
+}
+
+// SocketConfig sets the daemon's Socket Mode connections.
+type SocketConfig struct {
+	// Connections kept open by each daemon (Slack allows 10 per app, over
+	// every replica).
+	Connections int `toml:"connections"`
+	// Stagger is the wait between opening one connection and the next.
+	Stagger Duration `toml:"stagger"`
 }
 
 // CatchupConfig tunes the catch-up after downtime.
@@ -143,6 +153,7 @@ func Defaults() Config {
 			ResumeMaxAge:    Duration{d.ResumeMaxAge},
 			Mode:            d.Mode,
 		},
+		Socket: SocketConfig{Connections: d.Connections, Stagger: Duration{d.StaggerConnections}},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
 		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage, DigestAbove: d.Notify.DigestAbove},
 		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
@@ -244,6 +255,7 @@ func (c *Config) applyFlags(fs *pflag.FlagSet) {
 	str("log-level", &c.Log.Level)
 	str("log-format", &c.Log.Format)
 	num("workers", &c.Daemon.Workers)
+	num("connections", &c.Socket.Connections)
 	num("queue-size", &c.Daemon.QueueSize)
 	str("api-url", &c.Slack.APIURL)
 	boolean("scan-bots", &c.Daemon.ScanBots)
@@ -353,6 +365,12 @@ func (c *Config) Validate(slack bool) error {
 	case "console", "json":
 	default:
 		return fmt.Errorf("log format %q is not json or console (--log-format, %s or [log] format)", c.Log.Format, EnvLogFormat)
+	}
+	if n := c.Socket.Connections; n < 1 || n > 10 {
+		return fmt.Errorf("socket connections = %d: use 1 to 10 (Slack allows 10 per app, counting every replica's; 2 or 3 per replica is plenty)", n)
+	}
+	if c.Socket.Stagger.Duration < 100*time.Millisecond {
+		return fmt.Errorf("socket stagger = %s: use at least 100ms", c.Socket.Stagger)
 	}
 	d := c.Daemon
 	if d.Workers < 1 || d.Workers > 256 {

@@ -207,14 +207,19 @@ func (a *app) openStore(ctx context.Context, mode openMode, opts ...store.Option
 			}
 		}
 	}
-	if mode != openCreate {
+	if mode != openCreate && !store.IsPostgres(path) {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, &hintError{err: fmt.Errorf("no database at %s", path),
 				hint: fmt.Sprintf("point --db or %s at the daemon's database, or add a regex first with 'securechat regex add'", EnvDB)}
 		}
 	}
 	if mode == openRead {
-		return store.OpenReadOnly(ctx, path, store.WithClock(a.Now))
+		s, err := store.OpenReadOnly(ctx, path, store.WithClock(a.Now))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &hintError{err: fmt.Errorf("no securechat database at %s", store.Redact(path)),
+				hint: fmt.Sprintf("point --db or %s at the daemon's database, or add a regex first with 'securechat regex add'", EnvDB)}
+		}
+		return s, err
 	}
 	s, err := store.Open(ctx, path, append([]store.Option{store.WithClock(a.Now)}, opts...)...)
 	if err != nil {

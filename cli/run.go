@@ -59,7 +59,8 @@ in ps).`,
 			// A write waits for a lock at most as long as recording a leak may
 			// take, so that a locked database leaves the envelope unacked in
 			// time for Slack to send it again.
-			s, err := a.openStore(cmd.Context(), openCreate, store.WithBusyTimeout(a.cfg.Daemon.RecordTimeout.Duration))
+			s, err := a.openStore(cmd.Context(), openCreate, store.WithBusyTimeout(a.cfg.Daemon.RecordTimeout.Duration),
+				store.WithInstance(instanceID()))
 			if err != nil {
 				return err
 			}
@@ -105,6 +106,7 @@ in ps).`,
 	def := bot.Defaults()
 	fl := cmd.Flags()
 	fl.Int("workers", 0, fmt.Sprintf("scanning goroutines (default %d, [daemon] workers)", def.Workers))
+	fl.Int("connections", 0, fmt.Sprintf("Socket Mode connections to keep open; Slack gives each event to one of them, so a refresh or a dropped one misses nothing (default %d, [socket] connections)", def.Connections))
 	fl.Int("queue-size", 0, fmt.Sprintf("events waiting for a worker; one that finds the queue full is left unacknowledged for Slack to send again (default %d, [daemon] queue_size)", def.QueueSize))
 	fl.String("api-url", "", "Slack Web API base URL (env "+EnvAPIURL+", default "+def.APIURL+")")
 	fl.Bool("scan-bots", false, "scan messages posted by bots and apps too ([daemon] scan_bots)")
@@ -114,22 +116,35 @@ in ps).`,
 	return cmd
 }
 
+// instanceID names this daemon among the replicas on its database: the
+// host and the process, unique while it runs.
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
 func (a *app) botOptions() bot.Options {
 	c := a.cfg
 	return bot.Options{
-		AppToken:        c.Slack.AppToken,
-		UserToken:       c.Slack.UserToken,
-		APIURL:          c.APIURL(),
-		Workers:         c.Daemon.Workers,
-		QueueSize:       c.Daemon.QueueSize,
-		ReloadInterval:  c.Daemon.ReloadInterval.Duration,
-		ShutdownTimeout: c.Daemon.ShutdownTimeout.Duration,
-		RecordTimeout:   c.Daemon.RecordTimeout.Duration,
-		RetryMax:        c.Daemon.RetryMax.Duration,
-		ResumeMaxAge:    c.Daemon.ResumeMaxAge.Duration,
-		ScanBots:        c.Daemon.ScanBots,
-		Now:             a.Now,
-		Mode:            c.Daemon.Mode,
+		Instance:           instanceID(),
+		AppToken:           c.Slack.AppToken,
+		UserToken:          c.Slack.UserToken,
+		APIURL:             c.APIURL(),
+		Workers:            c.Daemon.Workers,
+		Connections:        c.Socket.Connections,
+		StaggerConnections: c.Socket.Stagger.Duration,
+		QueueSize:          c.Daemon.QueueSize,
+		ReloadInterval:     c.Daemon.ReloadInterval.Duration,
+		ShutdownTimeout:    c.Daemon.ShutdownTimeout.Duration,
+		RecordTimeout:      c.Daemon.RecordTimeout.Duration,
+		RetryMax:           c.Daemon.RetryMax.Duration,
+		ResumeMaxAge:       c.Daemon.ResumeMaxAge.Duration,
+		ScanBots:           c.Daemon.ScanBots,
+		Now:                a.Now,
+		Mode:               c.Daemon.Mode,
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels,
 			Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
 		Notify: bot.Notify{Author: c.Notify.Author, AuthorMessage: c.Notify.AuthorMessage, BotToken: c.Notify.BotToken,

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -20,29 +19,33 @@ type Presence struct {
 	Clean bool
 }
 
-// Presence reads the last connection time and whether it ended cleanly.
+// Presence reads the last connection time of any daemon on the database
+// (each replica keeps its own) and whether the daemon that had it stopped
+// cleanly then.
 func (s *Store) Presence(ctx context.Context) (Presence, error) {
+	return s.presence(ctx, "")
+}
+
+// OthersPresence is Presence over the other replicas (not this store's
+// instance): when one of them was last connected.
+func (s *Store) OthersPresence(ctx context.Context) (Presence, error) {
+	return s.presence(ctx, s.instanceID())
+}
+
+func (s *Store) presence(ctx context.Context, except string) (Presence, error) {
 	var p Presence
-	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM daemon_state WHERE key IN ('last_connected', 'clean')`)
+	var last int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT last_connected, clean FROM instances WHERE last_connected > 0 AND id != ?
+		 ORDER BY last_connected DESC, clean DESC LIMIT 1`, except).Scan(&last, &p.Clean)
+	if isNoRows(err) {
+		return Presence{}, nil
+	}
 	if err != nil {
-		return p, fmt.Errorf("read the daemon's last connection: %w", classify(err))
+		return p, fmt.Errorf("read the daemons' last connection: %w", classify(err))
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return p, fmt.Errorf("read the daemon's last connection: %w", classify(err))
-		}
-		switch k {
-		case "last_connected":
-			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-				p.LastConnected = fromMillis(ms)
-			}
-		case "clean":
-			p.Clean = v == "1"
-		}
-	}
-	return p, classify(rows.Err())
+	p.LastConnected = fromMillis(last)
+	return p, nil
 }
 
 // SaveProgress stores, in one transaction, the newest handled message ts of
@@ -62,19 +65,13 @@ func (s *Store) SaveProgress(ctx context.Context, marks map[string]string, conne
 		if connected.IsZero() {
 			return nil
 		}
-		c := "0"
-		if clean {
-			c = "1"
-		}
-		for k, v := range map[string]string{"last_connected": strconv.FormatInt(connected.UnixMilli(), 10), "clean": c} {
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)
-				 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-				k, v, now); err != nil {
-				return err
-			}
-		}
-		return nil
+		// This daemon's own row: replicas do not overwrite each other's.
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO instances (id, started_at, heartbeat_at, last_connected, clean) VALUES (?, ?, ?, ?, ?)
+			 ON CONFLICT (id) DO UPDATE SET last_connected = excluded.last_connected, clean = excluded.clean,
+			        heartbeat_at = excluded.heartbeat_at`,
+			s.instanceID(), now, now, connected.UnixMilli(), clean)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("save the catch-up watermarks: %w", err)

@@ -196,3 +196,87 @@ func TestTheDatabaseClockDecidesLeases(t *testing.T) {
 		t.Error("SQLite did not use the clock it was given")
 	}
 }
+
+// TestOneLeaderAtATime: of replicas asking for the leader lease at once,
+// one holds it; it renews it; once it lapses another takes it over, and a
+// release hands it over at once.
+func TestOneLeaderAtATime(t *testing.T) {
+	ctx := context.Background()
+	a, b := openTwo(t)
+	var mu sync.Mutex
+	holders := map[string]bool{}
+	var wg sync.WaitGroup
+	for i, s := range []*store.Store{a, b, a, b} {
+		wg.Go(func() {
+			me := "replica-" + strconv.Itoa(i)
+			held, err := s.AcquireLease(ctx, "leader", me, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if held {
+				mu.Lock()
+				holders[me] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(holders) != 1 {
+		t.Fatalf("holders = %v, want exactly one", holders)
+	}
+	var leader string
+	for h := range holders {
+		leader = h
+	}
+	if held, _ := a.AcquireLease(ctx, "leader", leader, time.Minute); !held {
+		t.Error("the leader could not renew its lease")
+	}
+	if held, _ := b.AcquireLease(ctx, "leader", "newcomer", time.Minute); held {
+		t.Error("a lease that has not lapsed was taken over")
+	}
+	if err := a.ReleaseLease(ctx, "leader", leader); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := b.AcquireLease(ctx, "leader", "newcomer", 50*time.Millisecond); !held {
+		t.Error("a released lease was not taken over")
+	}
+	time.Sleep(100 * time.Millisecond) // the lease's own expiry, not a wait for something to happen
+	if held, _ := a.AcquireLease(ctx, "leader", "third", time.Minute); !held {
+		t.Error("a lapsed lease was not taken over")
+	}
+}
+
+// TestEachReplicaKeepsItsOwnPresence: two daemons save their connection
+// times under their own names; the newest is the database's presence, with
+// its clean flag.
+func TestEachReplicaKeepsItsOwnPresence(t *testing.T) {
+	ctx := context.Background()
+	target := newTarget(t)
+	open := func(id string) *store.Store {
+		s, err := store.Open(ctx, target, store.WithInstance(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open("a"), open("b")
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	if err := a.SaveProgress(ctx, nil, t0.Add(time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SaveProgress(ctx, nil, t0, true); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Presence(ctx)
+	if err != nil || !p.LastConnected.Equal(t0.Add(time.Minute)) || p.Clean {
+		t.Fatalf("presence = %+v, %v; want a's (b's older clean stop must not overwrite it)", p, err)
+	}
+	if err := b.Beat(ctx, "host-b", 42, 2); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := a.Instances(ctx)
+	if err != nil || len(ins) != 2 || ins[0].ID != "b" || ins[0].Connections != 2 {
+		t.Errorf("instances = %+v, %v", ins, err)
+	}
+}

@@ -211,3 +211,5 @@ func (s *Store) clock(ctx context.Context, tx *txn, now time.Time) (int64, error
 	}
 	return ms, nil
 }
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

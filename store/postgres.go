@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"strings"
 	"time"
@@ -77,6 +78,9 @@ func openPostgres(ctx context.Context, target string, readOnly bool, opts []Opti
 		version, err := s.identifyPostgres(ctx, s.db)
 		if err != nil {
 			return fail("", err)
+		}
+		if version == 0 {
+			return fail("", fmt.Errorf("no securechat tables in this database (or schema): %w", fs.ErrNotExist))
 		}
 		latest, err := latestVersion(postgresDialect)
 		if err != nil {

@@ -78,6 +78,8 @@ type Store struct {
 	// WithDatabaseClock(false)).
 	dbClock   bool
 	noDBClock bool
+	// instance is the daemon using the store (WithInstance).
+	instance string
 }
 
 // Option configures a Store.
@@ -472,6 +474,28 @@ func (s *Store) IsDemo(ctx context.Context) (bool, error) {
 func (s *Store) MarkDemo(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('demo', 1) ON CONFLICT (key) DO UPDATE SET value = 1`); err != nil {
 		return fmt.Errorf("mark the demo's database: %w", classify(err))
+	}
+	return nil
+}
+
+// CheckSchema checks that the database answers and is at the schema this
+// securechat writes (a replica of an older or newer release beside it, or a
+// restore of an old backup, says so here): for readiness checks.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	q := `PRAGMA user_version`
+	if s.db.d.postgres() {
+		q = `SELECT value FROM meta WHERE key = 'schema_version'`
+	}
+	var version int
+	if err := s.db.QueryRowContext(ctx, q).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", classify(err))
+	}
+	latest, err := latestVersion(s.db.d)
+	if err != nil {
+		return err
+	}
+	if version != latest {
+		return fmt.Errorf("database schema is %d, this securechat writes %d", version, latest)
 	}
 	return nil
 }
