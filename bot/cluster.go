@@ -18,7 +18,8 @@ const leaderLease = "leader"
 
 // clusterStore is what the cluster needs of the store.
 type clusterStore interface {
-	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	AcquireLease(ctx context.Context, name, holder, dead string, ttl time.Duration) (bool, error)
+	LeaseHolder(ctx context.Context, name string) (string, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 	Beat(ctx context.Context, host string, pid, connections int) error
 	Instances(ctx context.Context) ([]store.Instance, error)
@@ -52,7 +53,15 @@ func (c *cluster) tick(ctx context.Context) {
 	if err := c.store.Beat(ctx, host, os.Getpid(), int(c.conn.n.Load())); err != nil && ctx.Err() == nil {
 		c.log.Warn().Err(err).Msg("could not record this daemon's heartbeat")
 	}
-	held, err := c.store.AcquireLease(ctx, leaderLease, c.id, c.ttl)
+	dead := ""
+	if !c.leader.Load() {
+		// A leader that died on this host (killed, crashed: a restart under
+		// systemd) is known to be gone: no need to wait out its lease.
+		if h, err := c.store.LeaseHolder(ctx, leaderLease); err == nil && h != c.id && goneHere(h) {
+			dead = h
+		}
+	}
+	held, err := c.store.AcquireLease(ctx, leaderLease, c.id, dead, c.ttl)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Warn().Err(err).Msg("could not renew the leader lease; the singleton jobs pause here until it is renewed")

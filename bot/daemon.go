@@ -144,6 +144,8 @@ func Defaults() Options {
 		ResumeMaxAge:       24 * time.Hour,
 		PingInterval:       30 * time.Second,
 		Connections:        2,
+		Instance:           "default",
+		LeaseTTL:           15 * time.Second,
 		StaggerConnections: 5 * time.Second,
 		Mode:               ModeEnforce,
 		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10},

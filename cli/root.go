@@ -108,7 +108,7 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.String("config", "", "TOML config file (env "+EnvConfig+")")
-	pf.String("db", "", "SQLite database file (env "+EnvDB+", default $STATE_DIRECTORY/securechat.db under systemd, else ~/.local/state/securechat/securechat.db)")
+	pf.String("db", "", "SQLite database file, or a postgres:// URL for replicas (env "+EnvDB+", default $STATE_DIRECTORY/securechat.db under systemd, else ~/.local/state/securechat/securechat.db)")
 	pf.String("log-level", "", "log level: trace, debug, info, warn, error (env "+EnvLogLevel+")")
 	pf.String("log-format", "", "log format: console or json (env "+EnvLogFormat+")")
 
@@ -120,6 +120,7 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 		newScanCmd(a),
 		newDemoCmd(a),
 		newManifestCmd(a),
+		newMigrateCmd(a),
 	)
 	return root
 }

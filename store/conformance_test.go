@@ -209,7 +209,7 @@ func TestOneLeaderAtATime(t *testing.T) {
 	for i, s := range []*store.Store{a, b, a, b} {
 		wg.Go(func() {
 			me := "replica-" + strconv.Itoa(i)
-			held, err := s.AcquireLease(ctx, "leader", me, time.Minute)
+			held, err := s.AcquireLease(ctx, "leader", me, "", time.Minute)
 			if err != nil {
 				t.Error(err)
 			}
@@ -228,20 +228,32 @@ func TestOneLeaderAtATime(t *testing.T) {
 	for h := range holders {
 		leader = h
 	}
-	if held, _ := a.AcquireLease(ctx, "leader", leader, time.Minute); !held {
+	if held, _ := a.AcquireLease(ctx, "leader", leader, "", time.Minute); !held {
 		t.Error("the leader could not renew its lease")
 	}
-	if held, _ := b.AcquireLease(ctx, "leader", "newcomer", time.Minute); held {
+	if held, _ := b.AcquireLease(ctx, "leader", "newcomer", "someone-else", time.Minute); held {
 		t.Error("a lease that has not lapsed was taken over")
 	}
+	if h, _ := b.LeaseHolder(ctx, "leader"); h != leader {
+		t.Errorf("holder = %q, want %q", h, leader)
+	}
+	// A holder known to be gone (its process ended on this host) is
+	// replaced at once, and then holds no more.
+	if held, _ := b.AcquireLease(ctx, "leader", "successor", leader, time.Minute); !held {
+		t.Error("the lease of a holder known to be gone was not taken over")
+	}
+	if held, _ := a.AcquireLease(ctx, "leader", leader, "", time.Minute); held {
+		t.Error("the replaced holder still holds the lease")
+	}
+	leader = "successor"
 	if err := a.ReleaseLease(ctx, "leader", leader); err != nil {
 		t.Fatal(err)
 	}
-	if held, _ := b.AcquireLease(ctx, "leader", "newcomer", 50*time.Millisecond); !held {
+	if held, _ := b.AcquireLease(ctx, "leader", "newcomer", "", 50*time.Millisecond); !held {
 		t.Error("a released lease was not taken over")
 	}
 	time.Sleep(100 * time.Millisecond) // the lease's own expiry, not a wait for something to happen
-	if held, _ := a.AcquireLease(ctx, "leader", "third", time.Minute); !held {
+	if held, _ := a.AcquireLease(ctx, "leader", "third", "", time.Minute); !held {
 		t.Error("a lapsed lease was not taken over")
 	}
 }

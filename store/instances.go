@@ -80,9 +80,10 @@ func (s *Store) instanceID() string {
 
 // AcquireLease takes or renews the named lease for holder until ttl from
 // the database's clock (on PostgreSQL; the store's clock on SQLite), if it
-// is free, expired or already holder's. It reports whether holder holds it
-// now. One statement decides, so two replicas never both hold it.
-func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+// is free, expired, already holder's, or held by dead (a holder the caller
+// knows is gone: "" for none). It reports whether holder holds it now. One
+// statement decides, so two replicas never both hold it.
+func (s *Store) AcquireLease(ctx context.Context, name, holder, dead string, ttl time.Duration) (bool, error) {
 	var held bool
 	err := s.inTxLevel(ctx, 0, func(tx *txn) error {
 		held = false
@@ -98,8 +99,8 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 			 ON CONFLICT (name) DO UPDATE SET
 			        term = CASE WHEN leases.holder = excluded.holder THEN leases.term ELSE leases.term + 1 END,
 			        holder = excluded.holder, expires_at = excluded.expires_at
-			 WHERE leases.holder = excluded.holder OR leases.expires_at < ?
-			 RETURNING holder`, name, holder, now+ttl.Milliseconds(), now).Scan(&got)
+			 WHERE leases.holder = excluded.holder OR leases.expires_at < ? OR (leases.holder = ? AND ? != '')
+			 RETURNING holder`, name, holder, now+ttl.Milliseconds(), now, dead, dead).Scan(&got)
 		if err != nil && !isNoRows(err) {
 			return err
 		}
@@ -110,6 +111,19 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		return false, fmt.Errorf("take the %s lease: %w", name, err)
 	}
 	return held, nil
+}
+
+// LeaseHolder returns who holds the named lease ("" when nobody does).
+func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var h string
+	err := s.db.QueryRowContext(ctx, `SELECT holder FROM leases WHERE name = ?`, name).Scan(&h)
+	if isNoRows(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the %s lease: %w", name, classify(err))
+	}
+	return h, nil
 }
 
 // ReleaseLease gives the named lease up, if holder holds it, so that

@@ -90,7 +90,11 @@ func Create(server, pkg string) (string, func(), error) {
 		admin.Close()
 		return "", nil, err
 	}
-	name := fmt.Sprintf("securechat_test_%s_%d_%d", strings.NewReplacer("/", "_", ".", "_").Replace(pkg), os.Getpid(), time.Now().UnixNano()%1e6)
+	label := strings.ToLower(strings.NewReplacer("/", "_", ".", "_", "-", "_").Replace(pkg))
+	if len(label) > 28 {
+		label = label[:28] // PostgreSQL's names are at most 63 bytes
+	}
+	name := fmt.Sprintf("securechat_test_%s_%d_%d", label, os.Getpid(), time.Now().UnixNano()%1e6)
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
 		admin.Close()
 		return "", nil, fmt.Errorf("create a throwaway database: %w", err)
@@ -110,4 +114,27 @@ func Create(server, pkg string) (string, func(), error) {
 		admin.Close()
 	}
 	return u.String(), drop, nil
+}
+
+// Database returns the URL of a throwaway database for one test, dropped
+// when the test ends. Without a server it skips the test, unless EnvURL
+// is set (then it fails).
+func Database(t testing.TB) string {
+	t.Helper()
+	server, required := os.Getenv(EnvURL), true
+	switch server {
+	case "off":
+		t.Skip("PostgreSQL is off (" + EnvURL + "=off)")
+	case "":
+		server, required = DefaultURL, false
+	}
+	u, drop, err := Create(server, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err != nil {
+		if required {
+			t.Fatalf("PostgreSQL at %s: %v", server, err)
+		}
+		t.Skipf("no PostgreSQL at %s (%v); set %s to run this test", server, err, EnvURL)
+	}
+	t.Cleanup(drop)
+	return u
 }
