@@ -377,3 +377,85 @@ func TestUpgradeFromSchema10(t *testing.T) {
 		t.Errorf("catch-up windows = %+v, %v", ws, err)
 	}
 }
+
+// TestUpgradeFromSchema11 opens testdata/v11.db, written by the release
+// before migration 0012 (schema 11: a rule on trial; a pending deletion,
+// one claimed with its outcome unknown, a deleted one; an allowlisted
+// value; a notification claimed and two pending; watermarks and a clean
+// stop; an open catch-up window), and checks that the upgrade keeps every
+// one of them and that the new per-replica and claim-token parts work on
+// what was there: the old clean stop is the database's presence, and the
+// deletion and notification claimed before the upgrade are claimed again
+// once their lease has passed, with fenced outcomes.
+func TestUpgradeFromSchema11(t *testing.T) {
+	sqliteOnly(t)
+	ctx := context.Background()
+	path := copyDB(t, "v11.db")
+	st, err := store.Open(ctx, path, store.WithInstance("new-daemon"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+	rs, err := st.Regexes(ctx)
+	if err != nil || len(rs) != 2 || rs[1].TrialUntil == nil || rs[1].Action != store.ActionMonitor {
+		t.Fatalf("regexes = %+v, %v", rs, err)
+	}
+	ls, err := st.Leaks(ctx, store.LeakFilter{})
+	if err != nil || len(ls) != 4 {
+		t.Fatalf("leaks = %d, %v; want 4", len(ls), err)
+	}
+	counts, _ := st.DeletionCounts(ctx)
+	if counts[store.StatusPending] != 2 || counts[store.StatusDeleted] != 1 {
+		t.Errorf("deletions = %v", counts)
+	}
+	oc, _ := st.OutboxCounts(ctx)
+	if oc[store.KindAlert][store.OutboxPending] != 1 || oc[store.KindWebhook][store.OutboxPending] != 1 || oc[store.KindAuthor][store.OutboxPending] != 1 {
+		t.Errorf("outbox = %v", oc)
+	}
+	if av, _ := st.AllowedValues(ctx); len(av) != 1 {
+		t.Errorf("allowlist = %v", av)
+	}
+	if wm, _ := st.Watermarks(ctx); len(wm) != 2 || wm["C0DEVOPS001"] != "1764579600.000400" {
+		t.Errorf("watermarks = %v", wm)
+	}
+	want := time.UnixMilli(1796115840000).UTC()
+	if p, err := st.Presence(ctx); err != nil || !p.LastConnected.Equal(want) || !p.Clean {
+		t.Errorf("presence = %+v, %v; want the last run's clean stop at %v", p, err, want)
+	}
+	if p, _ := st.OthersPresence(ctx); !p.LastConnected.Equal(want) {
+		t.Errorf("the last run is another daemon for the new one: %+v", p)
+	}
+	if ws, err := st.CatchupWindows(ctx); err != nil || len(ws) != 1 || ws[0].Progress["C0DEVOPS001"].Latest != "1764578000.000000" {
+		t.Errorf("catch-up windows = %+v, %v", ws, err)
+	}
+	// Both pending deletions are claimed once the old lease has passed:
+	// the one in flight at the upgrade knows an earlier attempt was made.
+	later := time.Now().AddDate(1, 0, 0)
+	due, _ := st.DueDeletions(ctx, later, 10)
+	ids := []int64{}
+	for _, d := range due {
+		ids = append(ids, d.ID)
+	}
+	claims, err := st.ClaimDeletions(ctx, ids, later, time.Minute)
+	if err != nil || len(claims) != 2 || claims[1].Attempts != 1 || claims[1].Token == "" {
+		t.Fatalf("claims = %+v, %v", claims, err)
+	}
+	errs, err := st.RecordOutcomes(ctx, []store.Outcome{{ID: claims[1].ID, Token: claims[1].Token, Status: store.StatusDeleted}})
+	if err != nil || errs[0] != nil {
+		t.Errorf("outcome = %v, %v", errs, err)
+	}
+	items, _ := st.DueOutbox(ctx, later, 10)
+	if len(items) != 3 {
+		t.Fatalf("due notifications = %d, want 3", len(items))
+	}
+	token, err := st.ClaimOutbox(ctx, items[0].ID, later, time.Minute)
+	if err != nil || token == "" {
+		t.Fatalf("claim of the notification in flight at the upgrade = %q, %v", token, err)
+	}
+	if err := st.FinishOutbox(ctx, items[0].ID, token, store.OutboxSent, "", later); err != nil {
+		t.Error(err)
+	}
+	if r, err := st.AddRegex(ctx, `later_[0-9]{6}`, "later"); err != nil || r.ID != 3 {
+		t.Errorf("next rule = %+v, %v; want id 3", r, err)
+	}
+}
