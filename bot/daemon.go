@@ -360,6 +360,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	dbStats := d.store.PoolStats
 	o.Metrics.db.Store(&dbStats)
 	rules := newRules(d.store, o.AllowlistKey, o.Metrics, d.log.With().Str("component", "rules").Logger())
+	rules.maxAge = 2 * o.ReloadInterval
 	if err := rules.reload(ctx); err != nil {
 		return fmt.Errorf("load rules: %w", err)
 	}

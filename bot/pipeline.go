@@ -257,7 +257,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 		return nil
 	}
 	start := time.Now()
-	v := p.rules.current().Decide(c.Text, p.monitor)
+	v := p.rules.forEvent(ctx).Decide(c.Text, p.monitor)
 	p.metrics.scanSeconds.Observe(time.Since(start).Seconds())
 	if p.breaker != nil {
 		p.breaker.scanned()

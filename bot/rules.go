@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,13 @@ type rules struct {
 	// endTrials, when set, switches rules whose trial ended to delete; it
 	// runs before each reload.
 	endTrials func(ctx context.Context)
+	// maxAge: an event decided when the last look at the rules generation
+	// is older than this looks first (0: never). The ticker keeps it fresh;
+	// a process that was paused (SIGSTOP, a frozen VM, a long GC) has a
+	// stale view and events waiting in its sockets.
+	maxAge time.Duration
+	mu     sync.Mutex // one reload at a time
+	looked atomic.Pointer[time.Time]
 }
 
 func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *rules {
@@ -41,6 +49,10 @@ func (r *rules) current() *ruleset.Snapshot { return r.snap.Load() }
 // reload loads a new snapshot when the rules generation changed. Patterns
 // that no longer compile are logged and skipped.
 func (r *rules) reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now() // monotonic: a stop of the process counts
+	r.looked.Store(&now)
 	gen, err := r.src.RulesGeneration(ctx)
 	if err != nil {
 		return err
@@ -80,6 +92,21 @@ func (r *rules) reload(ctx context.Context) error {
 	ev.Int("rules", snap.Set.Len()).Int("skipped", len(snap.Skipped)).Int("allowlisted_values", snap.Allowlisted).
 		Int64("generation", snap.Generation).Dur("took", time.Since(start)).Msg("rules loaded")
 	return nil
+}
+
+// forEvent returns the snapshot to decide an event with: the current one,
+// after a look at the rules generation when the last look is older than
+// maxAge (at most one look per maxAge, so a database that does not answer
+// does not slow every event).
+func (r *rules) forEvent(ctx context.Context) *ruleset.Snapshot {
+	if r.maxAge > 0 {
+		if last := r.looked.Load(); last != nil && time.Since(*last) > r.maxAge {
+			if err := r.reload(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn().Err(err).Msg("could not look for rule changes before deciding; deciding with the current rules")
+			}
+		}
+	}
+	return r.current()
 }
 
 // run reloads every interval until ctx ends.

@@ -46,6 +46,8 @@ type SocketConfig struct {
 	Connections int `toml:"connections"`
 	// Stagger is the wait between opening one connection and the next.
 	Stagger Duration `toml:"stagger"`
+	// LeaderLease is how long the leader lease lasts unrenewed.
+	LeaderLease Duration `toml:"leader_lease"`
 }
 
 // CatchupConfig tunes the catch-up after downtime.
@@ -153,7 +155,7 @@ func Defaults() Config {
 			ResumeMaxAge:    Duration{d.ResumeMaxAge},
 			Mode:            d.Mode,
 		},
-		Socket: SocketConfig{Connections: d.Connections, Stagger: Duration{d.StaggerConnections}},
+		Socket: SocketConfig{Connections: d.Connections, Stagger: Duration{d.StaggerConnections}, LeaderLease: Duration{d.LeaseTTL}},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
 		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage, DigestAbove: d.Notify.DigestAbove},
 		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
@@ -368,6 +370,9 @@ func (c *Config) Validate(slack bool) error {
 	}
 	if n := c.Socket.Connections; n < 1 || n > 10 {
 		return fmt.Errorf("socket connections = %d: use 1 to 10 (Slack allows 10 per app, counting every replica's; 2 or 3 per replica is plenty)", n)
+	}
+	if l := c.Socket.LeaderLease.Duration; l < time.Second || l > 10*time.Minute {
+		return fmt.Errorf("socket leader_lease = %s: use 1s to 10m", c.Socket.LeaderLease)
 	}
 	if c.Socket.Stagger.Duration < 100*time.Millisecond {
 		return fmt.Errorf("socket stagger = %s: use at least 100ms", c.Socket.Stagger)

@@ -136,6 +136,7 @@ func (a *app) botOptions() bot.Options {
 		Workers:            c.Daemon.Workers,
 		Connections:        c.Socket.Connections,
 		StaggerConnections: c.Socket.Stagger.Duration,
+		LeaseTTL:           c.Socket.LeaderLease.Duration,
 		QueueSize:          c.Daemon.QueueSize,
 		ReloadInterval:     c.Daemon.ReloadInterval.Duration,
 		ShutdownTimeout:    c.Daemon.ShutdownTimeout.Duration,

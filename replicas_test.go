@@ -1,0 +1,271 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/internal/pgtest"
+)
+
+// TestReplicasOnPostgres runs three real daemons on one PostgreSQL
+// database, two Socket Mode connections each, with the fake Slack spreading
+// events over every connection and retrying the ones left unacknowledged,
+// and chat.delete answering 429 or 500 one time in ten. Meanwhile daemons
+// are SIGKILLed (and restarted) or SIGSTOPped past the leader lease (and
+// continued) at random, and a rule is added with the CLI halfway. At the
+// end every leaking message is deleted by exactly one successful
+// chat.delete, no clean message is touched, every envelope is
+// acknowledged, every author is told (at most one duplicate per kill), the
+// new rule was enforced for messages any replica took, and the leader
+// lease moved to another replica when its holder was killed.
+func TestReplicasOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three daemons for half a minute: not in -short")
+	}
+	const (
+		messages = 600
+		replicas = 3
+		faults   = 8
+	)
+	url := pgtest.Database(t)
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, RedeliverAfter: 400 * time.Millisecond, ChaosDelete: 0.1})
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "securechat.toml")
+	if err := os.WriteFile(cfg, []byte(`[daemon]
+retry_max = "1s"
+[socket]
+connections = 2
+stagger = "200ms"
+leader_lease = "2s"
+[notify]
+author = "ephemeral"
+[log]
+format = "json"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SECURECHAT_DB=" + url, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_BREAKER=off"}
+	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
+		t.Fatalf("regex add: %s", out)
+	}
+
+	var mu sync.Mutex
+	var all []*proc
+	daemons := make([]*proc, replicas)
+	launch := func(i int) {
+		p := start(t, env, "run")
+		mu.Lock()
+		all = append(all, p)
+		daemons[i] = p
+		mu.Unlock()
+	}
+	allLogs := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		var b strings.Builder
+		for i, p := range all {
+			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2500))
+		}
+		return b.String()
+	}
+	for i := range replicas {
+		launch(i)
+	}
+	waitFor(t, fake, "every connection", func(s *fakeslack.State) bool { return s.Connections() == 2*replicas }, allLogs)
+
+	// The leader lease moves when its holder is killed.
+	leader := -1
+	deadline := time.Now().Add(30 * time.Second)
+	for leader < 0 && time.Now().Before(deadline) {
+		mu.Lock()
+		for i, p := range daemons {
+			if strings.Contains(p.stderr.String(), "this daemon leads") {
+				leader = i
+			}
+		}
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if leader < 0 {
+		t.Fatalf("no daemon leads\n%s", allLogs())
+	}
+	killed := time.Now()
+	_ = daemons[leader].cmd.Process.Signal(syscall.SIGKILL)
+	<-daemons[leader].done
+	daemons[leader].done <- nil
+	var takeover time.Duration
+	for takeover == 0 && time.Since(killed) < 30*time.Second {
+		for i, p := range daemons {
+			if i != leader && strings.Count(p.stderr.String(), "this daemon leads") > 0 {
+				takeover = time.Since(killed)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if takeover == 0 {
+		t.Fatalf("no replica took the leader lease over after its holder was killed\n%s", allLogs())
+	}
+	launch(leader)
+
+	// The faults: SIGKILL and restart, or SIGSTOP for longer than the
+	// leader lease and SIGCONT, at random moments, to a random replica.
+	rnd := rand.New(rand.NewPCG(3, 4))
+	kills := 1
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		for f := range faults {
+			time.Sleep(time.Duration(300+rnd.IntN(900)) * time.Millisecond)
+			i := rnd.IntN(replicas)
+			mu.Lock()
+			p := daemons[i]
+			mu.Unlock()
+			if f%2 == 0 {
+				_ = p.cmd.Process.Signal(syscall.SIGKILL)
+				<-p.done
+				p.done <- nil
+				kills++
+				launch(i)
+				continue
+			}
+			_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(2500 * time.Millisecond)
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+
+	send := func(f func() (string, string, error)) (string, string) {
+		for {
+			ts, env, err := f()
+			if err == nil || !errors.Is(err, fakeslack.ErrNoConnection) {
+				return ts, env
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	var msgs []chaosMsg
+	for i := range messages {
+		if i == messages/2 {
+			// A rule added halfway, by the CLI: every replica enforces it
+			// within its reload interval (1 s); the messages it applies to
+			// come after that.
+			if out, code := runCLI(t, env, "regex", "add", `tok_[a-z]{12}`, "-d", "tokens"); code != 0 {
+				t.Fatalf("regex add during the run: %s", out)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		m := chaosMsg{channel: "C0GENERAL01", user: fmt.Sprintf("U%07d", i)}
+		text := fmt.Sprintf("message %d, nothing to see", i)
+		switch {
+		case i%10 == 0:
+			text, m.leaks = fmt.Sprintf("message %d: card 6759%012d", i, 100000000000+i), true
+		case i%10 == 5 && i > messages/2:
+			text, m.leaks = fmt.Sprintf("message %d: tok_%s", i, strings.Repeat(string(rune('a'+i%26)), 12)), true
+		case i%10 == 5:
+			text = fmt.Sprintf("message %d: tok_%s before the rule", i, strings.Repeat("q", 12))
+		}
+		m.ts, m.env = send(func() (string, string, error) {
+			return fake.Post(fakeslack.Message{Channel: m.channel, User: m.user, Text: text})
+		})
+		msgs = append(msgs, m)
+		time.Sleep(4 * time.Millisecond)
+	}
+	<-faultsDone
+
+	// A deletion or notice claimed by a killed daemon waits out its claim
+	// lease (40 s).
+	var missing string
+	deadline = time.Now().Add(100 * time.Second)
+	for {
+		fake.Snapshot(func(s *fakeslack.State) {
+			told := map[string]bool{}
+			for _, p := range s.Posts() {
+				if p.Method == "chat.postEphemeral" {
+					told[p.User] = true
+				}
+			}
+			notDeleted, notTold := 0, 0
+			for _, m := range msgs {
+				if m.leaks && s.SuccessfulDeletes(m.channel, m.ts) == 0 {
+					notDeleted++
+				}
+				if m.leaks && !told[m.user] {
+					notTold++
+				}
+			}
+			missing = ""
+			if notDeleted+notTold+s.Unacked() > 0 {
+				missing = fmt.Sprintf("%d leaks not deleted, %d authors not told, %d envelopes unacked", notDeleted, notTold, s.Unacked())
+			}
+		})
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			var gone []string
+			fake.Snapshot(func(s *fakeslack.State) {
+				for _, m := range msgs {
+					if m.leaks && s.SuccessfulDeletes(m.channel, m.ts) == 0 {
+						d, _ := s.Delivery(m.env)
+						gone = append(gone, fmt.Sprintf("%s (delivery %+v, %d delete calls)", m.ts, d, s.DeleteCalls(m.channel, m.ts)))
+					}
+				}
+			})
+			out, _ := runCLI(t, env, "leaks", "list", "--limit", "0")
+			var rows []string
+			for _, line := range strings.Split(out, "\n") {
+				for _, g := range gone {
+					if strings.Contains(line, g[:17]) {
+						rows = append(rows, line)
+					}
+				}
+			}
+			t.Fatalf("after the faults: %s\nnot deleted: %v\nrecorded: %v\n%s", missing, gone, rows, allLogs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate would be on its way by now
+	fake.Snapshot(func(s *fakeslack.State) {
+		told := map[string]int{}
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postEphemeral" {
+				told[p.User]++
+			}
+		}
+		deleted, dupNotices := 0, 0
+		for _, m := range msgs {
+			switch n := s.SuccessfulDeletes(m.channel, m.ts); {
+			case m.leaks && n != 1:
+				t.Errorf("leaking message %s deleted %d times", m.ts, n)
+			case !m.leaks && s.DeleteCalls(m.channel, m.ts) != 0:
+				t.Errorf("clean message %s was sent to chat.delete", m.ts)
+			case m.leaks:
+				deleted++
+				dupNotices += max(told[m.user]-1, 0)
+			}
+		}
+		if dupNotices > kills {
+			t.Errorf("%d duplicate author notices for %d kills", dupNotices, kills)
+		}
+		redelivered := 0
+		for _, d := range s.Deliveries() {
+			if d.Attempts > 1 {
+				redelivered++
+			}
+		}
+		t.Logf("%d replicas, %d messages, %d leaking deleted once each, %d chat.delete calls (429/500 included), %d connections opened, "+
+			"%d kills and %d stops, %d envelopes redelivered, %d duplicate notices; leader takeover after SIGKILL: %v",
+			replicas, len(msgs), deleted, len(s.Deletes()), s.TotalConnections(), kills, faults/2, redelivered, dupNotices, takeover.Round(time.Millisecond))
+	})
+}
