@@ -68,11 +68,27 @@ type streamResult struct {
 // runStream posts msgs (at rate per second, or as fast as possible when 0)
 // to a fresh daemon and waits until everything is acknowledged and deleted.
 func runStream(b *testing.B, patterns []string, msgs []corpus.Message, rate int) streamResult {
+	return runStreamOn(b, streamSetup{connections: 1, replicas: 1}, patterns, msgs, rate)
+}
+
+// streamSetup is where a stream runs: each of replicas daemons (in this
+// process, on one database) keeps connections Socket Mode connections;
+// target is the database ("" for a new SQLite file).
+type streamSetup struct {
+	connections, replicas int
+	target                string
+}
+
+func runStreamOn(b *testing.B, su streamSetup, patterns []string, msgs []corpus.Message, rate int) streamResult {
 	b.Helper()
 	ctx := context.Background()
 	fake := fakeslack.New(fakeslack.Options{PingInterval: time.Second, EchoDeletes: new(bool)})
 	defer fake.Close()
-	st, err := store.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	target := su.target
+	if target == "" {
+		target = filepath.Join(b.TempDir(), "bench.db")
+	}
+	st, err := store.Open(ctx, target)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,20 +98,32 @@ func runStream(b *testing.B, patterns []string, msgs []corpus.Message, rate int)
 			b.Fatal(err)
 		}
 	}
-	d := bot.New(st, zerolog.Nop(), bot.Options{AppToken: fake.AppToken(), UserToken: fake.UserToken(), APIURL: fake.APIURL(),
-		Workers: runtime.GOMAXPROCS(0) * 2})
 	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
+	done := make(chan error, su.replicas)
+	for i := range su.replicas {
+		rs := st
+		if i > 0 {
+			if rs, err = store.Open(ctx, target, store.WithInstance("bench-"+strconv.Itoa(i))); err != nil {
+				b.Fatal(err)
+			}
+			defer rs.Close()
+		}
+		d := bot.New(rs, zerolog.Nop(), bot.Options{AppToken: fake.AppToken(), UserToken: fake.UserToken(), APIURL: fake.APIURL(),
+			Workers: runtime.GOMAXPROCS(0) * 2, Connections: su.connections, StaggerConnections: 100 * time.Millisecond,
+			Instance: "bench-" + strconv.Itoa(i)})
+		go func() { done <- d.Run(runCtx) }()
+	}
 	defer func() {
 		stop()
-		if err := <-done; err != nil {
-			b.Error(err)
+		for range su.replicas {
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
 		}
 	}()
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Connections() == 1 }); err != nil {
+	if err := fake.Wait(waitCtx, func(s *fakeslack.State) bool { return s.Connections() == su.connections*su.replicas }); err != nil {
 		b.Fatal(err)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/internal/corpus"
 	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/internal/pgtest"
 	"github.com/securechat/securechat/store"
 )
 
@@ -136,6 +137,38 @@ func BenchmarkBurst3000(b *testing.B) {
 		b.ReportMetric(ms(percentile(r.ack, 99)), "ack-p99-ms")
 		b.ReportMetric(ms(percentile(r.del, 50)), "delete-p50-ms")
 		b.ReportMetric(ms(percentile(r.del, 99)), "delete-p99-ms")
+	}
+}
+
+// BenchmarkReplicas is BenchmarkBurst3000 (3,000 messages at once, 1,000
+// rules) on one SQLite daemon, one PostgreSQL daemon and three PostgreSQL
+// daemons (replicas in this process, sharing the database; the fake Slack
+// spreads the events over every connection), each with 1 and with 2 Socket
+// Mode connections per daemon, in one run. PostgreSQL is the one pgtest
+// finds (skipped without one). Compare the variants' ratios, not the
+// absolute figures: the fake Slack and the daemons share the 2 cores.
+func BenchmarkReplicas(b *testing.B) {
+	patterns := append(readPatterns(b, "../detect/testdata/patterns100.txt"), corpus.GeneratedRules(900, 1)...)
+	gen := corpus.New(corpus.Options{Seed: 11, SecretShare: 0.03})
+	for _, v := range []struct {
+		name     string
+		pg       bool
+		replicas int
+	}{{"sqlite-1", false, 1}, {"postgres-1", true, 1}, {"postgres-3", true, 3}} {
+		for _, conns := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/conns=%d", v.name, conns), func(b *testing.B) {
+				for b.Loop() {
+					su := streamSetup{connections: conns, replicas: v.replicas}
+					if v.pg {
+						su.target = pgtest.Database(b)
+					}
+					r := runStreamOn(b, su, patterns, gen.Messages(3000), 0)
+					b.ReportMetric(3000/r.took.Seconds(), "msgs/s")
+					b.ReportMetric(ms(percentile(r.ack, 99)), "ack-p99-ms")
+					b.ReportMetric(ms(percentile(r.del, 99)), "delete-p99-ms")
+				}
+			})
+		}
 	}
 }
 

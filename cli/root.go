@@ -77,6 +77,26 @@ const annotNeedsSlack = "securechat/needs-slack"
 
 // NewRootCmd returns the securechat command tree.
 func NewRootCmd(d Deps) *cobra.Command {
+	// A Deps left partly empty takes the process's own for what is missing.
+	os := OSDeps()
+	if d.Stdin == nil {
+		d.Stdin = os.Stdin
+	}
+	if d.Stdout == nil {
+		d.Stdout = os.Stdout
+	}
+	if d.Stderr == nil {
+		d.Stderr = os.Stderr
+	}
+	if d.Getenv == nil {
+		d.Getenv = os.Getenv
+	}
+	if d.Now == nil {
+		d.Now = os.Now
+	}
+	if d.Username == nil {
+		d.Username = os.Username
+	}
 	a := &app{Deps: d}
 	root := &cobra.Command{
 		Use:   "securechat",
