@@ -108,6 +108,9 @@ func TestCatchupAfterSIGKILL(t *testing.T) {
 // the watermark past the whole outage; the next start reads the rest of
 // the window and deletes the leak posted early in the outage, once.
 func TestCatchupKilledAtAPageBoundary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, LiveClock: true, HistoryPage: 3})
 	defer fake.Close()
 	db, env := daemonEnv(t, fake, "[catchup]\nrequests_per_minute = 1000\npage_size = 3\n", `6759[0-9]{12}`)

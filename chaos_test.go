@@ -22,6 +22,9 @@ import (
 // clean message is touched, every envelope is acknowledged, and no author
 // is told twice beyond one duplicate per kill (a notice in flight).
 func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	t.Run("one daemon", func(t *testing.T) { chaos(t, false) })
 	t.Run("two daemons, one killed", func(t *testing.T) { chaos(t, true) })
 }

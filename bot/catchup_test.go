@@ -205,6 +205,9 @@ func TestCatchupAndLiveSeeTheSameMessage(t *testing.T) {
 // TestCatchupWaitsOutRateLimits: a storm of 429s (with Retry-After) on every
 // history method slows the catch-up and loses nothing.
 func TestCatchupWaitsOutRateLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	h := newCatchupHarness(t, fakeslack.Options{}, bot.Options{})
 	_, before := h.post(fakeslack.Message{Text: "before"})
 	h.wait("handled", func(st *fakeslack.State) bool { return st.Acked(before) })
@@ -331,6 +334,9 @@ func TestAReconnectMakesTheWatermarksInexact(t *testing.T) {
 // window in the database: the next start reads the rest of it, down to its
 // lower bound, and the leak posted early in the outage is deleted once.
 func TestInterruptedCatchupResumesItsWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	for _, tt := range []struct {
 		name     string
 		boundary int // pages read before the interruption

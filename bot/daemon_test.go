@@ -672,6 +672,9 @@ func TestBadTokensFailFast(t *testing.T) {
 }
 
 func TestSlackUnreachableAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	h := newHarness(t, setup{noStart: true})
 	for range 3 {
 		h.slack.Script("auth.test", fakeslack.Response{Status: 503})

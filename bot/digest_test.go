@@ -22,6 +22,9 @@ import (
 // that is not a leak's (the breaker's, say), in the middle of the burst, is
 // never merged.
 func TestAlertDigests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	var mu sync.Mutex
 	var hooks []map[string]any
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -103,6 +106,9 @@ func TestAlertDigests(t *testing.T) {
 // gets every other event, in smaller digests; only the bad event fails.
 // No body passes the digest bound.
 func TestWebhookDigestRefusedIsSplit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	var mu sync.Mutex
 	var delivered, biggest int
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

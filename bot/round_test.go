@@ -129,6 +129,9 @@ func (h *harness) waitDeleted(tss []string) {
 // (each of which wakes the deleter and the notifier) do not end the pause
 // early: nothing is called before Retry-After has passed.
 func TestRetryAfterOutlastsNewLeaks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	for _, method := range []string{"chat.delete", "chat.postMessage"} {
 		t.Run(method, func(t *testing.T) {
 			h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{AlertChannel: "C0ALERTS001"}}})
@@ -182,6 +185,9 @@ func TestRetryAfterOutlastsNewLeaks(t *testing.T) {
 // back-off); the retry is still made within the back-off, not an hour
 // later.
 func TestClockStepBackDelaysNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (seconds of real waiting): not in -short")
+	}
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	h := newHarness(t, setup{noStart: true})

@@ -94,9 +94,8 @@ func NewRootCmd(d Deps) *cobra.Command {
 	if d.Now == nil {
 		d.Now = os.Now
 	}
-	if d.Username == nil {
-		d.Username = os.Username
-	}
+	// Username stays nil when not given: the user is then $USER, read
+	// through Getenv.
 	a := &app{Deps: d}
 	root := &cobra.Command{
 		Use:   "securechat",

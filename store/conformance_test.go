@@ -288,7 +288,11 @@ func TestEachReplicaKeepsItsOwnPresence(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins, err := a.Instances(ctx)
-	if err != nil || len(ins) != 2 || ins[0].ID != "b" || ins[0].Connections != 2 {
+	byID := map[string]store.Instance{}
+	for _, in := range ins {
+		byID[in.ID] = in
+	}
+	if err != nil || len(ins) != 2 || byID["b"].Connections != 2 || byID["b"].Host != "host-b" || !byID["a"].LastConnected.Equal(t0.Add(time.Minute)) {
 		t.Errorf("instances = %+v, %v", ins, err)
 	}
 }
