@@ -269,3 +269,118 @@ format = "json"
 			replicas, len(msgs), deleted, len(s.Deletes()), s.TotalConnections(), kills, faults/2, redelivered, dupNotices, takeover.Round(time.Millisecond))
 	})
 }
+
+// TestRollingRestart restarts three replicas on PostgreSQL one after the
+// other, as a Deployment's rolling update does (the new one connected
+// before the old one gets SIGTERM), while messages keep arriving. Nothing
+// is lost and nothing deleted twice; the envelopes Slack's retries had to
+// resend are counted and logged (a daemon that stops reading still has
+// events on their way to its sockets).
+func TestRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three daemons restarted in turn: not in -short")
+	}
+	url := pgtest.Database(t)
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, RedeliverAfter: 400 * time.Millisecond})
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "securechat.toml")
+	if err := os.WriteFile(cfg, []byte("[socket]\nconnections = 2\nstagger = \"200ms\"\n[log]\nformat = \"json\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SECURECHAT_DB=" + url, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_BREAKER=off"}
+	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
+		t.Fatalf("regex add: %s", out)
+	}
+	var mu sync.Mutex
+	var all []*proc
+	logs := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		var b strings.Builder
+		for i, p := range all {
+			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2000))
+		}
+		return b.String()
+	}
+	launch := func() *proc {
+		p := start(t, env, "run")
+		mu.Lock()
+		all = append(all, p)
+		mu.Unlock()
+		return p
+	}
+	replicas := []*proc{launch(), launch(), launch()}
+	waitFor(t, fake, "every connection", func(s *fakeslack.State) bool { return s.Connections() == 6 }, logs)
+
+	stop := make(chan struct{})
+	var msgs []chaosMsg
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m := chaosMsg{channel: "C0GENERAL01", user: fmt.Sprintf("U%07d", i)}
+			text := fmt.Sprintf("message %d", i)
+			if i%7 == 0 {
+				text, m.leaks = fmt.Sprintf("message %d: card 6759%012d", i, 100000000000+i), true
+			}
+			var err error
+			for {
+				if m.ts, m.env, err = fake.Post(fakeslack.Message{Channel: m.channel, User: m.user, Text: text}); !errors.Is(err, fakeslack.ErrNoConnection) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			msgs = append(msgs, m)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for i, old := range replicas {
+		time.Sleep(time.Second)
+		replicas[i] = launch()
+		waitFor(t, fake, "the new replica's connections", func(s *fakeslack.State) bool { return s.Connections() == 8 }, logs)
+		_ = old.cmd.Process.Signal(syscall.SIGTERM)
+		if code := old.wait(t, 15*time.Second); code != 0 {
+			t.Errorf("a replica stopped with %d", code)
+		}
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	<-streamDone
+	waitFor(t, fake, "every leak deleted and every envelope acknowledged", func(s *fakeslack.State) bool {
+		if s.Unacked() > 0 {
+			return false
+		}
+		for _, m := range msgs {
+			if m.leaks && s.SuccessfulDeletes(m.channel, m.ts) == 0 {
+				return false
+			}
+		}
+		return true
+	}, logs)
+	fake.Snapshot(func(s *fakeslack.State) {
+		redelivered, leaks := 0, 0
+		for _, d := range s.Deliveries() {
+			if d.Attempts > 1 {
+				redelivered++
+			}
+		}
+		for _, m := range msgs {
+			if m.leaks {
+				leaks++
+				if n := s.SuccessfulDeletes(m.channel, m.ts); n != 1 {
+					t.Errorf("leak %s deleted %d times", m.ts, n)
+				}
+			} else if s.DeleteCalls(m.channel, m.ts) != 0 {
+				t.Errorf("clean message %s sent to chat.delete", m.ts)
+			}
+		}
+		t.Logf("rolling restart of 3 replicas: %d messages, %d leaks each deleted once, 0 lost, %d envelopes resent by Slack's retries", len(msgs), leaks, redelivered)
+	})
+}
