@@ -489,6 +489,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	components.Go(func() error { notifier.run(life); return nil })
 	components.Go(func() error { prog.run(life); return nil })
 	components.Go(func() error { cl.run(life); return nil })
+	// Hints from the other processes on the database (PostgreSQL's
+	// NOTIFY): a rule changed, work was queued. Polling stays the
+	// guarantee; a hint only saves the wait.
+	components.Go(func() error {
+		return d.store.Watch(life, func(h string) {
+			switch h {
+			case store.HintRules:
+				rules.hint()
+			case store.HintWork:
+				deleter.wake()
+				notifier.wake()
+			}
+		})
+	})
 	if cu != nil {
 		components.Go(func() error { cu.run(life); return nil })
 	}

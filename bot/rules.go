@@ -32,10 +32,15 @@ type rules struct {
 	maxAge time.Duration
 	mu     sync.Mutex // one reload at a time
 	looked atomic.Pointer[time.Time]
+	hintCh chan struct{}
 }
 
+// hint says the rules may have changed (a NOTIFY from another process):
+// run looks now rather than at its next tick.
+func (r *rules) hint() { nudge(r.hintCh) }
+
 func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *rules {
-	return &rules{src: src, key: key, metrics: m, log: log}
+	return &rules{src: src, key: key, metrics: m, log: log, hintCh: make(chan struct{}, 1)}
 }
 
 // disabler is a source that can disable a stored rule; *store.Store is one.
@@ -119,6 +124,7 @@ func (r *rules) run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.hintCh:
 		}
 		if r.endTrials != nil {
 			r.endTrials(ctx)

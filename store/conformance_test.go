@@ -296,3 +296,62 @@ func TestEachReplicaKeepsItsOwnPresence(t *testing.T) {
 		t.Errorf("instances = %+v, %v", ins, err)
 	}
 }
+
+// TestWatchHints: on PostgreSQL a rule added and a deletion queued by
+// another process are hinted to a watcher; SQLite's Watch returns at once
+// (its daemons poll).
+func TestWatchHints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := openTwo(t)
+	hints := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() { done <- a.Watch(ctx, func(h string) { hints <- h }) }()
+	if pgBase == "" {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Watch on SQLite did not return")
+		}
+		return
+	}
+	want := func(h string) {
+		t.Helper()
+		for {
+			select {
+			case got := <-hints:
+				if got == h {
+					return
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no %s hint", h)
+			}
+		}
+	}
+	// Until the LISTEN is in place a change may go unhinted: add rules
+	// until one is.
+	r, _ := b.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	for i := 0; ; i++ {
+		select {
+		case h := <-hints:
+			if h != store.HintRules {
+				continue
+			}
+		case <-time.After(100 * time.Millisecond):
+			if _, err := b.AddRegex(ctx, `tok`+strconv.Itoa(i)+`_[a-z]{10}`, ""); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		break
+	}
+	queueN(t, b, r, 1)
+	want(store.HintWork)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -617,6 +617,12 @@ func queueDeletion(ctx context.Context, tx *txn, now int64, channel, ts string) 
 		return 0, false, 0, err
 	}
 	n, _ := r.RowsAffected()
+	if n == 1 && tx.d.postgres() {
+		// A hint to the other replicas' deleters, sent at commit.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('`+HintWork+`', current_schema())`); err != nil {
+			return 0, false, 0, err
+		}
+	}
 	if err := tx.QueryRowContext(ctx, `SELECT id FROM deletions WHERE channel = ? AND ts = ?`, channel, ts).Scan(&id); err != nil {
 		return 0, false, 0, err
 	}
