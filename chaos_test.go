@@ -133,8 +133,21 @@ func chaos(t *testing.T, twoDaemons bool) {
 
 	// A deletion or notice claimed by a daemon that was killed waits out its
 	// 40 s lease.
+	awaitHandled(t, fake, msgs, 100*time.Second, allLogs)
+	time.Sleep(time.Second) // a duplicate would be on its way by now
+	fake.Snapshot(func(s *fakeslack.State) {
+		deleted, dupNotices := checkExactlyOnce(t, s, msgs, kills)
+		t.Logf("%d messages, %d leaking deleted once each, %d chat.delete calls (429/500 included), %d connections, %d duplicate notices",
+			len(msgs), deleted, len(s.Deletes()), s.TotalConnections(), dupNotices)
+	})
+}
+
+// awaitHandled waits until every leaking message of msgs is deleted, its
+// author told, and every envelope acknowledged.
+func awaitHandled(t *testing.T, fake *fakeslack.Server, msgs []chaosMsg, within time.Duration, logs func() string) {
+	t.Helper()
 	var missing string
-	deadline := time.Now().Add(100 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
 		fake.Snapshot(func(s *fakeslack.State) {
 			told := map[string]bool{}
@@ -144,9 +157,12 @@ func chaos(t *testing.T, twoDaemons bool) {
 				}
 			}
 			notDeleted, notTold := 0, 0
+			var gone []string
 			for _, m := range msgs {
 				if m.leaks && s.SuccessfulDeletes(m.channel, m.ts) == 0 {
 					notDeleted++
+					d, _ := s.Delivery(m.env)
+					gone = append(gone, fmt.Sprintf("%s (%d deliveries, acked %v)", m.ts, d.Attempts, !d.AckedAt.IsZero()))
 				}
 				if m.leaks && !told[m.user] {
 					notTold++
@@ -154,46 +170,50 @@ func chaos(t *testing.T, twoDaemons bool) {
 			}
 			missing = ""
 			if notDeleted+notTold+s.Unacked() > 0 {
-				missing = fmt.Sprintf("%d leaks not deleted, %d authors not told, %d envelopes unacked", notDeleted, notTold, s.Unacked())
+				missing = fmt.Sprintf("%d leaks not deleted %v, %d authors not told, %d envelopes unacked", notDeleted, gone, notTold, s.Unacked())
 			}
 		})
 		if missing == "" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the chaos: %s\n%s", missing, allLogs())
+			t.Fatalf("after the faults: %s\n%s", missing, logs())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // a duplicate would be on its way by now
-	fake.Snapshot(func(s *fakeslack.State) {
-		deleted, told := 0, map[string]int{}
-		for _, p := range s.Posts() {
-			if p.Method == "chat.postEphemeral" {
-				told[p.User]++
+}
+
+// checkExactlyOnce checks, a second after awaitHandled (a duplicate would
+// be on its way by then), that every leaking message was deleted by one
+// successful chat.delete, no clean one reached chat.delete, and duplicate
+// author notices stay within one per kill. It returns the leaks deleted and
+// the duplicate notices.
+func checkExactlyOnce(t *testing.T, s *fakeslack.State, msgs []chaosMsg, kills int) (deleted, dupNotices int) {
+	t.Helper()
+	told := map[string]int{}
+	for _, p := range s.Posts() {
+		if p.Method == "chat.postEphemeral" {
+			told[p.User]++
+		}
+	}
+	for _, m := range msgs {
+		switch n := s.SuccessfulDeletes(m.channel, m.ts); {
+		case m.leaks && n != 1:
+			t.Errorf("leaking message %s deleted %d times", m.ts, n)
+		case !m.leaks && s.DeleteCalls(m.channel, m.ts) != 0:
+			t.Errorf("clean message %s was sent to chat.delete", m.ts)
+		case m.leaks:
+			deleted++
+			if told[m.user] == 0 {
+				t.Errorf("the author of %s was not told", m.ts)
 			}
+			dupNotices += max(told[m.user]-1, 0)
 		}
-		dupNotices := 0
-		for _, m := range msgs {
-			switch n := s.SuccessfulDeletes(m.channel, m.ts); {
-			case m.leaks && n != 1:
-				t.Errorf("leaking message %s deleted %d times", m.ts, n)
-			case !m.leaks && s.DeleteCalls(m.channel, m.ts) != 0:
-				t.Errorf("clean message %s was sent to chat.delete", m.ts)
-			case m.leaks:
-				deleted++
-				if told[m.user] == 0 {
-					t.Errorf("the author of %s was not told", m.ts)
-				}
-				dupNotices += max(told[m.user]-1, 0)
-			}
-		}
-		if dupNotices > kills {
-			t.Errorf("%d duplicate author notices for %d kills", dupNotices, kills)
-		}
-		t.Logf("%d messages, %d leaking deleted once each, %d chat.delete calls (429/500 included), %d connections, %d duplicate notices",
-			len(msgs), deleted, len(s.Deletes()), s.TotalConnections(), dupNotices)
-	})
+	}
+	if dupNotices > kills {
+		t.Errorf("%d duplicate author notices for %d kills", dupNotices, kills)
+	}
+	return deleted, dupNotices
 }
 
 func tail(s string, n int) string {

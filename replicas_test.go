@@ -36,29 +36,9 @@ func TestReplicasOnPostgres(t *testing.T) {
 		replicas = 3
 		faults   = 8
 	)
-	url := pgtest.Database(t)
 	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, RedeliverAfter: 400 * time.Millisecond, ChaosDelete: 0.1})
 	defer fake.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "securechat.toml")
-	if err := os.WriteFile(cfg, []byte(`[daemon]
-retry_max = "1s"
-[socket]
-connections = 2
-stagger = "200ms"
-leader_lease = "2s"
-[notify]
-author = "ephemeral"
-[log]
-format = "json"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"SECURECHAT_DB=" + url, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
-		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_BREAKER=off"}
-	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
-		t.Fatalf("regex add: %s", out)
-	}
+	env := replicaEnv(t, fake)
 
 	var mu sync.Mutex
 	var all []*proc
@@ -185,79 +165,10 @@ format = "json"
 
 	// A deletion or notice claimed by a killed daemon waits out its claim
 	// lease (40 s).
-	var missing string
-	deadline = time.Now().Add(100 * time.Second)
-	for {
-		fake.Snapshot(func(s *fakeslack.State) {
-			told := map[string]bool{}
-			for _, p := range s.Posts() {
-				if p.Method == "chat.postEphemeral" {
-					told[p.User] = true
-				}
-			}
-			notDeleted, notTold := 0, 0
-			for _, m := range msgs {
-				if m.leaks && s.SuccessfulDeletes(m.channel, m.ts) == 0 {
-					notDeleted++
-				}
-				if m.leaks && !told[m.user] {
-					notTold++
-				}
-			}
-			missing = ""
-			if notDeleted+notTold+s.Unacked() > 0 {
-				missing = fmt.Sprintf("%d leaks not deleted, %d authors not told, %d envelopes unacked", notDeleted, notTold, s.Unacked())
-			}
-		})
-		if missing == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			var gone []string
-			fake.Snapshot(func(s *fakeslack.State) {
-				for _, m := range msgs {
-					if m.leaks && s.SuccessfulDeletes(m.channel, m.ts) == 0 {
-						d, _ := s.Delivery(m.env)
-						gone = append(gone, fmt.Sprintf("%s (delivery %+v, %d delete calls)", m.ts, d, s.DeleteCalls(m.channel, m.ts)))
-					}
-				}
-			})
-			out, _ := runCLI(t, env, "leaks", "list", "--limit", "0")
-			var rows []string
-			for _, line := range strings.Split(out, "\n") {
-				for _, g := range gone {
-					if strings.Contains(line, g[:17]) {
-						rows = append(rows, line)
-					}
-				}
-			}
-			t.Fatalf("after the faults: %s\nnot deleted: %v\nrecorded: %v\n%s", missing, gone, rows, allLogs())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	awaitHandled(t, fake, msgs, 100*time.Second, allLogs)
 	time.Sleep(time.Second) // a duplicate would be on its way by now
 	fake.Snapshot(func(s *fakeslack.State) {
-		told := map[string]int{}
-		for _, p := range s.Posts() {
-			if p.Method == "chat.postEphemeral" {
-				told[p.User]++
-			}
-		}
-		deleted, dupNotices := 0, 0
-		for _, m := range msgs {
-			switch n := s.SuccessfulDeletes(m.channel, m.ts); {
-			case m.leaks && n != 1:
-				t.Errorf("leaking message %s deleted %d times", m.ts, n)
-			case !m.leaks && s.DeleteCalls(m.channel, m.ts) != 0:
-				t.Errorf("clean message %s was sent to chat.delete", m.ts)
-			case m.leaks:
-				deleted++
-				dupNotices += max(told[m.user]-1, 0)
-			}
-		}
-		if dupNotices > kills {
-			t.Errorf("%d duplicate author notices for %d kills", dupNotices, kills)
-		}
+		deleted, dupNotices := checkExactlyOnce(t, s, msgs, kills)
 		redelivered := 0
 		for _, d := range s.Deliveries() {
 			if d.Attempts > 1 {
@@ -280,19 +191,9 @@ func TestRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three daemons restarted in turn: not in -short")
 	}
-	url := pgtest.Database(t)
 	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, RedeliverAfter: 400 * time.Millisecond})
 	defer fake.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "securechat.toml")
-	if err := os.WriteFile(cfg, []byte("[socket]\nconnections = 2\nstagger = \"200ms\"\n[log]\nformat = \"json\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"SECURECHAT_DB=" + url, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
-		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_BREAKER=off"}
-	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
-		t.Fatalf("regex add: %s", out)
-	}
+	env := replicaEnv(t, fake)
 	var mu sync.Mutex
 	var all []*proc
 	logs := func() string {
@@ -383,4 +284,32 @@ func TestRollingRestart(t *testing.T) {
 		}
 		t.Logf("rolling restart of 3 replicas: %d messages, %d leaks each deleted once, 0 lost, %d envelopes resent by Slack's retries", len(msgs), leaks, redelivered)
 	})
+}
+
+// replicaEnv is the environment of daemons sharing a throwaway PostgreSQL
+// database (skipped without one) through fake: two connections each, a
+// 2 s leader lease, retries within 1 s, and the card rule stored.
+func replicaEnv(t *testing.T, fake *fakeslack.Server) []string {
+	t.Helper()
+	url := pgtest.Database(t)
+	cfg := filepath.Join(t.TempDir(), "securechat.toml")
+	if err := os.WriteFile(cfg, []byte(`[daemon]
+retry_max = "1s"
+[socket]
+connections = 2
+stagger = "200ms"
+leader_lease = "2s"
+[notify]
+author = "ephemeral"
+[log]
+format = "json"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SECURECHAT_DB=" + url, "SECURECHAT_CONFIG=" + cfg, "SLACK_APP_TOKEN=" + fake.AppToken(),
+		"SLACK_USER_TOKEN=" + fake.UserToken(), "SLACK_API_URL=" + fake.APIURL(), "SECURECHAT_BREAKER=off"}
+	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
+		t.Fatalf("regex add: %s", out)
+	}
+	return env
 }
