@@ -32,7 +32,7 @@ type Breaker struct {
 // breaker is the runaway-rule breaker at work in a daemon.
 type breaker struct {
 	cfg     Breaker
-	store   *store.Store
+	store   scanCounter
 	notes   notices
 	metrics *Metrics
 	log     zerolog.Logger
@@ -41,7 +41,7 @@ type breaker struct {
 	pending atomic.Int64 // messages scanned, not yet flushed to the database
 }
 
-func newBreaker(cfg Breaker, st *store.Store, notes notices, m *Metrics, log zerolog.Logger, now func() time.Time) *breaker {
+func newBreaker(cfg Breaker, st scanCounter, notes notices, m *Metrics, log zerolog.Logger, now func() time.Time) *breaker {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return &breaker{cfg: cfg, store: st, notes: notes, metrics: m, log: log, now: now, id: hex.EncodeToString(b[:])}

@@ -158,7 +158,7 @@ func (m *marks) isClean() bool {
 
 // progress saves the watermarks and the last connection time.
 type progress struct {
-	store *store.Store
+	store progressStore
 	marks *marks
 	conn  *connState
 	log   zerolog.Logger
@@ -226,7 +226,7 @@ type catchup struct {
 	// stores the windows it notices).
 	leader    func() bool
 	reader    *historyReader
-	store     *store.Store
+	store     catchupStore
 	pipe      *pipeline
 	marks     *marks
 	types     []string // conversation types the token may list

@@ -38,7 +38,7 @@ type messageDeleter interface {
 }
 
 type deleterDeps struct {
-	store        *store.Store
+	store        deletionQueue
 	api          messageDeleter
 	notes        notices
 	wakeNotifier func()

@@ -37,7 +37,7 @@ type poster interface {
 }
 
 type notifierDeps struct {
-	store      *store.Store
+	store      outbox
 	poster     poster
 	http       *http.Client // webhooks
 	webhookURL string

@@ -19,7 +19,7 @@ import (
 // decode, scope, decide, record, acknowledge. It is the only component that
 // talks to the socket.
 type pipeline struct {
-	store   *store.Store
+	store   leakRecorder
 	rules   *rules
 	notes   notices
 	metrics *Metrics

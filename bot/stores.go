@@ -1,0 +1,76 @@
+package bot
+
+import (
+	"context"
+	"time"
+
+	"github.com/securechat/securechat/store"
+)
+
+// What each component needs of the system of record: a small interface per
+// consumer, which *store.Store (SQLite or PostgreSQL) satisfies. A
+// component's tests can give it a double of just this.
+
+// deletionQueue is the deleter's view: due deletions, fenced claims and
+// outcomes, and the findings a notice is built from.
+type deletionQueue interface {
+	DueDeletions(ctx context.Context, now time.Time, limit int) ([]store.Deletion, error)
+	NextDeletionAt(ctx context.Context) (time.Time, bool, error)
+	ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]store.Claim, error)
+	RecordOutcomes(ctx context.Context, outcomes []store.Outcome) ([]error, error)
+	DeletionCounts(ctx context.Context) (map[string]int, error)
+	ShiftDueTimes(ctx context.Context, by time.Duration, now time.Time) (int, error)
+	Leaks(ctx context.Context, f store.LeakFilter) ([]store.Leak, error)
+}
+
+// outbox is the notifier's view: due notifications, fenced claims and
+// outcomes, pruning.
+type outbox interface {
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error)
+	NextOutboxAt(ctx context.Context) (time.Time, bool, error)
+	ClaimOutbox(ctx context.Context, id int64, now time.Time, lease time.Duration) (string, error)
+	FinishOutbox(ctx context.Context, id int64, token, status, reason string, next time.Time) error
+	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
+}
+
+// leakRecorder is the pipeline's view: a leak and its deletion in one
+// transaction, with the breaker weighed in it.
+type leakRecorder interface {
+	RecordLeak(ctx context.Context, msg store.Message, findings []store.Finding, deleteMsg bool, notes ...store.OutboxItem) (store.RecordResult, error)
+	RecordLeakWeighed(ctx context.Context, msg store.Message, findings []store.Finding, deleteMsg bool, b store.Breaker,
+		notes func(fs []store.Finding, deleteMsg bool) []store.OutboxItem) (store.RecordResult, []store.Finding, []store.Trip, error)
+}
+
+// progressStore is where the watermarks and this daemon's connection time
+// are saved.
+type progressStore interface {
+	SaveProgress(ctx context.Context, marks map[string]string, connected time.Time, clean bool) error
+}
+
+// catchupStore is the catch-up's view: durable windows, the other
+// replicas' presence, the name cache.
+type catchupStore interface {
+	progressStore
+	OpenCatchupWindow(ctx context.Context, w store.CatchupWindow) (int64, error)
+	CatchupWindows(ctx context.Context) ([]store.CatchupWindow, error)
+	SaveCatchupProgress(ctx context.Context, windowID int64, channel string, p store.CatchupProgress) error
+	CloseCatchupWindow(ctx context.Context, id int64) error
+	AlertCatchupWindow(ctx context.Context, id int64, notes ...store.OutboxItem) (bool, error)
+	OthersPresence(ctx context.Context) (store.Presence, error)
+	SetNames(ctx context.Context, kind string, names map[string]string) error
+	Unnamed(ctx context.Context, limit int, staleBefore time.Time) (conversations, users []string, err error)
+}
+
+// scanCounter is the breaker's view: the shared count of messages scanned.
+type scanCounter interface {
+	AddScanned(ctx context.Context, daemon string, t time.Time, n int, keep time.Duration) error
+}
+
+var (
+	_ scanCounter   = (*store.Store)(nil)
+	_ deletionQueue = (*store.Store)(nil)
+	_ outbox        = (*store.Store)(nil)
+	_ leakRecorder  = (*store.Store)(nil)
+	_ catchupStore  = (*store.Store)(nil)
+	_ clusterStore  = (*store.Store)(nil)
+)
