@@ -355,3 +355,42 @@ func TestWatchHints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGoneDaemonsAreForgotten: a heartbeat forgets the rows of daemons gone
+// for a week, but never the one holding the newest connection time.
+func TestGoneDaemonsAreForgotten(t *testing.T) {
+	ctx := context.Background()
+	target := newTarget(t)
+	clock := time.Now().Add(-30 * 24 * time.Hour)
+	open := func(id string) *store.Store {
+		s, err := store.Open(ctx, target, store.WithInstance(id), store.WithClock(func() time.Time { return clock }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	old, newest, now := open("old"), open("newest"), open("now")
+	if err := old.SaveProgress(ctx, nil, clock, false); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Hour)
+	if err := newest.SaveProgress(ctx, nil, clock, true); err != nil {
+		t.Fatal(err)
+	}
+	clock = time.Now()
+	if err := now.Beat(ctx, "h", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := now.Instances(ctx)
+	ids := map[string]bool{}
+	for _, in := range ins {
+		ids[in.ID] = true
+	}
+	if ids["old"] || !ids["newest"] || !ids["now"] {
+		t.Errorf("instances after a heartbeat: %v; want old forgotten, newest and now kept", ids)
+	}
+	if p, _ := now.Presence(ctx); !p.Clean {
+		t.Errorf("presence = %+v, want the newest's clean stop", p)
+	}
+}

@@ -38,8 +38,20 @@ func (s *Store) Beat(ctx context.Context, host string, pid, connections int) err
 	if err != nil {
 		return fmt.Errorf("record this daemon's heartbeat: %w", classify(err))
 	}
+	// Daemons gone for a week are forgotten (each start is a new row),
+	// except the one with the newest connection: the presence the next
+	// start catches up from.
+	if _, err := s.db.ExecContext(ctx,
+		`DELETE FROM instances WHERE heartbeat_at < ? AND id != ?
+		   AND last_connected < (SELECT MAX(last_connected) FROM instances)`,
+		now-instanceRetention.Milliseconds(), s.instanceID()); err != nil {
+		return fmt.Errorf("forget daemons gone for a week: %w", classify(err))
+	}
 	return nil
 }
+
+// instanceRetention is how long a daemon's row outlives its last heartbeat.
+const instanceRetention = 7 * 24 * time.Hour
 
 // Instances lists the daemons that used the database, the most recent
 // heartbeat first.
