@@ -21,7 +21,9 @@ import (
 // events over every connection and retrying the ones left unacknowledged,
 // and chat.delete answering 429 or 500 one time in ten. Meanwhile daemons
 // are SIGKILLed (and restarted) or SIGSTOPped past the leader lease (and
-// continued) at random, and a rule is added with the CLI halfway. At the
+// continued) at random, and a rule is added with the CLI halfway.
+// The daemons are named as on separate hosts: a dead leader's lease runs
+// out before another takes it. At the
 // end every leaking message is deleted by exactly one successful
 // chat.delete, no clean message is touched, every envelope is
 // acknowledged, every author is told (at most one duplicate per kill), the
@@ -43,8 +45,13 @@ func TestReplicasOnPostgres(t *testing.T) {
 	var mu sync.Mutex
 	var all []*proc
 	daemons := make([]*proc, replicas)
+	// Each daemon is named as on a host of its own (SECURECHAT_INSTANCE),
+	// so that a killed leader's lease is taken over when it runs out, as
+	// across machines, not at once as on one host.
+	launches := 0
 	launch := func(i int) {
-		p := start(t, env, "run")
+		launches++
+		p := start(t, append(env, fmt.Sprintf("SECURECHAT_INSTANCE=replica-%d-%d", i, launches)), "run")
 		mu.Lock()
 		all = append(all, p)
 		daemons[i] = p

@@ -327,7 +327,9 @@ const (
 	EnvBotToken  = "SLACK_BOT_TOKEN"
 	EnvAllowKey  = "SECURECHAT_ALLOWLIST_SECRET"
 	EnvMetrics   = "SECURECHAT_METRICS_ADDR"
-	EnvBreaker   = "SECURECHAT_BREAKER" // "off" turns the runaway-rule breaker off (load tests, benchmarks)
+	// EnvInstance names the daemon among replicas [host-pid].
+	EnvInstance = "SECURECHAT_INSTANCE"
+	EnvBreaker  = "SECURECHAT_BREAKER" // "off" turns the runaway-rule breaker off (load tests, benchmarks)
 )
 
 // LoadEnv applies the environment over c.

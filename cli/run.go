@@ -60,7 +60,7 @@ in ps).`,
 			// take, so that a locked database leaves the envelope unacked in
 			// time for Slack to send it again.
 			s, err := a.openStore(cmd.Context(), openCreate, store.WithBusyTimeout(a.cfg.Daemon.RecordTimeout.Duration),
-				store.WithInstance(instanceID()))
+				store.WithInstance(a.instanceID()))
 			if err != nil {
 				return err
 			}
@@ -116,9 +116,13 @@ in ps).`,
 	return cmd
 }
 
-// instanceID names this daemon among the replicas on its database: the
-// host and the process, unique while it runs.
-func instanceID() string {
+// instanceID names this daemon among the replicas on its database:
+// SECURECHAT_INSTANCE (a pod's name, say), else the host and the process,
+// unique while it runs.
+func (a *app) instanceID() string {
+	if id := a.Getenv(EnvInstance); id != "" {
+		return id
+	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
@@ -129,7 +133,7 @@ func instanceID() string {
 func (a *app) botOptions() bot.Options {
 	c := a.cfg
 	return bot.Options{
-		Instance:           instanceID(),
+		Instance:           a.instanceID(),
 		AppToken:           c.Slack.AppToken,
 		UserToken:          c.Slack.UserToken,
 		APIURL:             c.APIURL(),
