@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/securechat/securechat/internal/fakeslack"
+
 	"github.com/securechat/securechat/internal/pgtest"
 )
 
@@ -319,4 +322,77 @@ format = "json"
 		t.Fatalf("regex add: %s", out)
 	}
 	return env
+}
+
+// TestPostgresConnectionsKilled: while messages arrive, every connection
+// the daemons have to PostgreSQL is terminated by the server, again and
+// again (a failover, a restart, a pooler dropping them). The daemons
+// reconnect; an event that could not be recorded meanwhile is left
+// unacknowledged and recorded from Slack's retry; every leak is deleted
+// once and nothing clean is touched.
+func TestPostgresConnectionsKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two daemons for several seconds: not in -short")
+	}
+	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, RedeliverAfter: 400 * time.Millisecond})
+	defer fake.Close()
+	env := replicaEnv(t, fake)
+	url := strings.TrimPrefix(env[0], "SECURECHAT_DB=")
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var mu sync.Mutex
+	var all []*proc
+	logs := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		var b strings.Builder
+		for i, p := range all {
+			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2500))
+		}
+		return b.String()
+	}
+	for i := range 2 {
+		p := start(t, append(env, fmt.Sprintf("SECURECHAT_INSTANCE=replica-%d", i)), "run")
+		all = append(all, p)
+	}
+	waitFor(t, fake, "every connection", func(s *fakeslack.State) bool { return s.Connections() == 4 }, logs)
+	killed := 0
+	var msgs []chaosMsg
+	for i := range 400 {
+		if i%50 == 25 {
+			res, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+				WHERE datname = current_database() AND pid != pg_backend_pid()`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := res.RowsAffected()
+			killed += int(n)
+		}
+		m := chaosMsg{channel: "C0GENERAL01", user: fmt.Sprintf("U%07d", i)}
+		text := fmt.Sprintf("message %d", i)
+		if i%5 == 0 {
+			text, m.leaks = fmt.Sprintf("message %d: card 6759%012d", i, 100000000000+i), true
+		}
+		if m.ts, m.env, err = fake.Post(fakeslack.Message{Channel: m.channel, User: m.user, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+		time.Sleep(5 * time.Millisecond)
+	}
+	awaitHandled(t, fake, msgs, 60*time.Second, logs)
+	time.Sleep(time.Second)
+	fake.Snapshot(func(s *fakeslack.State) {
+		deleted, _ := checkExactlyOnce(t, s, msgs, 0)
+		redelivered := 0
+		for _, d := range s.Deliveries() {
+			if d.Attempts > 1 {
+				redelivered++
+			}
+		}
+		t.Logf("%d PostgreSQL connections terminated in 8 rounds; %d messages, %d leaks deleted once each, %d envelopes resent by Slack's retries",
+			killed, len(msgs), deleted, redelivered)
+	})
 }

@@ -273,9 +273,20 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 			outs[i].Next = now.Add(pause)
 		}
 	}
-	errs, err := d.store.RecordOutcomes(wctx, outs)
-	if err != nil {
-		return 0, err
+	// Written again when the write itself failed (a database connection
+	// lost, a failover): otherwise the round waits out its lease before
+	// its calls are made again, and its notices with it. Writing it again
+	// is safe: an outcome applies only to a deletion still pending with
+	// this claim's token, and its notices are queued with it or not at all.
+	var errs []error
+	for try := 1; ; try++ {
+		if errs, err = d.store.RecordOutcomes(wctx, outs); err == nil {
+			break
+		}
+		if sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
+			return 0, err
+		}
+		d.sampled.Warn().Err(err).Msg("could not record a round's outcomes; writing them again")
 	}
 	notified := false
 	for i, a := range atts {

@@ -167,9 +167,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		case outFailed, outFatal:
 			status = store.OutboxFailed
 		}
-		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		err = n.store.FinishOutbox(wctx, it.ID, token, status, out.reason, next)
-		wcancel()
+		err = n.finish(ctx, it.ID, token, status, out.reason, next)
 		if err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
@@ -349,12 +347,33 @@ func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem,
 		case outFailed, outFatal:
 			status, reason = store.OutboxFailed, out.reason
 		}
-		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		if err := n.store.FinishOutbox(wctx, it.ID, it.ClaimToken, status, reason, next); err != nil {
+		if err := n.finish(ctx, it.ID, it.ClaimToken, status, reason, next); err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
-		wcancel()
 		n.metrics.notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
+	}
+}
+
+// finish records a send's outcome, trying again within writeTimeout when
+// the write itself failed (a database connection lost, a failover): an
+// outcome not recorded means the notice is sent again once its lease has
+// passed, a duplicate the member sees. Writing it again is safe: the
+// update only applies to the pending item with this claim's token.
+func (n *notifier) finish(ctx context.Context, id int64, token, status, reason string, next time.Time) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	var err error
+	for try := 1; ; try++ {
+		err = n.store.FinishOutbox(wctx, id, token, status, reason, next)
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClaimLost) {
+			return err
+		}
+		if try == 1 {
+			n.log.Warn().Err(err).Int64("notification", id).Msg("cannot record a notification's outcome; trying again")
+		}
+		if sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
+			return err
+		}
 	}
 }
 
