@@ -52,24 +52,9 @@ func chaos(t *testing.T, twoDaemons bool) {
 	if out, code := runCLI(t, env, "regex", "add", `6759[0-9]{12}`, "-d", "cards"); code != 0 {
 		t.Fatalf("regex add: %s", out)
 	}
-	var logs []*proc
-	var mu sync.Mutex
-	launch := func() *proc {
-		p := start(t, env, "run")
-		mu.Lock()
-		logs = append(logs, p)
-		mu.Unlock()
-		return p
-	}
-	allLogs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		var b strings.Builder
-		for i, p := range logs {
-			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 3000))
-		}
-		return b.String()
-	}
+	var f fleet
+	launch := func() *proc { return f.start(t, env) }
+	allLogs := f.logs
 	if twoDaemons {
 		launch() // the one that stays up
 	}
@@ -214,6 +199,33 @@ func checkExactlyOnce(t *testing.T, s *fakeslack.State, msgs []chaosMsg, kills i
 		t.Errorf("%d duplicate author notices for %d kills", dupNotices, kills)
 	}
 	return deleted, dupNotices
+}
+
+// fleet is the daemons a test started (and restarted), for their logs.
+type fleet struct {
+	mu    sync.Mutex
+	procs []*proc
+}
+
+// start runs 'securechat run' with env.
+func (f *fleet) start(t *testing.T, env []string) *proc {
+	t.Helper()
+	p := start(t, env, "run")
+	f.mu.Lock()
+	f.procs = append(f.procs, p)
+	f.mu.Unlock()
+	return p
+}
+
+// logs is the end of every daemon's log, for a failure's message.
+func (f *fleet) logs() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for i, p := range f.procs {
+		fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2500))
+	}
+	return b.String()
 }
 
 func tail(s string, n int) string {

@@ -45,8 +45,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 	defer fake.Close()
 	env := replicaEnv(t, fake)
 
-	var mu sync.Mutex
-	var all []*proc
+	var f fleet
+	var mu sync.Mutex // guards daemons
 	daemons := make([]*proc, replicas)
 	// Each daemon is named as on a host of its own (SECURECHAT_INSTANCE),
 	// so that a killed leader's lease is taken over when it runs out, as
@@ -54,21 +54,12 @@ func TestReplicasOnPostgres(t *testing.T) {
 	launches := 0
 	launch := func(i int) {
 		launches++
-		p := start(t, append(env, fmt.Sprintf("SECURECHAT_INSTANCE=replica-%d-%d", i, launches)), "run")
+		p := f.start(t, append(env, fmt.Sprintf("SECURECHAT_INSTANCE=replica-%d-%d", i, launches)))
 		mu.Lock()
-		all = append(all, p)
 		daemons[i] = p
 		mu.Unlock()
 	}
-	allLogs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		var b strings.Builder
-		for i, p := range all {
-			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2500))
-		}
-		return b.String()
-	}
+	allLogs := f.logs
 	for i := range replicas {
 		launch(i)
 	}
@@ -204,24 +195,9 @@ func TestRollingRestart(t *testing.T) {
 	fake := fakeslack.New(fakeslack.Options{PingInterval: 500 * time.Millisecond, RedeliverAfter: 400 * time.Millisecond})
 	defer fake.Close()
 	env := replicaEnv(t, fake)
-	var mu sync.Mutex
-	var all []*proc
-	logs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		var b strings.Builder
-		for i, p := range all {
-			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2000))
-		}
-		return b.String()
-	}
-	launch := func() *proc {
-		p := start(t, env, "run")
-		mu.Lock()
-		all = append(all, p)
-		mu.Unlock()
-		return p
-	}
+	var f fleet
+	logs := f.logs
+	launch := func() *proc { return f.start(t, env) }
 	replicas := []*proc{launch(), launch(), launch()}
 	waitFor(t, fake, "every connection", func(s *fakeslack.State) bool { return s.Connections() == 6 }, logs)
 
@@ -343,20 +319,10 @@ func TestPostgresConnectionsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	var mu sync.Mutex
-	var all []*proc
-	logs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		var b strings.Builder
-		for i, p := range all {
-			fmt.Fprintf(&b, "--- daemon %d\n%s", i, tail(p.stderr.String(), 2500))
-		}
-		return b.String()
-	}
+	var f fleet
+	logs := f.logs
 	for i := range 2 {
-		p := start(t, append(env, fmt.Sprintf("SECURECHAT_INSTANCE=replica-%d", i)), "run")
-		all = append(all, p)
+		f.start(t, append(env, fmt.Sprintf("SECURECHAT_INSTANCE=replica-%d", i)))
 	}
 	waitFor(t, fake, "every connection", func(s *fakeslack.State) bool { return s.Connections() == 4 }, logs)
 	killed := 0

@@ -366,7 +366,18 @@ func (d *deleter) findings(ctx context.Context, del store.Deletion) (store.Messa
 	if !d.notes.any() {
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil
 	}
-	ls, err := d.store.Leaks(ctx, store.LeakFilter{DeletionID: del.ID})
+	// Read again when the read itself fails (a database connection lost):
+	// without the findings the author and the admins would not be told.
+	var ls []store.Leak
+	var err error
+	for try := 1; ; try++ {
+		if ls, err = d.store.Leaks(ctx, store.LeakFilter{DeletionID: del.ID}); err == nil {
+			break
+		}
+		if sleep(ctx, time.Duration(try)*100*time.Millisecond) != nil {
+			break
+		}
+	}
 	if err != nil || len(ls) == 0 {
 		d.log.Warn().Err(err).Int64("deletion", del.ID).Msg("cannot read the leaks of a deletion; notifications skipped")
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil

@@ -394,3 +394,28 @@ func TestGoneDaemonsAreForgotten(t *testing.T) {
 		t.Errorf("presence = %+v, want the newest's clean stop", p)
 	}
 }
+
+// TestAClaimWhoseAnswerWasLost: when a claim's commit happened but its
+// answer did not arrive (here the context ends right after), the claimer
+// still learns it holds the claim, from its token, rather than waiting out
+// the lease.
+func TestAClaimWhoseAnswerWasLost(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r, _ := s.AddRegex(ctx, `tok_[a-z]{10}`, "tokens")
+	ids := queueN(t, s, r, 2)
+	now := time.Now().Add(time.Second)
+	claims, err := s.ClaimDeletions(ctx, ids, now, time.Minute)
+	if err != nil || len(claims) != 2 {
+		t.Fatal(claims, err)
+	}
+	// Recovery reads by token: the claims just made are found, a token
+	// that claimed nothing finds none.
+	got, ok := store.RecoverDeletionClaimsForTest(s, ctx, ids, claims[0].Token)
+	if !ok || len(got) != 2 || got[0].Attempts != 0 || got[1].Token != claims[0].Token {
+		t.Errorf("recovered %+v, %v", got, ok)
+	}
+	if _, ok := store.RecoverDeletionClaimsForTest(s, ctx, ids, "not-a-token"); ok {
+		t.Error("a token that claimed nothing recovered claims")
+	}
+}

@@ -138,9 +138,42 @@ func (s *Store) ClaimDeletions(ctx context.Context, ids []int64, now time.Time, 
 		return nil
 	})
 	if err != nil {
+		// The commit may have happened with only its answer lost (a
+		// connection cut): the token, made here, says which rows are ours.
+		if got, ok := s.recoverDeletionClaims(ctx, ids, token); ok {
+			return got, nil
+		}
 		return nil, fmt.Errorf("claim %d deletion(s): %w", len(ids), err)
 	}
 	return claimed, nil
+}
+
+// recoverDeletionClaims reads which of ids carry token, after a claim whose
+// answer was lost; ok is false when that cannot be read either.
+func (s *Store) recoverDeletionClaims(ctx context.Context, ids []int64, token string) (claimed []Claim, ok bool) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, attempts FROM deletions WHERE claim_token = ? AND status = 'pending'`, token)
+	if err != nil {
+		return nil, false
+	}
+	defer rows.Close()
+	byID := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var attempts int
+		if rows.Scan(&id, &attempts) != nil {
+			return nil, false
+		}
+		byID[id] = attempts
+	}
+	if rows.Err() != nil || len(byID) == 0 {
+		return nil, false
+	}
+	for _, id := range ids {
+		if a, ok := byID[id]; ok {
+			claimed = append(claimed, Claim{ID: id, Attempts: a - 1, Token: token})
+		}
+	}
+	return claimed, true
 }
 
 // Outcome is how one claimed chat.delete attempt ended, for RecordOutcomes.

@@ -116,6 +116,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, id int64, now time.Time, lease 
 		return nil
 	})
 	if err != nil {
+		// The commit may have happened with only its answer lost (a
+		// connection cut): the token, made here, says whether it did.
+		var got string
+		if s.db.QueryRowContext(ctx, `SELECT claim_token FROM outbox WHERE id = ? AND status = 'pending'`, id).Scan(&got) == nil && got == token {
+			return token, nil
+		}
 		return "", fmt.Errorf("claim notification %d: %w", id, err)
 	}
 	return token, nil
