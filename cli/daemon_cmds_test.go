@@ -91,6 +91,19 @@ func TestDemoThroughTheCommandTree(t *testing.T) {
 // TestDemoNeverWritesTheRealDatabase: SECURECHAT_DB or a config file name
 // the production database; the demo uses a temporary one then, and refuses
 // a --db that holds data it did not create.
+// TestDemoRefusesPostgres: 'demo --db postgres://…' is refused before
+// anything connects (nothing listens at that address: a connection would
+// fail with another message), so no demo rule can reach a database that
+// replicas enforce.
+func TestDemoRefusesPostgres(t *testing.T) {
+	e := newEnv(t)
+	e.db = "postgres://admin:hunter2@127.0.0.1:1/securechat"
+	r := e.run("", "demo")
+	if r.code != ExitError || !strings.Contains(r.stderr, "never on a PostgreSQL database") || strings.Contains(r.stderr, "hunter2") {
+		t.Errorf("demo --db postgres://…: %+v", r)
+	}
+}
+
 func TestDemoNeverWritesTheRealDatabase(t *testing.T) {
 	e := newEnv(t)
 	e.mustRun("regex", "add", `secret-[0-9]{6}`, "-d", "ours")

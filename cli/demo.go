@@ -88,6 +88,12 @@ file's db are never used by the demo.`,
 // marked as the demo's; a database an earlier demo created is reset; any
 // other database, even one without rows, is refused, untouched.
 func prepareDemoDB(ctx context.Context, path string) error {
+	if store.IsPostgres(path) {
+		// A PostgreSQL database is shared by replicas: demo rules written
+		// there would be enforced by them on the real workspace.
+		return &hintError{err: fmt.Errorf("demo --db %s: the demo runs on a SQLite file of its own, never on a PostgreSQL database (replicas may be using it)", store.Redact(path)),
+			hint: "run 'securechat demo' without --db (it uses a temporary database), or give it a new file"}
+	}
 	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		return nil
 	}
