@@ -56,6 +56,17 @@ func (r *rules) current() *ruleset.Snapshot { return r.snap.Load() }
 func (r *rules) reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.reloadLocked(ctx)
+}
+
+// stale reports whether the last look at the rules generation is older
+// than maxAge.
+func (r *rules) stale() bool {
+	last := r.looked.Load()
+	return r.maxAge > 0 && last != nil && time.Since(*last) > r.maxAge
+}
+
+func (r *rules) reloadLocked(ctx context.Context) error {
 	now := time.Now() // monotonic: a stop of the process counts
 	r.looked.Store(&now)
 	gen, err := r.src.RulesGeneration(ctx)
@@ -104,12 +115,16 @@ func (r *rules) reload(ctx context.Context) error {
 // maxAge (at most one look per maxAge, so a database that does not answer
 // does not slow every event).
 func (r *rules) forEvent(ctx context.Context) *ruleset.Snapshot {
-	if r.maxAge > 0 {
-		if last := r.looked.Load(); last != nil && time.Since(*last) > r.maxAge {
-			if err := r.reload(ctx); err != nil && ctx.Err() == nil {
+	if r.stale() {
+		r.mu.Lock()
+		// The workers that waited here while another looked need not
+		// look again.
+		if r.stale() {
+			if err := r.reloadLocked(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("could not look for rule changes before deciding; deciding with the current rules")
 			}
 		}
+		r.mu.Unlock()
 	}
 	return r.current()
 }

@@ -396,9 +396,10 @@ func TestGoneDaemonsAreForgotten(t *testing.T) {
 }
 
 // TestAClaimWhoseAnswerWasLost: when a claim's commit happened but its
-// answer did not arrive (here the context ends right after), the claimer
-// still learns it holds the claim, from its token, rather than waiting out
-// the lease.
+// answer did not arrive, the claimer reads back by its token which rows it
+// holds, rather than waiting out the lease. (Cutting a connection between
+// the commit and its answer is done end to end by
+// TestPostgresConnectionsKilled; here the read-back itself is checked.)
 func TestAClaimWhoseAnswerWasLost(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)

@@ -99,14 +99,12 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder, dead string, ttl
 	var held bool
 	err := s.inTxLevel(ctx, 0, func(tx *txn) error {
 		held = false
-		now := s.millis()
-		if s.db.d.postgres() {
-			if err := tx.QueryRowContext(ctx, `SELECT `+tx.d.nowMillis).Scan(&now); err != nil {
-				return err
-			}
+		now, err := s.clock(ctx, tx, s.now())
+		if err != nil {
+			return err
 		}
 		var got string
-		err := tx.QueryRowContext(ctx,
+		err = tx.QueryRowContext(ctx,
 			`INSERT INTO leases (name, holder, term, expires_at) VALUES (?, ?, 1, ?)
 			 ON CONFLICT (name) DO UPDATE SET
 			        term = CASE WHEN leases.holder = excluded.holder THEN leases.term ELSE leases.term + 1 END,

@@ -526,6 +526,7 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 func (s *Store) RemaskExcerpts(ctx context.Context, remask func(string) string) (int, error) {
 	changed := 0
 	err := s.inTx(ctx, func(tx *txn) error {
+		changed = 0 // run again from the start when PostgreSQL retries it
 		var pending int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM meta WHERE key = 'remask_pending'), 0)`).Scan(&pending); err != nil {
 			return err

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -96,21 +95,4 @@ func rebind(target, q string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-// TestConformanceRunsOnBothDatabases makes the PostgreSQL run visible: it
-// fails when PostgreSQL was asked for and the suite did not run on it.
-func TestConformanceRunsOnBothDatabases(t *testing.T) {
-	if pgBase == "" {
-		t.Skip("the SQLite run")
-	}
-	ctx := context.Background()
-	s, err := store.Open(ctx, newTarget(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -34,6 +34,7 @@ type SweepCursor struct {
 // beginning. resumed is true when an unfinished sweep continues.
 func (s *Store) StartSweep(ctx context.Context, key, sinceTS, untilTS string, again bool) (sw Sweep, resumed bool, err error) {
 	err = s.inTx(ctx, func(tx *txn) error {
+		sw, resumed = Sweep{}, false // run again from the start when PostgreSQL retries it
 		var fin sql.NullInt64
 		var started int64
 		e := tx.QueryRowContext(ctx, `SELECT id, since_ts, until_ts, started_at, finished_at, messages, findings FROM sweeps WHERE key = ?`, key).
