@@ -23,6 +23,7 @@ type clusterStore interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 	Beat(ctx context.Context, host string, pid, connections int) error
 	Instances(ctx context.Context) ([]store.Instance, error)
+	StopInstance(ctx context.Context) error
 }
 
 // cluster keeps this daemon's heartbeat and its claim on the leader lease.
@@ -97,14 +98,15 @@ func (c *cluster) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
 			if c.leader.Load() {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 				if err := c.store.ReleaseLease(rctx, leaderLease, c.id); err == nil {
 					c.log.Info().Msg("gave up the leader lease")
 				}
-				cancel()
 				c.leader.Store(false)
 			}
+			_ = c.store.StopInstance(rctx)
 			return
 		case <-t.C:
 			c.tick(ctx)

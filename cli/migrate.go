@@ -3,11 +3,16 @@ package cli
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/store"
 )
+
+// daemonAlive is how recent a daemon's heartbeat must be for migrate to
+// take it as running (daemons beat every 5 s with the default lease).
+const daemonAlive = 30 * time.Second
 
 type migrateOptions struct {
 	to   string
@@ -47,6 +52,15 @@ Exit status: 0 when every count matches, 2 otherwise (nothing is half-copied).`,
 				return err
 			}
 			defer src.Close()
+			// What a running daemon records after the copy began would stay
+			// behind in the SQLite file.
+			if running, err := src.Running(ctx, daemonAlive); err != nil {
+				return err
+			} else if len(running) > 0 {
+				return &hintError{err: fmt.Errorf("a daemon is running on %s (%s, last heartbeat %s ago): what it records after the copy began would not be copied",
+					a.cfg.DB, running[0].ID, a.Now().Sub(running[0].Heartbeat).Round(time.Second)),
+					hint: "stop it first (systemctl stop securechat, or Ctrl-C), then run migrate again; a daemon that was killed counts as stopped 30 s after its last heartbeat"}
+			}
 			dst, err := store.Open(ctx, o.to, store.WithClock(a.Now))
 			if err != nil {
 				return err

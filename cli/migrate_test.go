@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securechat/securechat/internal/pgtest"
+	"github.com/securechat/securechat/store"
 )
 
 // TestMigrateToPostgres copies a SQLite database into PostgreSQL with the
@@ -17,6 +20,22 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 	url := pgtest.Database(t)
 	seedLeaks(t, e)
+	// A daemon running on the source (a recent heartbeat) is refused:
+	// what it records after the copy began would stay behind.
+	st, err := store.Open(context.Background(), e.db, store.WithInstance("live"), store.WithClock(func() time.Time { return e.now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Beat(context.Background(), "host", 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("", "migrate", "--to", url); r.code != ExitError || !strings.Contains(r.stderr, "a daemon is running") {
+		t.Errorf("migrate beside a running daemon: %d %s", r.code, r.stderr)
+	}
+	if err := st.StopInstance(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	r := e.mustRun("migrate", "--to", url)
 	for _, want := range []string{"regexes           2       2", "leaks             3       3", "deletions         3       3", "every count matches"} {
 		if !strings.Contains(r.stdout, want) {

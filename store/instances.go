@@ -53,6 +53,31 @@ func (s *Store) Beat(ctx context.Context, host string, pid, connections int) err
 // instanceRetention is how long a daemon's row outlives its last heartbeat.
 const instanceRetention = 7 * 24 * time.Hour
 
+// StopInstance records that this store's daemon stopped (cleanly): it is
+// no longer counted as running.
+func (s *Store) StopInstance(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE instances SET stopped_at = ?, connections = 0 WHERE id = ?`, s.millis(), s.instanceID()); err != nil {
+		return fmt.Errorf("record this daemon's stop: %w", classify(err))
+	}
+	return nil
+}
+
+// Running returns the daemons that look alive: a heartbeat within within
+// and no stop recorded since.
+func (s *Store) Running(ctx context.Context, within time.Duration) ([]Instance, error) {
+	all, err := s.Instances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Instance
+	for _, in := range all {
+		if in.Stopped.IsZero() && s.now().Sub(in.Heartbeat) < within {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
 // Instances lists the daemons that used the database, the most recent
 // heartbeat first.
 func (s *Store) Instances(ctx context.Context) ([]Instance, error) {
