@@ -15,6 +15,7 @@ import (
 var copyTables = []string{
 	"meta", "regexes", "deletions", "leaks", "allowed_values", "outbox", "scan_counts", "watermarks",
 	"daemon_state", "names", "sweeps", "sweep_cursors", "catchup_windows", "catchup_progress", "instances",
+	"reports", "audit",
 }
 
 // CopyCount is one table's rows in the source and, after the copy, in the
@@ -87,7 +88,7 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store) ([]CopyCount, error) {
 			(SELECT COALESCE(MAX(regex_id), 0) FROM allowed_values), 1))`, seq); err != nil {
 			return err
 		}
-		for _, table := range []string{"deletions", "leaks", "allowed_values", "outbox", "sweeps", "catchup_windows"} {
+		for _, table := range []string{"deletions", "leaks", "allowed_values", "outbox", "sweeps", "catchup_windows", "reports", "audit"} {
 			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM `+table+`), 1))`); err != nil {
 				return err
 			}

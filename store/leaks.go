@@ -403,6 +403,9 @@ type Leak struct {
 	CancelReason string `json:"cancel_reason,omitempty"`
 	// Origin is live (an event, or the catch-up) or history (a sweep).
 	Origin string `json:"origin"`
+	// Report is what its author said from the notice's buttons, as
+	// "KIND STATUS" (not_secret open, rotated noted…); "" for none.
+	Report string `json:"report,omitempty"`
 }
 
 // LeakFilter narrows Leaks. Zero values mean "any".
@@ -415,7 +418,10 @@ type LeakFilter struct {
 	RegexID    int64
 	DeletionID int64
 	Origin     string
-	Limit      int
+	// Reported keeps the leaks with a report in this status (open, kept,
+	// allowed, noted), or with any report ("any").
+	Reported string
+	Limit    int
 }
 
 // Leak status words besides the deletion's statuses: what happened to a
@@ -448,8 +454,20 @@ const leakSelect = `SELECT l.id, l.channel, l.user_id, l.ts, l.regex_id, l.rule,
 	             l.action, l.value_mac != '', COALESCE(l.deletion_id, 0),
 	             CASE WHEN d.status = 'held' THEN d.hold_reason ELSE '' END,
 	             CASE WHEN d.status = 'cancelled' THEN d.cancelled_by ELSE '' END,
-	             CASE WHEN d.status = 'cancelled' THEN d.cancel_reason ELSE '' END, l.origin
+	             CASE WHEN d.status = 'cancelled' THEN d.cancel_reason ELSE '' END, l.origin,
+	             COALESCE((SELECT r.kind || ' ' || r.status FROM reports r WHERE r.leak_id = l.id ORDER BY r.id LIMIT 1), '')
 	      FROM leaks l LEFT JOIN deletions d ON d.id = l.deletion_id`
+
+// scanLeak reads one row of leakSelect.
+func scanLeak(rows interface{ Scan(...any) error }) (Leak, error) {
+	var l Leak
+	var detected int64
+	err := rows.Scan(&l.ID, &l.Channel, &l.User, &l.TS, &l.RegexID, &l.Rule, &l.Excerpt, &l.Start, &l.End,
+		&detected, &l.Status, &l.Attempts, &l.LastError, &l.Action, &l.Allowable, &l.DeletionID,
+		&l.HoldReason, &l.CancelledBy, &l.CancelReason, &l.Origin, &l.Report)
+	l.DetectedAt = fromMillis(detected)
+	return l, err
+}
 
 // Leaks returns recorded leaks, newest first.
 func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
@@ -487,6 +505,10 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 		where = append(where, "l.origin = ?")
 		args = append(args, f.Origin)
 	}
+	if f.Reported != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM reports r WHERE r.leak_id = l.id AND (r.status = ? OR ? = 'any'))")
+		args = append(args, f.Reported, f.Reported)
+	}
 	q := leakSelect
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -503,14 +525,10 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 	defer rows.Close()
 	var out []Leak
 	for rows.Next() {
-		var l Leak
-		var detected int64
-		if err := rows.Scan(&l.ID, &l.Channel, &l.User, &l.TS, &l.RegexID, &l.Rule, &l.Excerpt, &l.Start, &l.End,
-			&detected, &l.Status, &l.Attempts, &l.LastError, &l.Action, &l.Allowable, &l.DeletionID,
-			&l.HoldReason, &l.CancelledBy, &l.CancelReason, &l.Origin); err != nil {
+		l, err := scanLeak(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list leaks: %w", err)
 		}
-		l.DetectedAt = fromMillis(detected)
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {

@@ -459,3 +459,54 @@ func TestUpgradeFromSchema11(t *testing.T) {
 		t.Errorf("next rule = %+v, %v; want id 3", r, err)
 	}
 }
+
+// TestUpgradeFromSchema12 opens testdata/v12.db, written by the release
+// before migration 0013 (two rules, one in monitor; three leaks, one
+// deletion done and one pending; an allowlisted value; three alerts and an
+// author notice pending; a stopped daemon), and checks that the upgrade
+// keeps every one of them and that reports and the audit log work on what
+// was there.
+func TestUpgradeFromSchema12(t *testing.T) {
+	sqliteOnly(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, copyDB(t, "v12.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+	rs, err := st.Regexes(ctx)
+	if err != nil || len(rs) != 2 || rs[1].Action != store.ActionMonitor {
+		t.Fatalf("regexes = %+v, %v", rs, err)
+	}
+	ls, err := st.Leaks(ctx, store.LeakFilter{})
+	if err != nil || len(ls) != 3 {
+		t.Fatalf("leaks = %d, %v; want 3", len(ls), err)
+	}
+	for _, l := range ls {
+		if l.Report != "" {
+			t.Errorf("leak %d has report %q before anyone reported", l.ID, l.Report)
+		}
+	}
+	if c, _ := st.DeletionCounts(ctx); c[store.StatusPending] != 1 || c[store.StatusDeleted] != 1 {
+		t.Errorf("deletions = %v", c)
+	}
+	if oc, _ := st.OutboxCounts(ctx); oc[store.KindAlert][store.OutboxPending] != 3 || oc[store.KindAuthor][store.OutboxPending] != 1 {
+		t.Errorf("outbox = %v", oc)
+	}
+	if av, _ := st.AllowedValues(ctx); len(av) != 1 {
+		t.Errorf("allowlist = %v", av)
+	}
+	res, err := st.Report(ctx, store.ReportInput{Channel: "C0DEVOPS001", TS: "1796115000.000100", User: "U0ALICE", Kind: store.ReportNotSecret}, nil, store.Noise{})
+	if err != nil || res.Recorded != 1 {
+		t.Fatalf("report on an upgraded leak = %+v, %v", res, err)
+	}
+	if _, err := st.PauseRule(ctx, rs[0].ID, "os:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := st.AuditLog(ctx, "", 0); len(log) != 1 || log[0].Actor != "os:alice" {
+		t.Errorf("audit = %+v", log)
+	}
+	if n, _ := st.Noise(ctx); n[rs[0].ID].Leaks != 2 || n[rs[0].ID].NotSecret != 1 {
+		t.Errorf("noise = %+v", n)
+	}
+}
