@@ -41,9 +41,12 @@ allowlist within a couple of seconds.`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
-				v, err := s.AllowValue(ctx, id, note)
+				v, c, err := a.service(s).AllowLeak(ctx, a.actor(), id, note)
 				if errors.Is(err, store.ErrNoFingerprint) {
 					err = fmt.Errorf("%w: it was recorded while no allowlist secret was set. Set %s (or [allowlist] secret) for the daemon; leaks recorded from then on can be allowed", err, EnvAllowKey)
+				}
+				if err == nil && !c.Done {
+					return fmt.Sprintf("The value of leak %d (%s) was allowlisted already, as entry %d.", id, v.Excerpt, v.ID), nil
 				}
 				return fmt.Sprintf("Allowed the value of leak %d (%s) as allowlist entry %d.", id, v.Excerpt, v.ID), err
 			})
@@ -158,6 +161,7 @@ type leaksListOptions struct {
 	action  string
 	origin  string
 	regexID int64
+	report  string
 }
 
 func newLeaksListCmd(a *app) *cobra.Command {
@@ -170,11 +174,14 @@ func newLeaksListCmd(a *app) *cobra.Command {
 (never the secret itself) and the state of the message's deletion:
   pending   queued, or being retried (see ATTEMPTS and the JSON last_error)
   deleted   the message is gone from Slack
-  failed    Slack refused for good (the reason is in last_error)`,
+  failed    Slack refused for good (the reason is in last_error)
+REPORT is what the author said from the notice's buttons: "not a secret" (open until an
+admin allows the value or keeps it deleted) or "rotated".`,
 		Example: `  securechat leaks list
   securechat leaks list --since 7d --channel C024BE7LR
   securechat leaks list --channel '#devops'
-  securechat leaks list --status failed --json | jq -r '.[].last_error'`,
+  securechat leaks list --status failed --json | jq -r '.[].last_error'
+  securechat leaks list --reported open      # "Not a secret" reports waiting for an admin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := store.LeakFilter{Channel: o.channel, Limit: o.limit, RegexID: o.regexID}
@@ -183,6 +190,12 @@ func newLeaksListCmd(a *app) *cobra.Command {
 				f.Origin = o.origin
 			default:
 				return fmt.Errorf("--origin %q: use live or history", o.origin)
+			}
+			switch o.report {
+			case "", "any", store.ReportOpen, store.ReportKept, store.ReportAllowed, store.ReportNoted:
+				f.Reported = o.report
+			default:
+				return fmt.Errorf("--reported %q: use open, kept, allowed, noted or any", o.report)
 			}
 			switch o.action {
 			case "", store.ActionDelete, store.ActionMonitor:
@@ -240,6 +253,7 @@ func newLeaksListCmd(a *app) *cobra.Command {
 	fl.StringVar(&o.status, "status", "", "only leaks with this status: pending, held, cancelled, deleted, failed, monitored, undeletable or found")
 	fl.StringVar(&o.action, "action", "", "only leaks that were to be deleted (delete) or only recorded (monitor)")
 	fl.Int64Var(&o.regexID, "regex", 0, "only leaks found by this regex id")
+	fl.StringVar(&o.report, "reported", "", "only leaks their author reported, in this state: open, kept, allowed, noted (rotated) or any")
 	fl.StringVar(&o.origin, "origin", "", "only leaks found live (live: events and the catch-up) or by a history sweep (history)")
 	return cmd
 }
@@ -277,7 +291,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // printLeaks writes the leak table that 'leaks list' (and the demo) shows.
 func printLeaks(w io.Writer, leaks []store.Leak) error {
-	t := newTable(w, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "ACTION", "STATUS", "ATTEMPTS")
+	t := newTable(w, "ID", "DETECTED", "CHANNEL", "USER", "TS", "REGEX", "EXCERPT", "ACTION", "STATUS", "ATTEMPTS", "REPORT")
 	for _, l := range leaks {
 		rule := fmt.Sprint(l.RegexID)
 		if l.Rule != "" {
@@ -290,7 +304,7 @@ func printLeaks(w io.Writer, leaks []store.Leak) error {
 		if l.UserName != "" {
 			user = "@" + l.UserName
 		}
-		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), channel, user, l.TS, rule, l.Excerpt, l.Action, l.Status, fmt.Sprint(l.Attempts))
+		t.row(fmt.Sprint(l.ID), formatTime(l.DetectedAt), channel, user, l.TS, rule, l.Excerpt, l.Action, l.Status, fmt.Sprint(l.Attempts), reportWords(l.Report))
 	}
 	return t.flush()
 }
@@ -342,7 +356,7 @@ deletion was cancelled. A deletion already done or failed is left as it is.`,
 				return err
 			}
 			defer s.Close()
-			n, err := s.CancelDeletions(cmd.Context(), sel, a.username(), "cancelled with 'securechat leaks cancel'")
+			n, err := a.service(s).CancelDeletions(cmd.Context(), a.actor(), sel, "cancelled with 'securechat leaks cancel'")
 			if err != nil {
 				return err
 			}
@@ -384,7 +398,7 @@ resumed deletions up within seconds.`,
 				return err
 			}
 			defer s.Close()
-			n, err := s.ResumeDeletions(cmd.Context(), sel)
+			n, err := a.service(s).ResumeDeletions(cmd.Context(), a.actor(), sel)
 			if err != nil {
 				return err
 			}
@@ -430,4 +444,19 @@ func nameLeaks(ctx context.Context, s *store.Store, leaks []store.Leak) error {
 		leaks[i].ChannelName, leaks[i].UserName = convs[leaks[i].Channel], users[leaks[i].User]
 	}
 	return nil
+}
+
+// reportWords is a leak's report as 'leaks list' shows it: "not a secret
+// (open)", "rotated", or "-".
+func reportWords(r string) string {
+	kind, status, _ := strings.Cut(r, " ")
+	switch {
+	case r == "":
+		return "-"
+	case kind == store.ReportRotated:
+		return "rotated"
+	case kind == store.ReportNotSecret:
+		return "not a secret (" + status + ")"
+	}
+	return r
 }

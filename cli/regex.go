@@ -3,11 +3,13 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/ruleset"
+	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
 
@@ -134,7 +137,7 @@ The new id is printed on stdout, so scripts can keep it: id=$(securechat regex a
 			if err := ruleset.Fits(stored, rule); err != nil {
 				return err
 			}
-			r, err := s.AddRule(cmd.Context(), rule)
+			r, err := a.service(s).AddRule(cmd.Context(), a.actor(), rule)
 			if err != nil {
 				var dup *store.DuplicateError
 				if errors.As(err, &dup) {
@@ -184,7 +187,7 @@ func (a *app) addAllBuiltins(cmd *cobra.Command, action string) error {
 		if err := ruleset.Fits(stored, rule); err != nil {
 			return fmt.Errorf("builtin %s: %w", b.Name, err)
 		}
-		r, err := s.AddRule(cmd.Context(), rule)
+		r, err := a.service(s).AddRule(cmd.Context(), a.actor(), rule)
 		var dup *store.DuplicateError
 		switch {
 		case errors.As(err, &dup):
@@ -246,14 +249,18 @@ then switch it to delete. A running daemon applies the change within a couple of
 				return err
 			}
 			defer s.Close()
-			r, cancelled, err := s.UpdateRegex(cmd.Context(), ids[0], u, a.username())
+			r, c, err := a.service(s).UpdateRule(cmd.Context(), a.actor(), ids[0], u)
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return writeJSON(a.Stdout, r)
 			}
-			fmt.Fprintf(a.Stderr, "Updated regex %d: action %s.%s\n", r.ID, r.Action, cancelledNote(cancelled))
+			note := cancelledNote(c.Cancelled)
+			if c.Held > 0 && r.Action == store.ActionDelete {
+				note += fmt.Sprintf(" %d deletion(s) of this rule stay held: review with 'securechat leaks list --regex %d --status held', then 'securechat leaks resume --rule %d'.", c.Held, r.ID, r.ID)
+			}
+			fmt.Fprintf(a.Stderr, "Updated regex %d: action %s.%s\n", r.ID, r.Action, note)
 			return nil
 		},
 	}
@@ -408,28 +415,31 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 }
 
 func newRegexListCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var asJSON, noisy bool
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List the patterns",
-		Args:    cobra.NoArgs,
+		Short:   "List the patterns, with their hits and false-positive reports",
+		Long: `List the patterns with what they found: HITS counts their leaks, REPORTS the leaks their
+authors reported "Not a secret" from the notice, and FP% the share of the hits reported so.
+A rule with a high share is noisy: pause it (securechat regex update ID --action monitor)
+and refine it. --noisy lists the noisiest first.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := a.openStore(cmd.Context(), openRead)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rs, err := s.Regexes(cmd.Context())
+			rs, err := a.service(s).Rules(cmd.Context())
 			if err != nil {
 				return err
 			}
-			hits, err := s.HitCounts(cmd.Context())
-			if err != nil {
-				return err
+			if !noisy {
+				slices.SortFunc(rs, func(a, b service.RuleView) int { return cmp.Compare(a.ID, b.ID) })
 			}
-			return printList(a, asJSON, rs, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT", func(rs []store.Regex) error {
-				t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "HITS", "UPDATED")
+			return printList(a, asJSON, rs, "No regexes yet. Add one with: securechat regex add PATTERN --description TEXT", func(rs []service.RuleView) error {
+				t := newTable(a.Stdout, "ID", "PATTERN", "DESCRIPTION", "ACTION", "SOURCE", "ENABLED", "HITS", "REPORTS", "FP%", "UPDATED")
 				var reasons []string
 				for _, r := range rs {
 					enabled := "yes"
@@ -454,7 +464,7 @@ func newRegexListCmd(a *app) *cobra.Command {
 							r.ID, r.TrialUntil.Format(time.RFC3339), r.ID))
 					}
 					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), action, truncate(source, 30), enabled,
-						strconv.Itoa(hits[r.ID]), formatTime(r.UpdatedAt))
+						strconv.Itoa(r.Leaks), strconv.Itoa(r.NotSecret), fpShare(r.RuleNoise), formatTime(r.UpdatedAt))
 				}
 				if err := t.flush(); err != nil {
 					return err
@@ -466,6 +476,7 @@ func newRegexListCmd(a *app) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&noisy, "noisy", false, "the rules with the highest false-positive share first")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (an array of objects)")
 	return cmd
 }
@@ -517,7 +528,7 @@ count is printed. Every id is tried; the command fails if any of them did not ex
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
-				n, err := s.DeleteRegex(ctx, id, a.username())
+				n, err := a.service(s).RemoveRule(ctx, a.actor(), id)
 				return fmt.Sprintf("Removed regex %d.%s", id, cancelledNote(n)), err
 			})
 		},
@@ -540,7 +551,7 @@ func newRegexEnableCmd(a *app, enable bool) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
-				n, err := s.SetRegexEnabled(ctx, id, enable, a.username())
+				n, err := a.service(s).SetRuleEnabled(ctx, a.actor(), id, enable)
 				return fmt.Sprintf("%s regex %d.%s", done, id, cancelledNote(n)), err
 			})
 		},
@@ -668,4 +679,12 @@ of PATTERN. Exit status 0 (even when it matches), 2 when the pattern is refused.
 	cmd.Flags().StringVar(&bt.history, "history", "", "read Slack's history this far back (30d, 2w, a date) instead of TEXT")
 	bt.flags(cmd.Flags())
 	return cmd
+}
+
+// fpShare formats a rule's false-positive share: "-" before any hit.
+func fpShare(n store.RuleNoise) string {
+	if n.Leaks == 0 {
+		return "-"
+	}
+	return strconv.Itoa(int(n.Share()*100+0.5)) + "%"
 }

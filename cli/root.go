@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
 
@@ -49,6 +50,14 @@ func OSDeps() Deps {
 			}
 			return os.Getenv("USER")
 		}}
+}
+
+// actor is who runs the command, for the audit log: os:NAME.
+func (a *app) actor() service.Actor { return service.OSUser(a.username()) }
+
+// service returns the admin use cases over s, as this command's user.
+func (a *app) service(s *store.Store) *service.Service {
+	return service.New(s, nil, a.Now)
 }
 
 // username names who runs the command.
@@ -134,6 +143,7 @@ Configuration is read in this order, later winning: defaults, the TOML file give
 	root.AddCommand(
 		newRegexCmd(a),
 		newLeaksCmd(a),
+		newAuditCmd(a),
 		newCheckCmd(a),
 		newRunCmd(a),
 		newScanCmd(a),

@@ -106,8 +106,11 @@ func TestLeaksCancelAndRuleChanges(t *testing.T) {
 	}
 	list := e.mustRun("leaks", "list", "--status", "cancelled", "--json").stdout
 	if !strings.Contains(list, `"ts": "1.1"`) || strings.Contains(list, `"ts": "1.2"`) ||
-		!strings.Contains(list, `"cancelled_by": "alice"`) || !strings.Contains(list, `"cancel_reason": "cancelled with 'securechat leaks cancel'"`) {
+		!strings.Contains(list, `"cancelled_by": "os:alice"`) || !strings.Contains(list, `"cancel_reason": "cancelled with 'securechat leaks cancel'"`) {
 		t.Errorf("cancelled leaks: %s", list)
+	}
+	if log := e.mustRun("audit").stdout; !strings.Contains(log, "os:alice") || !strings.Contains(log, "deletions.cancel") || !strings.Contains(log, "leak:1") {
+		t.Errorf("audit log after a cancel:\n%s", log)
 	}
 	// Removing regex 1 cancels nothing more: 1.2 still has regex 2's finding.
 	if r := e.mustRun("regex", "rm", "1"); strings.Contains(r.stderr, "Cancelled") {

@@ -339,7 +339,7 @@ func (s *Store) AuditLog(ctx context.Context, target string, limit int) ([]Audit
 type Change struct {
 	Done      bool
 	Cancelled int // deletions cancelled with it
-	Resumed   int // deletions resumed with it
+	Held      int // deletions of the rule still held (ResumeRule)
 	Closed    int // reports closed with it
 	By        string
 	At        time.Time
@@ -364,9 +364,9 @@ func (s *Store) PauseRule(ctx context.Context, id int64, actor string) (Change, 
 	return s.switchRule(ctx, id, actor, ActionMonitor)
 }
 
-// ResumeRule switches a rule back to delete and resumes the deletions the
-// breaker held for it (monitor mode's stay held), and audits it. A rule
-// that deletes already is left alone.
+// ResumeRule switches a rule back to delete and audits it; the deletions
+// held for it stay held (Change.Held counts them). A rule that deletes
+// already is left alone.
 func (s *Store) ResumeRule(ctx context.Context, id int64, actor string) (Change, error) {
 	return s.switchRule(ctx, id, actor, ActionDelete)
 }
@@ -401,15 +401,11 @@ func (s *Store) switchRule(ctx context.Context, id int64, actor, action string) 
 		if action == ActionMonitor {
 			c.Cancelled, err = cancelUnjustified(ctx, tx, now, actor, fmt.Sprintf("regex %d paused", id))
 		} else {
-			var r sql.Result
-			r, err = tx.ExecContext(ctx,
-				`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
-				 WHERE d.status = 'held' AND d.hold_reason != ? AND d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?) AND `+justified,
-				now, now, HoldMonitor, id)
-			if err == nil {
-				n, _ := r.RowsAffected()
-				c.Resumed = int(n)
-			}
+			// What the breaker held for the rule stays held: resuming it is
+			// its own decision ('leaks resume --rule'), as before.
+			err = tx.QueryRowContext(ctx,
+				`SELECT COUNT(*) FROM deletions d WHERE d.status = 'held' AND d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`,
+				id).Scan(&c.Held)
 		}
 		if err != nil {
 			return err
@@ -418,8 +414,6 @@ func (s *Store) switchRule(ctx context.Context, id int64, actor, action string) 
 		switch {
 		case c.Cancelled > 0:
 			detail += fmt.Sprintf("; %d queued deletion(s) cancelled", c.Cancelled)
-		case c.Resumed > 0:
-			detail += fmt.Sprintf("; %d held deletion(s) resumed", c.Resumed)
 		}
 		c.Detail = detail
 		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: verb, Target: RegexTarget(id), Detail: detail}, "")
