@@ -32,6 +32,8 @@ import (
 	"github.com/slack-go/slack/socketmode"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/securechat/securechat/bot/interact"
+	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
 
@@ -84,6 +86,9 @@ type Options struct {
 	Scope Scope
 	// Notify says who hears about a leak.
 	Notify Notify
+	// Admins are the Slack user ids who may act from Slack: the alert's
+	// buttons, /securechat pause|resume|allow. Empty: nobody.
+	Admins []string
 	// AllowlistKey keys the value fingerprints that 'leaks allow' uses; nil
 	// records no fingerprints.
 	AllowlistKey []byte
@@ -113,6 +118,9 @@ type Notify struct {
 	AlertChannel string
 	// WebhookURL receives a JSON POST per leak outcome.
 	WebhookURL string
+	// NoisyReports is how many "Not a secret" reports flag a rule as
+	// noisy in the alert channel (once per rule) [3]; negative: never.
+	NoisyReports int
 	// DigestAbove: when more alerts (or webhook events) than this would go
 	// out within a minute, the due ones are merged into one digest [10];
 	// negative: never.
@@ -148,7 +156,7 @@ func Defaults() Options {
 		LeaseTTL:           15 * time.Second,
 		StaggerConnections: 5 * time.Second,
 		Mode:               ModeEnforce,
-		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10},
+		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10, NoisyReports: 3},
 		Breaker:            Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
 		Catchup:            Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: HistoryPace{PerMinute: 50, PageSize: 200}},
 	}
@@ -241,6 +249,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Notify.AuthorMessage == "" {
 		o.Notify.AuthorMessage = def.Notify.AuthorMessage
+	}
+	if o.Notify.NoisyReports == 0 {
+		o.Notify.NoisyReports = def.Notify.NoisyReports
 	}
 	if o.Notify.DigestAbove == 0 {
 		o.Notify.DigestAbove = def.Notify.DigestAbove
@@ -447,6 +458,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Every connection feeds the one worker pool; each envelope is
 	// acknowledged on the connection it came on.
 	queue := make(chan envelope, o.QueueSize)
+	priority := make(chan envelope, peopleQueue)
+	pp := &people{log: d.log.With().Str("component", "interact").Logger(), metrics: o.Metrics}
+	if o.Notify.BotToken != "" {
+		noise := store.Noise{Reports: max(o.Notify.NoisyReports, 0), Notes: notes.noisy}
+		pp.h = interact.New(interact.Options{
+			Service: service.New(d.store, o.Admins, o.Now), Poster: d.poster, HTTP: o.HTTPClient, Log: pp.log, Now: o.Now,
+			ReportNotes: notes.reported, Noise: noise, Wake: notifier.wake,
+			Health: func() interact.Health {
+				return interact.Health{Connections: int(d.conn.n.Load()), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.current() != nil}
+			},
+		})
+		if len(o.Admins) == 0 {
+			d.log.Warn().Msg("no [slack] admins: nobody can use the alert buttons or /securechat pause|resume|allow; members can still report")
+		}
+	} else {
+		d.log.Warn().Msg("no bot token (SLACK_BOT_TOKEN): notices and alerts have no buttons, and /securechat and the Home tab are off; everything else works")
+	}
 	var readers sync.WaitGroup
 	for i := range o.Connections {
 		sm := socketmode.New(d.api,
@@ -470,11 +498,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		readers.Add(1)
 		components.Go(func() error {
 			defer readers.Done()
-			return pipe.read(life, i+1, sm, queue)
+			return pipe.read(life, i+1, sm, queue, priority)
 		})
 	}
-	go func() { readers.Wait(); close(queue) }()
+	go func() { readers.Wait(); close(queue); close(priority) }()
 	var workers sync.WaitGroup
+	for range peopleWorkers {
+		workers.Go(func() {
+			for env := range priority {
+				pp.handle(workCtx, env.sm, env.ev)
+			}
+		})
+	}
 	for range o.Workers {
 		workers.Go(func() {
 			for env := range queue {

@@ -21,6 +21,7 @@ type Metrics struct {
 	events         *prometheus.CounterVec // by outcome
 	acks           prometheus.Counter     // envelopes acknowledged
 	unqueued       prometheus.Counter     // events left unacknowledged: the queue was full
+	interactions   *prometheus.CounterVec // envelopes for the people pool, by type
 	breakerTrips   *prometheus.CounterVec // by regex id
 	scanSeconds    prometheus.Histogram   // one message
 	leaks          *prometheus.CounterVec // by rule and action
@@ -49,6 +50,8 @@ func NewMetrics() *Metrics {
 		Registry: r,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_events_total",
 			Help: "Socket Mode events handled, by outcome: clean, leak, redelivered, skipped, out_of_scope, allowlisted, malformed, record_failed."}, []string{"outcome"}),
+		interactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_interactions_total",
+			Help: "Envelopes answered by the interaction pool (buttons, modals, /securechat, the Home tab), by envelope type."}, []string{"type"}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "securechat_events_acked_total", Help: "Envelopes acknowledged to Slack."}),
 		breakerTrips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "securechat_breaker_trips_total",
 			Help: "Rules the runaway-rule breaker switched to monitor, by regex id."}, []string{"regex_id"}),
@@ -93,7 +96,7 @@ func NewMetrics() *Metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "securechat_db_connection_waits_total",
 			Help: "Times a query waited for a free SQLite connection."},
 			pool(func(s sql.DBStats) int64 { return s.WaitCount })))
-	r.MustRegister(m.events, m.acks, m.unqueued, m.breakerTrips, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
+	r.MustRegister(m.events, m.interactions, m.acks, m.unqueued, m.breakerTrips, m.scanSeconds, m.leaks, m.deletions, m.pending, m.slackErrors, m.reconnects,
 		m.generation, m.rules, m.notifications, m.connectedGauge, m.slackConnections, m.caughtUp, m.catchups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/store"
 )
@@ -18,6 +19,9 @@ type notice struct {
 	User    string          `json:"user,omitempty"`    // the author, for author notices
 	Mode    string          `json:"mode,omitempty"`    // author notices: ephemeral or dm
 	Text    string          `json:"text,omitempty"`    // Slack text
+	// Blocks is the Block Kit layout with the buttons (only with a bot
+	// user: Slack sends the clicks to the app that posted the message).
+	Blocks json.RawMessage `json:"blocks,omitempty"`
 	Body    json.RawMessage `json:"body,omitempty"`    // webhook JSON
 	// Leak alerts also carry their findings, for digests: "regex N (rule)"
 	// and the masked excerpt of each (at most alertFindings).
@@ -74,6 +78,9 @@ func (n notices) outcome(msg store.Message, fs []store.Finding, action, outcome,
 	var out []store.OutboxItem
 	if n.cfg.AlertChannel != "" {
 		al := notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason), Where: msg.Channel, Leak: true}
+		if n.cfg.buttons() {
+			al.Blocks = interact.AlertBlocks(al.Text, msg.Channel, msg.TS, interactFindings(fs), false)
+		}
 		for _, f := range fs[:min(len(fs), alertFindings)] {
 			al.Rules = append(al.Rules, fmt.Sprintf("regex %d (%s)", f.RegexID, detect.Shorten(f.Rule, 60)))
 			al.Excerpts = append(al.Excerpts, f.Excerpt)
@@ -92,8 +99,79 @@ func (n notices) author(msg store.Message, fs []store.Finding) []store.OutboxIte
 	if n.cfg.Author == "" || msg.User == "" || len(fs) == 0 {
 		return nil
 	}
-	return []store.OutboxItem{{Kind: store.KindAuthor,
-		Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(n.cfg.AuthorMessage, msg, fs)})}}
+	p := notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(n.cfg.AuthorMessage, msg, fs)}
+	if n.cfg.buttons() {
+		p.Blocks = interact.AuthorBlocks(p.Text, msg.Channel, msg.TS)
+	}
+	return []store.OutboxItem{{Kind: store.KindAuthor, Payload: marshal(p)}}
+}
+
+// buttons reports whether notices and alerts carry buttons: only a bot
+// user's messages do (its app receives the clicks over Socket Mode).
+func (c Notify) buttons() bool { return c.BotToken != "" }
+
+func interactFindings(fs []store.Finding) []interact.Finding {
+	out := make([]interact.Finding, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, interact.Finding{RegexID: f.RegexID, Excerpt: f.Excerpt})
+	}
+	return out
+}
+
+// reported builds the admins' alert (with its buttons) and webhook event
+// of a member's report about their removed message.
+func (n notices) reported(ls []store.Leak, reporter, kind, reason string) []store.OutboxItem {
+	if len(ls) == 0 {
+		return nil
+	}
+	var out []store.OutboxItem
+	msg, fs := findingsOf(ls)
+	var parts []string
+	for _, f := range fs[:min(len(fs), alertFindings)] {
+		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(detect.Shorten(f.Rule, 80)), escape(f.Excerpt)))
+	}
+	ids := make([]string, 0, len(ls))
+	for _, l := range ls {
+		ids = append(ids, strconv.FormatInt(l.ID, 10))
+	}
+	if n.cfg.AlertChannel != "" {
+		var text string
+		if kind == store.ReportRotated {
+			text = fmt.Sprintf(":recycle: securechat: <@%s> rotated the secret of their removed message in <#%s> (leak %s: %s).",
+				reporter, msg.Channel, strings.Join(ids, ", "), strings.Join(dedupStrings(parts), ", "))
+		} else {
+			text = fmt.Sprintf(":speech_balloon: securechat: <@%s> says their removed message in <#%s> is *not a secret* (leak %s: %s).",
+				reporter, msg.Channel, strings.Join(ids, ", "), strings.Join(dedupStrings(parts), ", "))
+			if reason != "" {
+				text += " Why: \u201c" + escape(reason) + "\u201d."
+			}
+			text += fmt.Sprintf(" Decide: allow the value (`securechat leaks allow %s`), keep it deleted, or pause the rule.", ids[0])
+		}
+		al := notice{Channel: n.cfg.AlertChannel, Text: text, Where: msg.Channel}
+		if n.cfg.buttons() && kind == store.ReportNotSecret {
+			al.Blocks = interact.AlertBlocks(text, msg.Channel, msg.TS, interactFindings(fs), true)
+		}
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(al)})
+	}
+	if n.cfg.WebhookURL != "" {
+		now := n.now().UTC()
+		body := map[string]any{"id": fmt.Sprintf("report:%s:%s:%s:%s", msg.Channel, msg.TS, reporter, kind), "event": "report",
+			"kind": kind, "channel": msg.Channel, "ts": msg.TS, "user": reporter, "reason": reason, "leak_ids": ls[0].ID, "time": now}
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
+	}
+	return out
+}
+
+// noisy builds the alert of a rule whose "Not a secret" reports passed the
+// threshold, with the command to pause it.
+func (n notices) noisy(r store.NoisyRule) []store.OutboxItem {
+	if n.cfg.AlertChannel == "" {
+		return nil
+	}
+	text := fmt.Sprintf(":loudspeaker: securechat: regex %d (%s) looks noisy: %d of its %d leaks were reported *not a secret* by %d member(s). "+
+		"Pause it while you refine it: `/securechat pause %d` or `securechat regex update %d --action monitor`. Its reports: `securechat leaks list --regex %d --reported any`.",
+		r.RegexID, escape(detect.Shorten(r.Rule, 80)), r.Reports, r.Leaks, r.Reporters, r.RegexID, r.RegexID, r.RegexID)
+	return []store.OutboxItem{{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})}}
 }
 
 // undeletableMessage is the notice to the author of a direct message that

@@ -275,7 +275,7 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 	var out outcome
 	if kind == store.KindAlert {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-		out = n.post(sctx, notes[0].Channel, digestText(notes))
+		out = n.post(sctx, notes[0].Channel, digestText(notes), nil)
 		cancel()
 		n.finishDigest(ctx, claimed, out, sampled)
 	} else {
@@ -385,10 +385,10 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
 	}
 	switch it.Kind {
 	case store.KindAlert:
-		return n.post(ctx, p.Channel, p.Text)
+		return n.post(ctx, p.Channel, p.Text, p.Blocks)
 	case store.KindAuthor:
 		if p.Mode == "ephemeral" {
-			_, err := n.poster.PostEphemeralContext(ctx, p.Channel, p.User, slack.MsgOptionText(p.Text, false))
+			_, err := n.poster.PostEphemeralContext(ctx, p.Channel, p.User, msgOptions(p.Text, p.Blocks)...)
 			out := n.result("chat.postEphemeral", err)
 			if out.kind != outFailed {
 				return out
@@ -400,7 +400,7 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
 		if err != nil {
 			return n.result("conversations.open", err)
 		}
-		return n.post(ctx, ch.ID, p.Text)
+		return n.post(ctx, ch.ID, p.Text, p.Blocks)
 	case store.KindWebhook:
 		return n.postWebhook(ctx, p.Body)
 	}
@@ -409,10 +409,23 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
 
 // post sends a message with chat.postMessage, remembered as our own first:
 // its message event can arrive before chat.postMessage answers.
-func (n *notifier) post(ctx context.Context, channel, text string) outcome {
+func (n *notifier) post(ctx context.Context, channel, text string, blocks json.RawMessage) outcome {
 	n.own.add(channel, text)
-	_, _, err := n.poster.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false))
+	_, _, err := n.poster.PostMessageContext(ctx, channel, msgOptions(text, blocks)...)
 	return n.result("chat.postMessage", err)
+}
+
+// msgOptions are a message's text and, when it has them, its blocks (the
+// text stays: it is the notification's and the fallback's).
+func msgOptions(text string, blocks json.RawMessage) []slack.MsgOption {
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+	if len(blocks) > 0 {
+		var bs slack.Blocks
+		if json.Unmarshal(blocks, &bs) == nil && len(bs.BlockSet) > 0 {
+			opts = append(opts, slack.MsgOptionBlocks(bs.BlockSet...))
+		}
+	}
+	return opts
 }
 
 // result classifies a Web API answer and counts an error in the metrics.

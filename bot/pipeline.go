@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/securechat/securechat/store"
@@ -55,7 +56,7 @@ const enqueueWait = 50 * time.Millisecond
 // (securechat_events_unqueued_total): Slack sends it again at once, after 1
 // minute and after 5 minutes. It returns a *TokenError when Slack refuses
 // the app token, and nil when ctx ends.
-func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, queue chan<- envelope) error {
+func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, queue, priority chan<- envelope) error {
 	full := p.log.Sample(&zerolog.BurstSampler{Burst: 3, Period: 10 * time.Second})
 	log := p.log.With().Int("socket", socket).Logger()
 	up := false // this connection
@@ -122,6 +123,20 @@ func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, 
 			p.log.Warn().Str("event", string(ev.Type)).Msg("socket mode connection trouble; slack-go reconnects by itself")
 			continue
 		}
+		// The router: people waiting on an answer (buttons, modals,
+		// /securechat, the Home tab) go to their own small pool, never
+		// behind the scan queue: Slack does not send them again, and shows
+		// the user an error after 3 s.
+		if route(ev) == routePeople {
+			select {
+			case priority <- envelope{sm: sm, ev: ev}:
+			default:
+				p.metrics.unqueued.Inc()
+				p.log.Warn().Str("event", string(ev.Type)).Msg("every interaction worker is busy: answered an interaction with 'busy'")
+				go p.ackBusy(ctx, sm, ev)
+			}
+			continue
+		}
 		select {
 		case queue <- envelope{sm: sm, ev: ev}:
 			continue
@@ -147,6 +162,52 @@ func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, 
 				Msg("every worker is busy and the queue is full: left an event unacknowledged, Slack sends it again")
 		}
 	}
+}
+
+// Routes of an envelope.
+const (
+	routeScan   = iota // a message event to scan (and anything else: acknowledged there)
+	routePeople        // an interaction, a slash command, the Home tab: the priority pool
+)
+
+// route says where an envelope goes, by its type (and, for Events API
+// envelopes, the inner event's type).
+func route(ev socketmode.Event) int {
+	switch ev.Type {
+	case socketmode.EventTypeInteractive, socketmode.EventTypeSlashCommand:
+		return routePeople
+	case socketmode.EventTypeEventsAPI:
+		if e, ok := ev.Data.(slackevents.EventsAPIEvent); ok && e.InnerEvent.Type == "app_home_opened" {
+			return routePeople
+		}
+	case socketmode.EventTypeErrorBadMessage:
+		// slack-go could not decode it: an interaction or command must
+		// still be answered (or at least acknowledged) from the pool.
+		if bad, ok := ev.Data.(*socketmode.ErrorBadMessage); ok {
+			var env struct {
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(bad.Message, &env) == nil &&
+				(env.Type == socketmode.RequestTypeInteractive || env.Type == socketmode.RequestTypeSlashCommands) {
+				return routePeople
+			}
+		}
+	}
+	return routeScan
+}
+
+// ackBusy answers an interaction the pool has no room for.
+func (p *pipeline) ackBusy(ctx context.Context, sm *socketmode.Client, ev socketmode.Event) {
+	if ev.Request == nil || ev.Request.EnvelopeID == "" {
+		return
+	}
+	var payload any
+	if ev.Type == socketmode.EventTypeSlashCommand {
+		payload = map[string]any{"response_type": "ephemeral", "text": "securechat is busy right now; please try again in a few seconds."}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = sm.AckCtx(ctx, ev.Request.EnvelopeID, payload)
 }
 
 // envelope is an event with the connection it came on, which acknowledges it.

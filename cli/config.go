@@ -84,6 +84,8 @@ type NotifyConfig struct {
 	AlertChannel  string `toml:"alert_channel"`
 	WebhookURL    string `toml:"webhook_url"`
 	DigestAbove   int    `toml:"digest_above"`
+	// NoisyReports is how many "Not a secret" reports flag a rule as noisy.
+	NoisyReports int `toml:"noisy_reports"`
 }
 
 // AllowlistConfig holds the key of the value fingerprints.
@@ -101,6 +103,9 @@ type SlackConfig struct {
 	AppToken  string `toml:"app_token"`
 	UserToken string `toml:"user_token"`
 	APIURL    string `toml:"api_url"`
+	// Admins are the Slack user ids who may act from Slack (the alert's
+	// buttons, /securechat pause|resume|allow).
+	Admins []string `toml:"admins"`
 }
 
 // LogConfig sets the daemon's log output.
@@ -157,7 +162,7 @@ func Defaults() Config {
 		},
 		Socket: SocketConfig{Connections: d.Connections, Stagger: Duration{d.StaggerConnections}, LeaderLease: Duration{d.LeaseTTL}},
 		Scope:  ScopeConfig{Types: []string{"channel", "group", "im", "mpim"}},
-		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage, DigestAbove: d.Notify.DigestAbove},
+		Notify: NotifyConfig{Author: d.Notify.Author, AuthorMessage: d.Notify.AuthorMessage, DigestAbove: d.Notify.DigestAbove, NoisyReports: d.Notify.NoisyReports},
 		Breaker: BreakerConfig{Enabled: d.Breaker.Enabled, MaxDeletions: d.Breaker.MaxDeletions, MaxShare: d.Breaker.MaxShare,
 			MinScanned: d.Breaker.MinScanned, Window: Duration{d.Breaker.Window}},
 		Catchup: CatchupConfig{Enabled: d.Catchup.Enabled, Gap: Duration{d.Catchup.Gap}, Lookback: Duration{d.Catchup.Lookback},
@@ -325,6 +330,8 @@ const (
 	EnvUserToken = "SLACK_USER_TOKEN"
 	EnvAPIURL    = "SLACK_API_URL"
 	EnvBotToken  = "SLACK_BOT_TOKEN"
+	// EnvAdmins lists the Slack user ids of the admins, comma-separated.
+	EnvAdmins = "SECURECHAT_ADMINS"
 	EnvAllowKey  = "SECURECHAT_ALLOWLIST_SECRET"
 	EnvMetrics   = "SECURECHAT_METRICS_ADDR"
 	// EnvInstance names the daemon among replicas [host-pid].
@@ -348,6 +355,9 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	set(&c.Notify.BotToken, EnvBotToken)
 	set(&c.Allowlist.Secret, EnvAllowKey)
 	set(&c.Metrics.Addr, EnvMetrics)
+	if v := getenv(EnvAdmins); v != "" {
+		c.Slack.Admins = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	}
 	switch strings.ToLower(getenv(EnvBreaker)) {
 	case "off", "false", "0":
 		c.Breaker.Enabled = false
@@ -422,6 +432,14 @@ func (c *Config) Validate(slack bool) error {
 		default:
 			return fmt.Errorf("scope types: %q is not one of channel (public), group (private), im (DM), mpim (group DM)", t)
 		}
+	}
+	for _, id := range c.Slack.Admins {
+		if !validUserID(id) {
+			return fmt.Errorf("slack admins: %q is not a Slack user id (U… or W…, as in a member's profile: ⋮ → Copy member ID)", id)
+		}
+	}
+	if n := c.Notify.NoisyReports; n < 0 || n > 10000 {
+		return fmt.Errorf("notify noisy_reports = %d: use 1 to 10000 reports (0 never flags a rule)", n)
 	}
 	if n := c.Notify.DigestAbove; n < 0 || n > 1000 {
 		return fmt.Errorf("notify digest_above = %d: use 1 to 1000 alerts a minute (0 never merges them)", n)
@@ -509,4 +527,17 @@ func checkToken(tok, env, key, prefix, how string) error {
 		got = "it is too short or contains spaces or quotes"
 	}
 	return fmt.Errorf("%s must be %s starting with %s, but %s: %s", env, tokenKinds[prefix], prefix, got, how)
+}
+
+// validUserID reports whether id looks like a Slack user id.
+func validUserID(id string) bool {
+	if len(id) < 3 || len(id) > 20 || (id[0] != 'U' && id[0] != 'W') {
+		return false
+	}
+	for _, r := range id[1:] {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"go.yaml.in/yaml/v3"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,25 @@ func TestManifest(t *testing.T) {
 		t.Errorf("manifest --name of 35 characters: %+v", r)
 	}
 	y := e.mustRun("manifest").stdout
+	// The YAML says exactly what the JSON says: the bot user, its scopes
+	// and event, interactivity and /securechat included.
+	var fromYAML, fromJSON any
+	if err := yaml.Unmarshal([]byte(y), &fromYAML); err != nil {
+		t.Fatalf("YAML manifest: %v", err)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	yj, _ := json.Marshal(fromYAML)
+	jj, _ := json.Marshal(fromJSON)
+	if string(yj) != string(jj) {
+		t.Errorf("the YAML and JSON manifests differ:\n%s\n%s", yj, jj)
+	}
+	for _, want := range []string{`"bot":["chat:write","im:write","commands"]`, `"bot_events":["app_home_opened"]`, `"interactivity":{"is_enabled":true}`, `"command":"/securechat"`} {
+		if !strings.Contains(string(jj), want) {
+			t.Errorf("manifest lacks %s", want)
+		}
+	}
 	for _, want := range append(append([]string{"socket_mode_enabled: true"}, bot.ManifestUserScopes()...), userEvents...) {
 		if !strings.Contains(y, want) {
 			t.Errorf("YAML manifest lacks %q", want)

@@ -21,12 +21,13 @@ func newManifestCmd(a *app) *cobra.Command {
 		Use:   "manifest",
 		Short: "Print the Slack app manifest securechat needs",
 		Long: `Print a Slack app manifest: Socket Mode on, the user token scopes and the four message
-events securechat needs, no bot user, no public URL.
+events securechat needs, a bot user (chat:write, im:write, commands) for the notices'
+buttons, the /securechat command and the Home tab, interactivity on, and no public URL.
 
 Create the app from it at https://api.slack.com/apps → Create New App → From a manifest,
 then under Basic Information → App-Level Tokens create a token with connections:write
 (that is SLACK_APP_TOKEN), and install the app as a workspace admin or owner (the User
-OAuth Token is SLACK_USER_TOKEN). The admin sees, and so securechat scans, only the
+OAuth Token is SLACK_USER_TOKEN, the Bot User OAuth Token SLACK_BOT_TOKEN). The admin sees, and so securechat scans, only the
 conversations the admin is a member of.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,6 +48,18 @@ conversations the admin is a member of.`,
 	return cmd
 }
 
+// botScopes are the bot user's scopes: post notices and alerts with
+// buttons (chat:write), open a DM with an author (im:write), and receive
+// /securechat (commands).
+var botScopes = []string{"chat:write", "im:write", "commands"}
+
+// botEvents are the events the bot user receives: a member opening the
+// app's Home tab.
+var botEvents = []string{"app_home_opened"}
+
+// slashUsage is the /securechat command's usage hint.
+const slashUsage = "status | rules | pause ID | resume ID | allow LEAK_ID | help"
+
 func manifest(name string) map[string]any {
 	return map[string]any{
 		"_metadata": map[string]any{"major_version": 1, "minor_version": 1},
@@ -54,10 +67,16 @@ func manifest(name string) map[string]any {
 			"name":        name,
 			"description": "Deletes messages that leak secrets (cards, keys, tokens) and records the leak.",
 		},
-		"oauth_config": map[string]any{"scopes": map[string]any{"user": bot.ManifestUserScopes()}},
+		"features": map[string]any{
+			"app_home": map[string]any{"home_tab_enabled": true, "messages_tab_enabled": false, "messages_tab_read_only_enabled": true},
+			"bot_user": map[string]any{"display_name": name, "always_online": true},
+			"slash_commands": []any{map[string]any{"command": "/securechat", "description": "securechat: status, rules, and admin actions",
+				"usage_hint": slashUsage, "should_escape": false}},
+		},
+		"oauth_config": map[string]any{"scopes": map[string]any{"user": bot.ManifestUserScopes(), "bot": botScopes}},
 		"settings": map[string]any{
-			"event_subscriptions":    map[string]any{"user_events": userEvents},
-			"interactivity":          map[string]any{"is_enabled": false},
+			"event_subscriptions":    map[string]any{"user_events": userEvents, "bot_events": botEvents},
+			"interactivity":          map[string]any{"is_enabled": true},
 			"org_deploy_enabled":     false,
 			"socket_mode_enabled":    true,
 			"token_rotation_enabled": false,
@@ -66,33 +85,49 @@ func manifest(name string) map[string]any {
 }
 
 func manifestYAML(name string) string {
-	list := func(items []string) string {
+	list := func(indent string, items []string) string {
 		var b strings.Builder
 		for _, it := range items {
-			fmt.Fprintf(&b, "      - %s\n", it)
+			fmt.Fprintf(&b, "%s- %s\n", indent, it)
 		}
 		return b.String()
 	}
 	return fmt.Sprintf(`# Slack app manifest for securechat (https://api.slack.com/reference/manifests).
 # After creating the app: Basic Information → App-Level Tokens → a token with
 # connections:write (SLACK_APP_TOKEN); install it as a workspace admin or owner
-# and copy the User OAuth Token (SLACK_USER_TOKEN).
+# and copy the User OAuth Token (SLACK_USER_TOKEN) and the Bot User OAuth
+# Token (SLACK_BOT_TOKEN: buttons, /securechat and the Home tab).
 _metadata:
   major_version: 1
   minor_version: 1
 display_information:
-  name: %q
+  name: %[1]q
   description: Deletes messages that leak secrets (cards, keys, tokens) and records the leak.
+features:
+  app_home:
+    home_tab_enabled: true
+    messages_tab_enabled: false
+    messages_tab_read_only_enabled: true
+  bot_user:
+    display_name: %[1]q
+    always_online: true
+  slash_commands:
+    - command: /securechat
+      description: "securechat: status, rules, and admin actions"
+      usage_hint: %[2]q
+      should_escape: false
 oauth_config:
   scopes:
     user:
-%ssettings:
+%[3]s    bot:
+%[4]ssettings:
   event_subscriptions:
     user_events:
-%s  interactivity:
-    is_enabled: false
+%[5]s    bot_events:
+%[6]s  interactivity:
+    is_enabled: true
   org_deploy_enabled: false
   socket_mode_enabled: true
   token_rotation_enabled: false
-`, name, list(bot.ManifestUserScopes()), list(userEvents))
+`, name, slashUsage, list("      ", bot.ManifestUserScopes()), list("      ", botScopes), list("      ", userEvents), list("      ", botEvents))
 }

@@ -153,7 +153,9 @@ func (a *app) botOptions() bot.Options {
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels,
 			Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
 		Notify: bot.Notify{Author: c.Notify.Author, AuthorMessage: c.Notify.AuthorMessage, BotToken: c.Notify.BotToken,
-			AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL, DigestAbove: digestAbove(c.Notify.DigestAbove)},
+			AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL, DigestAbove: digestAbove(c.Notify.DigestAbove),
+			NoisyReports: noisyReports(c.Notify.NoisyReports)},
+		Admins:       c.Slack.Admins,
 		AllowlistKey: allowKey(c.Allowlist.Secret),
 		Breaker: bot.Breaker{Enabled: c.Breaker.Enabled, MaxDeletions: c.Breaker.MaxDeletions, MaxShare: c.Breaker.MaxShare,
 			MinScanned: c.Breaker.MinScanned, Window: c.Breaker.Window.Duration},
@@ -171,6 +173,15 @@ func allowKey(secret string) []byte {
 
 // digestAbove maps the config's 0 (never merge) to the daemon's negative.
 func digestAbove(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// noisyReports maps the configuration's 0 (never) to the daemon's
+// negative.
+func noisyReports(n int) int {
 	if n == 0 {
 		return -1
 	}

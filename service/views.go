@@ -135,3 +135,8 @@ func (s *Service) Leak(ctx context.Context, id int64) (store.Leak, error) {
 	}
 	return ls[0], nil
 }
+
+// MessageLeaks returns the leaks recorded for one message.
+func (s *Service) MessageLeaks(ctx context.Context, channel, ts string) ([]store.Leak, error) {
+	return s.store.Leaks(ctx, store.LeakFilter{Channel: channel, TS: ts})
+}

@@ -412,6 +412,7 @@ type Leak struct {
 type LeakFilter struct {
 	ID         int64
 	Channel    string
+	TS         string // one message's (with Channel)
 	Status     string
 	Action     string
 	Since      time.Time
@@ -476,6 +477,10 @@ func (s *Store) Leaks(ctx context.Context, f LeakFilter) ([]Leak, error) {
 	if f.Channel != "" {
 		where = append(where, "l.channel = ?")
 		args = append(args, f.Channel)
+	}
+	if f.TS != "" {
+		where = append(where, "l.ts = ?")
+		args = append(args, f.TS)
 	}
 	if f.Status != "" {
 		where = append(where, "("+leakStatus+") = ?")

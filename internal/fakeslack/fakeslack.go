@@ -118,6 +118,11 @@ type PostCall struct {
 	Text    string
 	Token   string
 	At      time.Time
+	// TS is the posted message's ts (chat.postMessage), or the updated
+	// one's (chat.update).
+	TS string
+	// Blocks is the Block Kit JSON sent with the message, "" for none.
+	Blocks string
 }
 
 // Delivery is an envelope the server sent and what became of it.
@@ -128,7 +133,10 @@ type Delivery struct {
 	SentAt     time.Time
 	AckedAt    time.Time // zero until acknowledged
 	Acks       int       // acks received for it (all attempts)
-	Attempts   int       // 1 + redeliveries
+	// AckPayload is the payload of the first ack that carried one (a
+	// slash command's answer, a view_submission's response_action).
+	AckPayload json.RawMessage
+	Attempts   int // 1 + redeliveries
 	body       map[string]any
 }
 
@@ -164,6 +172,8 @@ type Server struct {
 	closed      bool
 
 	history history // the conversations, users and history methods (history.go)
+
+	interactive interactive // views and response_url calls (interactive.go)
 
 	rnd      *rand.Rand // ChaosDelete's dice, under mu
 	window   time.Time  // DeleteLimit: when the current window started, under mu
@@ -213,6 +223,10 @@ func New(o Options) *Server {
 	mux.HandleFunc("/api/chat.postMessage", s.chatPost("chat.postMessage"))
 	mux.HandleFunc("/api/chat.postEphemeral", s.chatPost("chat.postEphemeral"))
 	mux.HandleFunc("/api/conversations.open", s.conversationsOpen)
+	mux.HandleFunc("/api/chat.update", s.chatUpdate)
+	mux.HandleFunc("/api/views.open", s.views("views.open"))
+	mux.HandleFunc("/api/views.publish", s.views("views.publish"))
+	mux.HandleFunc("/respond/", s.respond)
 	s.history.init()
 	mux.HandleFunc("/api/users.conversations", s.usersConversations)
 	mux.HandleFunc("/api/conversations.history", s.conversationsHistory)
@@ -608,12 +622,13 @@ func (s *Server) chatPost(method string) http.HandlerFunc {
 			return
 		}
 		call := PostCall{Method: method, Channel: r.PostFormValue("channel"), User: r.PostFormValue("user"),
-			Text: r.PostFormValue("text"), Token: tok, At: time.Now()}
+			Text: r.PostFormValue("text"), Token: tok, At: time.Now(), Blocks: r.PostFormValue("blocks")}
 		if call.Channel == "" {
 			writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "channel_not_found"})
 			return
 		}
 		ts := s.nextTS()
+		call.TS = ts
 		s.mu.Lock()
 		s.posts = append(s.posts, call)
 		s.notify()
@@ -774,6 +789,9 @@ func (s *Server) readLoop(c *conn) {
 		s.mu.Lock()
 		if d := s.deliveries[ack.EnvelopeID]; d != nil {
 			d.Acks++
+			if d.AckPayload == nil && len(ack.Payload) > 0 && string(ack.Payload) != "null" {
+				d.AckPayload = append(json.RawMessage(nil), ack.Payload...)
+			}
 			if d.AckedAt.IsZero() {
 				d.AckedAt = now
 				s.unacked--
