@@ -16,12 +16,14 @@ const module = "github.com/securechat/securechat/"
 // internal/ packages are test and demo doubles: only cli/demo.go may use
 // one outside tests.
 var allowedImports = map[string][]string{
-	".":       {"cli"},
-	"cli":     {"bot", "ruleset", "store", "detect"},
-	"bot":     {"ruleset", "store", "detect"},
-	"ruleset": {"store", "detect"},
-	"store":   {},
-	"detect":  {},
+	".":            {"cli"},
+	"cli":          {"bot", "bot/interact", "service", "ruleset", "store", "detect"},
+	"bot":          {"bot/interact", "service", "ruleset", "store", "detect"},
+	"bot/interact": {"service", "store"},
+	"service":      {"store"},
+	"ruleset":      {"store", "detect"},
+	"store":        {},
+	"detect":       {},
 }
 
 // TestImportRules checks every non-test file of the product packages

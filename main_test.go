@@ -342,7 +342,10 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	// The leak log: each message's status word.
-	for _, want := range []string{`delete\s+deleted\s+1\n`, `delete\s+undeletable\s+0\n`, `monitor\s+monitored\s+0\n`} {
+	for _, want := range []string{`delete\s+deleted\s+1\s+-\n`, `delete\s+undeletable\s+0\s+-\n`, `monitor\s+monitored\s+0\s+-\n`,
+		`delete\s+deleted\s+1\s+not a secret \(allowed\)\n`,
+		// The buttons: a member reports, an admin allows.
+		`presses "Not a secret"`, `see: .*is \*not a secret\*.*Why: .it is the test card`, `updated: .*allowed by <@U0ADMIN0001>`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("demo's leak log lacks %q:\n%s", want, out)
 		}

@@ -15,14 +15,14 @@ import (
 
 // notice is an outbox payload. It holds masked data only.
 type notice struct {
-	Channel string          `json:"channel,omitempty"` // where to post (alert channel, or the message's channel)
-	User    string          `json:"user,omitempty"`    // the author, for author notices
-	Mode    string          `json:"mode,omitempty"`    // author notices: ephemeral or dm
-	Text    string          `json:"text,omitempty"`    // Slack text
+	Channel string `json:"channel,omitempty"` // where to post (alert channel, or the message's channel)
+	User    string `json:"user,omitempty"`    // the author, for author notices
+	Mode    string `json:"mode,omitempty"`    // author notices: ephemeral or dm
+	Text    string `json:"text,omitempty"`    // Slack text
 	// Blocks is the Block Kit layout with the buttons (only with a bot
 	// user: Slack sends the clicks to the app that posted the message).
 	Blocks json.RawMessage `json:"blocks,omitempty"`
-	Body    json.RawMessage `json:"body,omitempty"`    // webhook JSON
+	Body   json.RawMessage `json:"body,omitempty"` // webhook JSON
 	// Leak alerts also carry their findings, for digests: "regex N (rule)"
 	// and the masked excerpt of each (at most alertFindings).
 	Rules    []string `json:"rules,omitempty"`

@@ -331,9 +331,9 @@ const (
 	EnvAPIURL    = "SLACK_API_URL"
 	EnvBotToken  = "SLACK_BOT_TOKEN"
 	// EnvAdmins lists the Slack user ids of the admins, comma-separated.
-	EnvAdmins = "SECURECHAT_ADMINS"
-	EnvAllowKey  = "SECURECHAT_ALLOWLIST_SECRET"
-	EnvMetrics   = "SECURECHAT_METRICS_ADDR"
+	EnvAdmins   = "SECURECHAT_ADMINS"
+	EnvAllowKey = "SECURECHAT_ALLOWLIST_SECRET"
+	EnvMetrics  = "SECURECHAT_METRICS_ADDR"
 	// EnvInstance names the daemon among replicas [host-pid].
 	EnvInstance = "SECURECHAT_INSTANCE"
 	EnvBreaker  = "SECURECHAT_BREAKER" // "off" turns the runaway-rule breaker off (load tests, benchmarks)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/ruleset"
@@ -140,13 +142,16 @@ type demo struct {
 }
 
 func runDemo(ctx context.Context, a *app, dbPath string, verbose bool) (err error) {
-	d := &demo{a: a, out: a.Stdout, fake: fakeslack.New(fakeslack.Options{PingInterval: time.Second})}
+	d := &demo{a: a, out: a.Stdout, fake: fakeslack.New(fakeslack.Options{PingInterval: time.Second, BotToken: demoBotToken})}
 	defer func() { err = errors.Join(err, d.close()) }()
 	if err := d.setup(ctx, dbPath, verbose); err != nil {
 		return err
 	}
 	deleted, err := d.postAndObserve(ctx)
 	if err != nil {
+		return err
+	}
+	if err := d.buttons(ctx); err != nil {
 		return err
 	}
 	if err := d.wait(); err != nil {
@@ -195,7 +200,8 @@ func (d *demo) setup(ctx context.Context, dbPath string, verbose bool) error {
 	daemon := bot.New(st, d.a.newLogger().Level(logLevel), bot.Options{
 		AppToken: d.fake.AppToken(), UserToken: d.fake.UserToken(), APIURL: d.fake.APIURL(),
 		ReloadInterval: 200 * time.Millisecond, RetryMax: time.Second, Now: d.a.Now,
-		Notify: bot.Notify{Author: "ephemeral", AuthorMessage: d.a.cfg.Notify.AuthorMessage, AlertChannel: demoAlerts},
+		Notify: bot.Notify{Author: "ephemeral", AuthorMessage: d.a.cfg.Notify.AuthorMessage, AlertChannel: demoAlerts, BotToken: demoBotToken},
+		Admins: []string{demoAdmin}, AllowlistKey: []byte("securechat-demo-allowlist-key"),
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	d.stop, d.done = stop, make(chan error, 1)
@@ -210,6 +216,117 @@ func (d *demo) setup(ctx context.Context, dbPath string, verbose bool) error {
 	}
 	fmt.Fprintln(d.out, "  daemon       connected over Socket Mode")
 	return nil
+}
+
+// The demo's bot user and admin.
+const (
+	demoBotToken = "xoxb-1000000000001-2000000000002-demobottoken"
+	demoAdmin    = fakeslack.AdminUserID
+)
+
+// buttons shows the Slack-native actions: the author of the first deleted
+// message presses "Not a secret" on their notice and gives a reason, the
+// admins get the report with its buttons, and an admin presses "Allow this
+// value".
+func (d *demo) buttons(ctx context.Context) error {
+	waitCtx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	var notice *fakeslack.PostCall
+	d.fake.Snapshot(func(s *fakeslack.State) {
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postEphemeral" && strings.Contains(p.Blocks, interact.ActionNotSecret) {
+				notice = &p
+				break
+			}
+		}
+	})
+	if notice == nil {
+		return errors.New("demo: no author notice with buttons was posted")
+	}
+	ref := buttonValue(notice.Blocks, interact.ActionNotSecret)
+	fmt.Fprintln(d.out)
+	fmt.Fprintln(d.out, "Buttons (with the bot user): the author reports, an admin decides:")
+	fmt.Fprintf(d.out, "  %-8s presses \"Not a secret\" on the notice and writes why\n", notice.User)
+	if _, _, err := d.fake.SendClick(fakeslack.Click{User: notice.User, ActionID: interact.ActionNotSecret, Value: ref,
+		Channel: notice.Channel, Ephemeral: true}); err != nil {
+		return err
+	}
+	var modal fakeslack.ViewCall
+	if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool {
+		for _, v := range s.Views() {
+			if v.Method == "views.open" {
+				modal = v
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return fmt.Errorf("demo: the report modal did not open: %w", err)
+	}
+	var view struct {
+		CallbackID      string `json:"callback_id"`
+		PrivateMetadata string `json:"private_metadata"`
+	}
+	if err := json.Unmarshal([]byte(modal.View), &view); err != nil {
+		return err
+	}
+	if _, err := d.fake.SendViewSubmission(notice.User, view.CallbackID, view.PrivateMetadata,
+		map[string]map[string]string{"reason": {"reason_input": "it is the test card from our payment docs"}}); err != nil {
+		return err
+	}
+	var report fakeslack.PostCall
+	if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool {
+		for _, p := range s.Posts() {
+			if p.Method == "chat.postMessage" && p.Channel == demoAlerts && strings.Contains(p.Blocks, interact.ActionKeep) {
+				report = p
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return fmt.Errorf("demo: the report did not reach the admins: %w", err)
+	}
+	fmt.Fprintf(d.out, "  admins   see: %s\n", report.Text)
+	fmt.Fprintf(d.out, "  %-8s presses \"Allow this value\" on it\n", demoAdmin)
+	if _, _, err := d.fake.SendClick(fakeslack.Click{User: demoAdmin, ActionID: interact.ActionAllow,
+		Value: buttonValue(report.Blocks, interact.ActionAllow), Channel: demoAlerts, MessageTS: report.TS, Message: &report}); err != nil {
+		return err
+	}
+	var updated fakeslack.PostCall
+	if err := d.fake.Wait(waitCtx, func(s *fakeslack.State) bool {
+		for _, p := range s.Posts() {
+			if p.Method == "chat.update" {
+				updated = p
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return fmt.Errorf("demo: the alert was not updated: %w", err)
+	}
+	_, line, _ := strings.Cut(updated.Text, "\n")
+	fmt.Fprintf(d.out, "  alert    updated: %s\n", line)
+	fmt.Fprintln(d.out, "  (the same value no longer counts as a leak; 'securechat audit' shows who did it)")
+	return nil
+}
+
+// buttonValue is the value of a message's button with this action id.
+func buttonValue(blocks, actionID string) string {
+	var bs []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	_ = json.Unmarshal([]byte(blocks), &bs)
+	for _, b := range bs {
+		for _, e := range b.Elements {
+			if e.ActionID == actionID {
+				return e.Value
+			}
+		}
+	}
+	return ""
 }
 
 // demoTimeout bounds each wait of the demo.

@@ -1,0 +1,409 @@
+package bot_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/bot/interact"
+	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/store"
+)
+
+const (
+	botToken  = "xoxb-1000000000001-2000000000002-fakebottoken"
+	alerts    = "C0ALERTS001"
+	admin1    = "U0ADMIN0001"
+	admin2    = "U0ADMIN0002"
+	author    = "U0MEMBER001"
+	bystander = "U0MEMBER002"
+)
+
+// interactiveHarness is a daemon with a bot user, an alert channel and two
+// admins, whose member posted a card that was deleted.
+func interactiveHarness(t *testing.T) (*harness, string) {
+	t.Helper()
+	h := newHarness(t, setup{fake: fakeslack.Options{BotToken: botToken},
+		opts: bot.Options{AllowlistKey: []byte("allowlist-key"), Admins: []string{admin1, admin2},
+			Notify: bot.Notify{Author: "ephemeral", BotToken: botToken, AlertChannel: alerts, NoisyReports: 1}}})
+	ts, _ := h.post(fakeslack.Message{User: author, Text: "my card " + card})
+	h.wait("the notice and the alert", func(st *fakeslack.State) bool {
+		return findPost(st, "chat.postEphemeral", "") != nil && findPost(st, "chat.postMessage", alerts) != nil
+	})
+	return h, ts
+}
+
+func findPost(st *fakeslack.State, method, channel string) *fakeslack.PostCall {
+	for _, p := range st.Posts() {
+		if p.Method == method && (channel == "" || p.Channel == channel) {
+			return &p
+		}
+	}
+	return nil
+}
+
+// buttons returns the action_id → value of a message's buttons.
+func buttons(t *testing.T, blocks string) map[string]string {
+	t.Helper()
+	var bs []struct {
+		Type     string `json:"type"`
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	if err := json.Unmarshal([]byte(blocks), &bs); err != nil {
+		t.Fatalf("blocks %q: %v", blocks, err)
+	}
+	out := map[string]string{}
+	for _, b := range bs {
+		for _, e := range b.Elements {
+			if e.ActionID != "" {
+				out[e.ActionID] = e.Value
+			}
+		}
+	}
+	return out
+}
+
+func (h *harness) click(c fakeslack.Click) (envelopeID, responseURL string) {
+	h.t.Helper()
+	id, url, err := h.slack.SendClick(c)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return id, url
+}
+
+func responsesTo(st *fakeslack.State, url string) []fakeslack.ResponseCall {
+	var out []fakeslack.ResponseCall
+	for _, r := range st.Responses() {
+		if strings.HasSuffix(url, r.URL) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (h *harness) responseTo(url string) map[string]any {
+	h.t.Helper()
+	var got map[string]any
+	h.wait("an answer on "+url, func(st *fakeslack.State) bool {
+		rs := responsesTo(st, url)
+		if len(rs) > 0 {
+			got = rs[0].Body
+		}
+		return got != nil
+	})
+	return got
+}
+
+// TestAuthorReportsNotASecret: the notice's "Not a secret" opens a modal
+// with bot token; its submission records one report per leak and person,
+// updates the notice, and alerts the admins with the buttons; a second
+// press (either button) records nothing more; someone else cannot report.
+func TestAuthorReportsNotASecret(t *testing.T) {
+	h, ts := interactiveHarness(t)
+	var notice fakeslack.PostCall
+	h.slack.Snapshot(func(st *fakeslack.State) { notice = *findPost(st, "chat.postEphemeral", "") })
+	if notice.Token != botToken {
+		t.Errorf("the notice was posted with %q, want the bot token", notice.Token)
+	}
+	bs := buttons(t, notice.Blocks)
+	ref := bs[interact.ActionNotSecret]
+	if ref != interact.MessageRef("C0GENERAL01", ts) || bs[interact.ActionRotated] != ref {
+		t.Fatalf("notice buttons = %v", bs)
+	}
+	// Another member pressing it (Slack would not show them the ephemeral
+	// notice, but a forged or shared payload must not count).
+	env, url := h.click(fakeslack.Click{User: bystander, ActionID: interact.ActionNotSecret, Value: ref, Channel: "C0GENERAL01", Ephemeral: true})
+	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "Only the author") || r["response_type"] != "ephemeral" {
+		t.Errorf("a bystander's report answered %v", r)
+	}
+	h.wait("ack", acked(env))
+	// The author: a modal opens.
+	env, url = h.click(fakeslack.Click{User: author, ActionID: interact.ActionNotSecret, Value: ref, Channel: "C0GENERAL01", Ephemeral: true})
+	var modal fakeslack.ViewCall
+	h.wait("the report modal", func(st *fakeslack.State) bool {
+		for _, v := range st.Views() {
+			if v.Method == "views.open" {
+				modal = v
+				return true
+			}
+		}
+		return false
+	})
+	h.wait("ack", acked(env))
+	var view struct {
+		CallbackID      string `json:"callback_id"`
+		PrivateMetadata string `json:"private_metadata"`
+	}
+	if err := json.Unmarshal([]byte(modal.View), &view); err != nil || view.CallbackID != interact.CallbackReport || modal.Token != botToken {
+		t.Fatalf("modal = %+v (%v)", modal, err)
+	}
+	sub, err := h.slack.SendViewSubmission(author, view.CallbackID, view.PrivateMetadata,
+		map[string]map[string]string{"reason": {"reason_input": "it is the docs' test card"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.responseTo(url)
+	if r["replace_original"] != true || !strings.Contains(r["text"].(string), "not a secret") {
+		t.Errorf("the notice was updated with %v", r)
+	}
+	h.wait("ack of the submission", acked(sub))
+	h.wait("the report's alert", func(st *fakeslack.State) bool {
+		for _, p := range st.Posts() {
+			if p.Channel == alerts && strings.Contains(p.Text, "not a secret") && strings.Contains(p.Text, "docs' test card") {
+				return buttons(t, p.Blocks)[interact.ActionKeep] != ""
+			}
+		}
+		return false
+	})
+	h.wait("the noisy-rule flag (threshold 1)", func(st *fakeslack.State) bool {
+		for _, p := range st.Posts() {
+			if p.Channel == alerts && strings.Contains(p.Text, "looks noisy") && strings.Contains(p.Text, "/securechat pause 1") {
+				return true
+			}
+		}
+		return false
+	})
+	ls := h.leaks(store.LeakFilter{})
+	if len(ls) != 1 || ls[0].Report != "not_secret open" || ls[0].Status != store.StatusDeleted {
+		t.Fatalf("leak after the report = %+v; the report never restores or allows anything", ls)
+	}
+	// Pressed again: "I've rotated it" records nothing more.
+	_, url = h.click(fakeslack.Click{User: author, ActionID: interact.ActionRotated, Value: ref, Channel: "C0GENERAL01", Ephemeral: true})
+	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "already") {
+		t.Errorf("a second report answered %v", r)
+	}
+	if rs, _ := h.store.Reports(context.Background(), ls[0].ID); len(rs) != 1 || rs[0].Reason != "it is the docs' test card" {
+		t.Errorf("reports = %+v; want one, with the reason", rs)
+	}
+	if av, _ := h.store.AllowedValues(context.Background()); len(av) != 0 {
+		t.Errorf("a report allowlisted %v by itself", av)
+	}
+}
+
+// alertClick presses a button of the first leak alert.
+func (h *harness) alertClick(user, action string) (envelopeID, responseURL string) {
+	h.t.Helper()
+	var alert fakeslack.PostCall
+	h.slack.Snapshot(func(st *fakeslack.State) { alert = *findPost(st, "chat.postMessage", alerts) })
+	v := buttons(h.t, alert.Blocks)[action]
+	if v == "" {
+		h.t.Fatalf("the alert has no %s button: %s", action, alert.Blocks)
+	}
+	return h.click(fakeslack.Click{User: user, ActionID: action, Value: v, Channel: alerts, MessageTS: alert.TS, Message: &alert})
+}
+
+func updates(st *fakeslack.State) []fakeslack.PostCall {
+	var out []fakeslack.PostCall
+	for _, p := range st.Posts() {
+		if p.Method == "chat.update" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestAdminButtons: a non-admin's click changes nothing and is refused
+// ephemerally; two admins pressing "Allow this value" at once allow it
+// once, audited, and the alert is updated once; the loser is told who did
+// it; "Pause rule" on a rule removed since changes nothing.
+func TestAdminButtons(t *testing.T) {
+	h, _ := interactiveHarness(t)
+	ctx := context.Background()
+	_, url := h.alertClick(bystander, interact.ActionAllow)
+	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "Only securechat's admins") || r["response_type"] != "ephemeral" {
+		t.Errorf("a non-admin's click answered %v", r)
+	}
+	if av, _ := h.store.AllowedValues(ctx); len(av) != 0 {
+		t.Fatalf("a non-admin allowed %v", av)
+	}
+	// Two admins at once.
+	var wg sync.WaitGroup
+	urls := make([]string, 2)
+	for i, who := range []string{admin1, admin2} {
+		wg.Go(func() { _, urls[i] = h.alertClick(who, interact.ActionAllow) })
+	}
+	wg.Wait()
+	h.wait("the alert updated", func(st *fakeslack.State) bool { return len(updates(st)) == 1 })
+	h.wait("the other admin told", func(st *fakeslack.State) bool {
+		return len(responsesTo(st, urls[0]))+len(responsesTo(st, urls[1])) == 1
+	})
+	var up fakeslack.PostCall
+	var loser []fakeslack.ResponseCall
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		up = updates(st)[0]
+		loser = append(responsesTo(st, urls[0]), responsesTo(st, urls[1])...)
+	})
+	if !strings.Contains(up.Text, "allowed by <@U0ADMIN000") || up.Token != botToken || up.Channel != alerts {
+		t.Errorf("alert update = %+v", up)
+	}
+	if txt := loser[0].Body["text"].(string); !strings.Contains(txt, "already, by <@U0ADMIN000") {
+		t.Errorf("the second admin was told %q", txt)
+	}
+	if av, _ := h.store.AllowedValues(ctx); len(av) != 1 {
+		t.Errorf("allowlist = %+v; want one entry", av)
+	}
+	log, _ := h.store.AuditLog(ctx, "", 10)
+	if len(log) != 1 || log[0].Action != "value.allow" || !strings.HasPrefix(log[0].Actor, "slack:U0ADMIN000") {
+		t.Errorf("audit = %+v; want one allow by an admin", log)
+	}
+	// The same click again: nothing more.
+	_, url = h.alertClick(admin1, interact.ActionAllow)
+	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "already") {
+		t.Errorf("a double click answered %v", r)
+	}
+	// The rule is removed since the alert: pausing it changes nothing.
+	if _, err := h.store.DeleteRegex(ctx, 1, "os:test"); err != nil {
+		t.Fatal(err)
+	}
+	_, url = h.alertClick(admin1, interact.ActionPause)
+	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "no longer exists") {
+		t.Errorf("pause of a removed rule answered %v", r)
+	}
+	if log, _ := h.store.AuditLog(ctx, "", 10); len(log) != 1 {
+		t.Errorf("audit after refused clicks = %+v", log)
+	}
+}
+
+// TestClickAfterRestart: the buttons of an alert posted by a daemon that
+// has stopped since work on the next one (everything is in the database).
+func TestClickAfterRestart(t *testing.T) {
+	h, _ := interactiveHarness(t)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.daemon = bot.New(h.store, h.daemon.Logger(), h.daemon.Options())
+	h.start()
+	h.wait("reconnected", func(st *fakeslack.State) bool { return st.Connections() >= 1 })
+	env, _ := h.alertClick(admin2, interact.ActionPause)
+	h.wait("ack", acked(env))
+	h.wait("the alert updated", func(st *fakeslack.State) bool { return len(updates(st)) == 1 })
+	if r, _ := h.store.Regex(context.Background(), 1); r.Action != store.ActionMonitor {
+		t.Errorf("rule after Pause = %s", r.Action)
+	}
+}
+
+// TestSlashCommands: answers come in the ack, ephemeral; changes are for
+// admins only.
+func TestSlashCommands(t *testing.T) {
+	h, _ := interactiveHarness(t)
+	ask := func(user, text string) string {
+		t.Helper()
+		env, _, err := h.slack.SendSlashCommand(user, "C0GENERAL01", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.wait("ack of /securechat "+text, acked(env))
+		var d fakeslack.Delivery
+		h.slack.Snapshot(func(st *fakeslack.State) { d, _ = st.Delivery(env) })
+		var p struct {
+			ResponseType string `json:"response_type"`
+			Text         string `json:"text"`
+		}
+		if err := json.Unmarshal(d.AckPayload, &p); err != nil || p.ResponseType != "ephemeral" {
+			t.Fatalf("/securechat %s acked with %s (%v)", text, d.AckPayload, err)
+		}
+		return p.Text
+	}
+	for _, tc := range []struct{ user, text, want string }{
+		{bystander, "help", "/securechat pause ID"},
+		{bystander, "", "Not a secret"},
+		{bystander, "status", "1 enabled, 1 deleting"},
+		{bystander, "rules", "1 hits"},
+		{bystander, "pause 1", "Only securechat's admins"},
+		{admin1, "pause x", "is not an id"},
+		{admin1, "pause 1", "Regex 1 paused"},
+		{admin2, "pause 1", "already, by <@U0ADMIN0001>"},
+		{admin1, "resume 1", "deletes matching messages again"},
+		{admin1, "allow 1", "allowed by <@U0ADMIN0001>"},
+		{admin1, "allow 99", "There is no leak 99"},
+		{admin1, "frobnicate", "Unknown command"},
+	} {
+		if got := ask(tc.user, tc.text); !strings.Contains(got, tc.want) {
+			t.Errorf("/securechat %s by %s = %q, want it to say %q", tc.text, tc.user, got, tc.want)
+		}
+	}
+	log, _ := h.store.AuditLog(context.Background(), "", 10)
+	if len(log) != 3 {
+		t.Errorf("audit = %+v; want pause, resume, allow", log)
+	}
+}
+
+// TestAppHome publishes the admins' dashboard to admins and the short page
+// to everyone else.
+func TestAppHome(t *testing.T) {
+	h, _ := interactiveHarness(t)
+	for _, u := range []string{admin1, bystander} {
+		if _, err := h.slack.SendAppHomeOpened(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	views := map[string]string{}
+	h.wait("two Home tabs", func(st *fakeslack.State) bool {
+		for _, v := range st.Views() {
+			if v.Method == "views.publish" {
+				views[v.UserID] = v.View
+			}
+		}
+		return len(views) == 2
+	})
+	if v := views[admin1]; !strings.Contains(v, "Last leaks") || !strings.Contains(v, "************8453") || strings.Contains(v, card) {
+		t.Errorf("admin's Home = %s", v)
+	}
+	if v := views[bystander]; !strings.Contains(v, "Not a secret") || strings.Contains(v, "Last leaks") {
+		t.Errorf("member's Home = %s", v)
+	}
+}
+
+// TestUnreadableInteractionsAreAcked: an interactive envelope whose payload
+// is not valid JSON, and a frame that is not JSON at all, change nothing,
+// are acknowledged when they have an envelope id, and the daemon goes on.
+func TestUnreadableInteractionsAreAcked(t *testing.T) {
+	h, _ := interactiveHarness(t)
+	bad := `{"envelope_id":"bad-interactive-1","type":"interactive","accepts_response_payload":false,"payload":{"type":"block_actions","user":"not an object","actions":7}}`
+	if err := h.slack.SendRaw(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.slack.SendRaw(`{"envelope_id":"bad-slash-1","type":"slash_commands","payload":"%%%`); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("ack of the unreadable interaction", acked("bad-interactive-1"))
+	_, env := h.post(fakeslack.Message{User: author, Text: "again " + card[:4] + "649826438453"})
+	h.wait("the next message handled", acked(env))
+	if log, _ := h.store.AuditLog(context.Background(), "", 10); len(log) != 0 {
+		t.Errorf("unreadable interactions changed %+v", log)
+	}
+}
+
+// TestNoBotTokenNoButtons: without a bot token the notice has no buttons,
+// the daemon says so once, and a /securechat is told why.
+func TestNoBotTokenNoButtons(t *testing.T) {
+	h := newHarness(t, setup{opts: bot.Options{Notify: bot.Notify{Author: "ephemeral", AlertChannel: alerts}}})
+	h.post(fakeslack.Message{User: author, Text: "my card " + card})
+	h.wait("the notice", func(st *fakeslack.State) bool { return findPost(st, "chat.postEphemeral", "") != nil })
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		if p := findPost(st, "chat.postEphemeral", ""); p.Blocks != "" {
+			t.Errorf("a notice without a bot user has blocks %s", p.Blocks)
+		}
+	})
+	if n := strings.Count(h.logs.String(), "no bot token"); n != 1 {
+		t.Errorf("the daemon said 'no bot token' %d times, want once", n)
+	}
+	env, _, err := h.slack.SendSlashCommand(author, "C0GENERAL01", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait("ack", acked(env))
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		d, _ := st.Delivery(env)
+		if !strings.Contains(string(d.AckPayload), "without its bot user") {
+			t.Errorf("/securechat without a bot user acked with %s", d.AckPayload)
+		}
+	})
+}
