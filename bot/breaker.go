@@ -100,7 +100,7 @@ func resumeHint(id int64) string {
 // tripped counts and logs the rules a recording tripped.
 func (b *breaker) tripped(trips []store.Trip) {
 	for _, t := range trips {
-		b.metrics.breakerTrips.WithLabelValues(strconv.FormatInt(t.Finding.RegexID, 10)).Inc()
+		b.metrics.BreakerTrips.WithLabelValues(strconv.FormatInt(t.Finding.RegexID, 10)).Inc()
 		b.log.Error().Int64("regex_id", t.Finding.RegexID).Str("rule", t.Finding.Rule).Str("why", t.Why).Int("held", t.Held).
 			Str("resume", resumeHint(t.Finding.RegexID)).
 			Msg("runaway-rule breaker: the rule is switched to monitor and its queued deletions are held")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
 
@@ -329,10 +330,10 @@ func (c *catchup) run(ctx context.Context) {
 		case <-c.trigger:
 			err := c.once(ctx)
 			if err == nil {
-				c.metrics.catchups.WithLabelValues("done").Inc()
+				c.metrics.Catchups.WithLabelValues("done").Inc()
 			}
 			if err != nil && ctx.Err() == nil {
-				c.metrics.catchups.WithLabelValues("failed").Inc()
+				c.metrics.Catchups.WithLabelValues("failed").Inc()
 				c.log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute (what it did not read stays in the database)")
 				go func() {
 					if sleep(ctx, c.cfg.retry()) != nil {
@@ -537,7 +538,7 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 			err = c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
 		}
 		read += n
-		c.metrics.caughtUp.Add(float64(n))
+		c.metrics.CaughtUp.Add(float64(n))
 		if err != nil {
 			failed++
 			if firstErr == nil {
@@ -671,7 +672,7 @@ func (n notices) outage(since, now time.Time, lookback time.Duration, cmd string
 // users.conversations list (all of them when the scopes are unknown).
 func readerTypes(scopes []string) []string {
 	var out []string
-	for _, r := range ReaderScopes() {
+	for _, r := range slackapi.ReaderScopes() {
 		if r.Type != "" && (scopes == nil || slices.Contains(scopes, r.Scope)) {
 			out = append(out, r.Type)
 		}

@@ -33,6 +33,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/securechat/securechat/bot/interact"
+	"github.com/securechat/securechat/bot/metrics"
+	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
@@ -342,7 +344,7 @@ func New(st *store.Store, log zerolog.Logger, o Options) *Daemon {
 		poster = slack.New(o.Notify.BotToken, slack.OptionAPIURL(o.APIURL), slack.OptionHTTPClient(o.HTTPClient))
 	}
 	return &Daemon{opts: o, store: st, log: log, api: api, poster: poster,
-		conn: &connState{gauge: o.Metrics.connectedGauge}}
+		conn: &connState{gauge: o.Metrics.ConnectedGauge}}
 }
 
 // Connected reports whether the Socket Mode connection is up.
@@ -356,8 +358,8 @@ func (d *Daemon) Connected() bool { return d.conn.isUp() }
 // *TokenError.
 func (d *Daemon) Run(ctx context.Context) error {
 	o := d.opts
-	self, scopes, err := checkAuth(ctx, d.api, d.log, authOptions{now: o.Now, apiURL: o.APIURL,
-		wantIMWrite: o.Notify.Author != "" && o.Notify.BotToken == ""})
+	self, scopes, err := slackapi.CheckAuth(ctx, d.api, d.log, slackapi.AuthOptions{Now: o.Now, APIURL: o.APIURL,
+		WantIMWrite: o.Notify.Author != "" && o.Notify.BotToken == ""})
 	if err != nil {
 		if ctx.Err() != nil {
 			d.log.Info().Msg("stopped before connecting")
@@ -369,7 +371,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	dbStats := d.store.PoolStats
-	o.Metrics.db.Store(&dbStats)
+	o.Metrics.DB.Store(&dbStats)
 	rules := newRules(d.store, o.AllowlistKey, o.Metrics, d.log.With().Str("component", "rules").Logger())
 	rules.maxAge = 2 * o.ReloadInterval
 	if err := rules.reload(ctx); err != nil {
@@ -491,7 +493,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			err := sm.RunContext(socketCtx)
 			if err != nil && !errors.Is(err, context.Canceled) {
-				return appTokenError(err)
+				return slackapi.AppTokenError(err)
 			}
 			return nil
 		})
@@ -558,7 +560,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				}
 				return nil
 			}
-			if err := serveMetrics(life, o.MetricsListener, o.Metrics, d.store, ready); err != nil {
+			if err := metrics.Serve(life, o.MetricsListener, o.Metrics, d.store, ready); err != nil {
 				d.log.Error().Err(err).Msg("metrics listener failed")
 			}
 			return nil

@@ -469,7 +469,7 @@ func TestRevokedTokenStopsDaemonAndKeepsDeletionPending(t *testing.T) {
 		h.done <- err
 		var te *bot.TokenError
 		if !errors.As(err, &te) || te.Env != "SLACK_USER_TOKEN" || te.Code != "token_revoked" {
-			t.Fatalf("Run = %v, want a TokenError for SLACK_USER_TOKEN", err)
+			t.Fatalf("Run = %v, want a slackapi.TokenError for SLACK_USER_TOKEN", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("daemon kept running with a revoked token")
@@ -659,7 +659,7 @@ func TestBadTokensFailFast(t *testing.T) {
 			err := h.daemon.Run(ctx)
 			var te *bot.TokenError
 			if !errors.As(err, &te) {
-				t.Fatalf("Run = %v, want a *TokenError", err)
+				t.Fatalf("Run = %v, want a *slackapi.TokenError", err)
 			}
 			if te.Env != tt.env || te.Code != tt.code || !strings.Contains(te.Error(), tt.hintHas) {
 				t.Errorf("got %q, want env %s, code %q, hint with %q", te, tt.env, tt.code, tt.hintHas)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
 
@@ -112,7 +113,7 @@ func (d *deleter) run(ctx context.Context) error {
 		}
 		wait, err := d.deleteDue(ctx)
 		if err != nil {
-			if isTokenError(err) {
+			if slackapi.IsTokenError(err) {
 				return err
 			}
 			if ctx.Err() != nil {
@@ -152,7 +153,7 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 	if now.Sub(d.gaugedAt) > time.Second {
 		d.gaugedAt = now
 		if counts, err := d.store.DeletionCounts(ctx); err == nil {
-			d.metrics.pending.Set(float64(counts[store.StatusPending]))
+			d.metrics.Pending.Set(float64(counts[store.StatusPending]))
 		}
 	}
 	due, err := d.store.DueDeletions(ctx, d.now(), deleteBatch)
@@ -230,41 +231,41 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	var pause time.Duration
 	var fatal error
 	outs := make([]store.Outcome, len(atts))
-	kinds := make([]outcome, len(atts))
+	kinds := make([]slackapi.Outcome, len(atts))
 	for i, a := range atts {
 		o := store.Outcome{ID: a.del.ID, Token: a.token}
-		out := outcome{kind: outRateLimited}
+		out := slackapi.Outcome{Kind: slackapi.OutRateLimited}
 		if a.called {
-			out = classifyDelete(a.err, a.del.Attempts)
+			out = slackapi.ClassifyDelete(a.err, a.del.Attempts)
 			if a.err != nil {
-				d.metrics.slackErrors.WithLabelValues("chat.delete", errCode(a.err)).Inc()
+				d.metrics.SlackErrors.WithLabelValues("chat.delete", slackapi.ErrCode(a.err)).Inc()
 			}
 		}
-		switch out.kind {
-		case outDone:
+		switch out.Kind {
+		case slackapi.OutDone:
 			o.Status = store.StatusDeleted
 			msg, fs := d.findings(wctx, a.del)
 			o.Notes = append(d.notes.author(msg, fs), d.notes.outcome(msg, fs, store.ActionDelete, "deleted", "")...)
-		case outRateLimited:
+		case slackapi.OutRateLimited:
 			// Refused as a whole, or not called after a 429 in this round
 			// (or at shutdown): nothing was deleted, so the attempt is
 			// taken back.
 			if a.called {
-				pause = max(pause, out.wait, minRateLimitWait)
+				pause = max(pause, out.Wait, minRateLimitWait)
 			}
 			o.Status, o.Deferred = store.StatusPending, true
-		case outRetry:
-			o.Status, o.Reason, o.Next = store.StatusPending, out.reason, now.Add(backoff(a.del.Attempts+1, d.retryMax))
-		case outFailed:
-			o.Status, o.Reason = store.StatusFailed, out.reason
+		case slackapi.OutRetry:
+			o.Status, o.Reason, o.Next = store.StatusPending, out.Reason, now.Add(slackapi.Backoff(a.del.Attempts+1, d.retryMax))
+		case slackapi.OutFailed:
+			o.Status, o.Reason = store.StatusFailed, out.Reason
 			msg, fs := d.findings(wctx, a.del)
-			o.Notes = d.notes.outcome(msg, fs, store.ActionDelete, "could not be deleted", out.reason)
-		case outFatal:
+			o.Notes = d.notes.outcome(msg, fs, store.ActionDelete, "could not be deleted", out.Reason)
+		case slackapi.OutFatal:
 			// The token was refused: nothing was deleted; the deletion
 			// waits for a daemon with a working token.
 			o.Status, o.Deferred = store.StatusPending, true
-			fatal = &TokenError{Env: "SLACK_USER_TOKEN", Code: out.reason,
-				Hint: "chat.delete refused the token while running; pending deletions are kept and resume when securechat starts with a working token: " + userTokenHint}
+			fatal = &slackapi.TokenError{Env: "SLACK_USER_TOKEN", Code: out.Reason,
+				Hint: "chat.delete refused the token while running; pending deletions are kept and resume when securechat starts with a working token: " + slackapi.UserTokenHint}
 		}
 		outs[i], kinds[i] = o, out
 	}
@@ -307,23 +308,23 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 		}
 		notified = notified || len(outs[i].Notes) > 0
 		switch {
-		case out.kind == outDone:
-			d.metrics.deletions.WithLabelValues("deleted").Inc()
+		case out.Kind == slackapi.OutDone:
+			d.metrics.Deletions.WithLabelValues("deleted").Inc()
 			e := ev.Info().Dur("after", now.Sub(a.del.CreatedAt))
-			if out.reason != "" {
-				e = e.Str("note", out.reason)
+			if out.Reason != "" {
+				e = e.Str("note", out.Reason)
 			}
 			e.Msg("message deleted")
-		case out.kind == outRateLimited && a.called:
-			d.metrics.deletions.WithLabelValues("rate_limited").Inc()
+		case out.Kind == slackapi.OutRateLimited && a.called:
+			d.metrics.Deletions.WithLabelValues("rate_limited").Inc()
 			d.sampled.Warn().Str("channel", a.del.Channel).Str("ts", a.del.TS).Dur("retry_in", pause).Msg("chat.delete rate limited by Slack; waiting as told")
-		case out.kind == outRetry:
-			d.metrics.deletions.WithLabelValues("retry").Inc()
+		case out.Kind == slackapi.OutRetry:
+			d.metrics.Deletions.WithLabelValues("retry").Inc()
 			d.sampled.Warn().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).
-				Str("reason", out.reason).Dur("retry_in", outs[i].Next.Sub(now)).Msg("chat.delete failed; will retry")
-		case out.kind == outFailed:
-			d.metrics.deletions.WithLabelValues("failed").Inc()
-			ev.Error().Str("reason", out.reason).Str("hint", failHint(out.reason)).Msg("message could not be deleted")
+				Str("reason", out.Reason).Dur("retry_in", outs[i].Next.Sub(now)).Msg("chat.delete failed; will retry")
+		case out.Kind == slackapi.OutFailed:
+			d.metrics.Deletions.WithLabelValues("failed").Inc()
+			ev.Error().Str("reason", out.Reason).Str("hint", slackapi.FailHint(out.Reason)).Msg("message could not be deleted")
 		}
 	}
 	if notified {
@@ -352,7 +353,7 @@ func (d *deleter) call(ctx context.Context, atts []attempt) {
 			defer cancel()
 			_, _, err := d.api.DeleteMessageContext(callCtx, atts[i].del.Channel, atts[i].del.TS)
 			atts[i].err = err
-			if k := classifyDelete(err, atts[i].del.Attempts).kind; k == outRateLimited || k == outFatal {
+			if k := slackapi.ClassifyDelete(err, atts[i].del.Attempts).Kind; k == slackapi.OutRateLimited || k == slackapi.OutFatal {
 				stop.Store(true)
 			}
 		})

@@ -189,7 +189,7 @@ func (h *historyReader) rateLimited(method string, retryAfter time.Duration) {
 	h.interval[method] = iv
 	h.next[method] = h.now().Add(retryAfter)
 	h.mu.Unlock()
-	h.metrics.slackErrors.WithLabelValues(method, "ratelimited").Inc()
+	h.metrics.SlackErrors.WithLabelValues(method, "ratelimited").Inc()
 	h.log.Info().Str("method", method).Dur("retry_after", retryAfter).Dur("spacing", iv).
 		Msg("waiting for Slack's rate limit")
 	if h.waiting != nil {

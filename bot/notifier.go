@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
 
@@ -152,27 +153,27 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		now := n.now()
 		status, next := store.OutboxSent, now
 		var pause time.Duration
-		switch out.kind {
-		case outRetry, outRateLimited:
+		switch out.Kind {
+		case slackapi.OutRetry, slackapi.OutRateLimited:
 			status = store.OutboxPending
-			next = now.Add(max(out.wait, backoff(it.Attempts+1, n.retryMax)))
-			if it.Attempts+1 >= maxUnknownTries {
+			next = now.Add(max(out.Wait, slackapi.Backoff(it.Attempts+1, n.retryMax)))
+			if it.Attempts+1 >= slackapi.MaxUnknownTries {
 				status = store.OutboxFailed
 			}
-			if out.kind == outRateLimited {
+			if out.Kind == slackapi.OutRateLimited {
 				// Retry-After is about the method, not the item: wait it out
 				// before sending anything else.
-				pause = max(out.wait, minRateLimitWait)
+				pause = max(out.Wait, minRateLimitWait)
 			}
-		case outFailed, outFatal:
+		case slackapi.OutFailed, slackapi.OutFatal:
 			status = store.OutboxFailed
 		}
-		err = n.finish(ctx, it.ID, token, status, out.reason, next)
+		err = n.finish(ctx, it.ID, token, status, out.Reason, next)
 		if err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
 		result := map[string]string{store.OutboxSent: "sent", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]
-		n.metrics.notifications.WithLabelValues(it.Kind, result).Inc()
+		n.metrics.Notifications.WithLabelValues(it.Kind, result).Inc()
 		if status == store.OutboxSent {
 			n.sent[it.Kind] = append(n.sent[it.Kind], now)
 		}
@@ -181,7 +182,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 			e = sampled.Warn()
 		}
 		e.Str("kind", it.Kind).Int64("notification", it.ID).Int("attempt", it.Attempts+1).Str("result", result).
-			Str("reason", out.reason).Msg("notification")
+			Str("reason", out.Reason).Msg("notification")
 		if pause > 0 {
 			n.resumeAt = time.Now().Add(pause) // monotonic: a clock step does not move it
 			return pause
@@ -272,7 +273,7 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 	if len(claimed) == 0 {
 		return
 	}
-	var out outcome
+	var out slackapi.Outcome
 	if kind == store.KindAlert {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 		out = n.post(sctx, notes[0].Channel, digestText(notes), nil)
@@ -296,10 +297,10 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 	}
 	now := n.now()
 	n.digest[kind] = now
-	if out.kind == outDone {
+	if out.Kind == slackapi.OutDone {
 		n.sent[kind] = append(n.sent[kind], now)
 	}
-	n.log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.reason).Msg("sent a digest instead of one notification each")
+	n.log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.Reason).Msg("sent a digest instead of one notification each")
 }
 
 // maxDigestBody bounds a webhook digest's events, in bytes: receivers
@@ -311,7 +312,7 @@ const maxDigestBody = 256 << 10
 // refuses for good is split in two and each half sent on its own, down to
 // single events, whose own outcome is then recorded. It returns the
 // outcome of the last POST.
-func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxItem, bodies []json.RawMessage, sampled zerolog.Logger) outcome {
+func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxItem, bodies []json.RawMessage, sampled zerolog.Logger) slackapi.Outcome {
 	var body []byte
 	if len(items) == 1 {
 		body = bodies[0]
@@ -322,8 +323,8 @@ func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxIt
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	out := n.postWebhook(sctx, body)
 	cancel()
-	if (out.kind == outFailed || out.kind == outFatal) && len(items) > 1 {
-		n.log.Warn().Int("events", len(items)).Int("bytes", len(body)).Str("reason", out.reason).
+	if (out.Kind == slackapi.OutFailed || out.Kind == slackapi.OutFatal) && len(items) > 1 {
+		n.log.Warn().Int("events", len(items)).Int("bytes", len(body)).Str("reason", out.Reason).
 			Msg("the webhook refused a digest; sending it in halves, so that no event fails for another")
 		half := len(items) / 2
 		n.sendWebhookDigest(ctx, items[:half], bodies[:half], sampled)
@@ -334,23 +335,23 @@ func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxIt
 }
 
 // finishDigest records the outcome of a digest for each of its items.
-func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem, out outcome, sampled zerolog.Logger) {
+func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem, out slackapi.Outcome, sampled zerolog.Logger) {
 	now := n.now()
 	for _, it := range claimed {
 		status, next, reason := store.OutboxSent, now, "sent in a digest of "+strconv.Itoa(len(claimed))
-		switch out.kind {
-		case outRetry, outRateLimited:
-			status, next, reason = store.OutboxPending, now.Add(max(out.wait, backoff(it.Attempts+1, n.retryMax))), out.reason
-			if it.Attempts+1 >= maxUnknownTries {
+		switch out.Kind {
+		case slackapi.OutRetry, slackapi.OutRateLimited:
+			status, next, reason = store.OutboxPending, now.Add(max(out.Wait, slackapi.Backoff(it.Attempts+1, n.retryMax))), out.Reason
+			if it.Attempts+1 >= slackapi.MaxUnknownTries {
 				status = store.OutboxFailed
 			}
-		case outFailed, outFatal:
-			status, reason = store.OutboxFailed, out.reason
+		case slackapi.OutFailed, slackapi.OutFatal:
+			status, reason = store.OutboxFailed, out.Reason
 		}
 		if err := n.finish(ctx, it.ID, it.ClaimToken, status, reason, next); err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
-		n.metrics.notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
+		n.metrics.Notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
 	}
 }
 
@@ -378,10 +379,10 @@ func (n *notifier) finish(ctx context.Context, id int64, token, status, reason s
 }
 
 // send makes one attempt at a notification.
-func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
+func (n *notifier) send(ctx context.Context, it store.OutboxItem) slackapi.Outcome {
 	var p notice
 	if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
-		return outcome{kind: outFailed, reason: "unreadable payload: " + err.Error()}
+		return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "unreadable payload: " + err.Error()}
 	}
 	switch it.Kind {
 	case store.KindAlert:
@@ -390,7 +391,7 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
 		if p.Mode == "ephemeral" {
 			_, err := n.poster.PostEphemeralContext(ctx, p.Channel, p.User, msgOptions(p.Text, p.Blocks)...)
 			out := n.result("chat.postEphemeral", err)
-			if out.kind != outFailed {
+			if out.Kind != slackapi.OutFailed {
 				return out
 			}
 			// The conversation may be gone for them (or for the poster):
@@ -404,12 +405,12 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) outcome {
 	case store.KindWebhook:
 		return n.postWebhook(ctx, p.Body)
 	}
-	return outcome{kind: outFailed, reason: "unknown notification kind " + it.Kind}
+	return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "unknown notification kind " + it.Kind}
 }
 
 // post sends a message with chat.postMessage, remembered as our own first:
 // its message event can arrive before chat.postMessage answers.
-func (n *notifier) post(ctx context.Context, channel, text string, blocks json.RawMessage) outcome {
+func (n *notifier) post(ctx context.Context, channel, text string, blocks json.RawMessage) slackapi.Outcome {
 	n.own.add(channel, text)
 	_, _, err := n.poster.PostMessageContext(ctx, channel, msgOptions(text, blocks)...)
 	return n.result("chat.postMessage", err)
@@ -429,20 +430,20 @@ func msgOptions(text string, blocks json.RawMessage) []slack.MsgOption {
 }
 
 // result classifies a Web API answer and counts an error in the metrics.
-func (n *notifier) result(method string, err error) outcome {
+func (n *notifier) result(method string, err error) slackapi.Outcome {
 	if err != nil {
-		n.metrics.slackErrors.WithLabelValues(method, errCode(err)).Inc()
+		n.metrics.SlackErrors.WithLabelValues(method, slackapi.ErrCode(err)).Inc()
 	}
-	return classifyPost(method, err)
+	return slackapi.ClassifyPost(method, err)
 }
 
-func (n *notifier) postWebhook(ctx context.Context, body []byte) outcome {
+func (n *notifier) postWebhook(ctx context.Context, body []byte) slackapi.Outcome {
 	if n.webhookURL == "" {
-		return outcome{kind: outFailed, reason: "no webhook_url configured any more"}
+		return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "no webhook_url configured any more"}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.webhookURL, bytes.NewReader(body))
 	if err != nil {
-		return outcome{kind: outFailed, reason: "webhook: cannot build the request (check webhook_url)"}
+		return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "webhook: cannot build the request (check webhook_url)"}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "securechat")
@@ -453,22 +454,22 @@ func (n *notifier) postWebhook(ctx context.Context, body []byte) outcome {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return outcome{kind: outRetry, reason: "webhook: " + err.Error()}
+		return slackapi.Outcome{Kind: slackapi.OutRetry, Reason: "webhook: " + err.Error()}
 	}
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return outcome{kind: outDone}
+		return slackapi.Outcome{Kind: slackapi.OutDone}
 	case resp.StatusCode == http.StatusTooManyRequests:
 		wait := time.Minute
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			wait = time.Duration(s) * time.Second
 		}
-		return outcome{kind: outRateLimited, wait: wait, reason: "webhook: HTTP 429"}
+		return slackapi.Outcome{Kind: slackapi.OutRateLimited, Wait: wait, Reason: "webhook: HTTP 429"}
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
-		return outcome{kind: outRetry, reason: "webhook: HTTP " + strconv.Itoa(resp.StatusCode)}
+		return slackapi.Outcome{Kind: slackapi.OutRetry, Reason: "webhook: HTTP " + strconv.Itoa(resp.StatusCode)}
 	}
-	return outcome{kind: outFailed, reason: "webhook: HTTP " + strconv.Itoa(resp.StatusCode)}
+	return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "webhook: HTTP " + strconv.Itoa(resp.StatusCode)}
 }
 
 // ownPosts remembers the last messages securechat itself posted (alerts,

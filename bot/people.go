@@ -59,10 +59,10 @@ func (pp *people) handle(ctx context.Context, sm *socketmode.Client, ev socketmo
 			pp.log.Warn().Err(err).Str("envelope_id", id).Msg("could not acknowledge an interaction")
 			return
 		}
-		pp.metrics.acks.Inc()
+		pp.metrics.Acks.Inc()
 	}
 	defer ack(nil)
-	pp.metrics.interactions.WithLabelValues(typ).Inc()
+	pp.metrics.Interactions.WithLabelValues(typ).Inc()
 	if payload == nil {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
 
@@ -91,15 +92,15 @@ func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, 
 		case socketmode.EventTypeConnectionError:
 			ce, _ := ev.Data.(*slack.ConnectionErrorEvent)
 			if ce != nil {
-				if err := appTokenError(ce.ErrorObj); isTokenError(err) {
+				if err := slackapi.AppTokenError(ce.ErrorObj); slackapi.IsTokenError(err) {
 					return err
 				}
-				p.metrics.slackErrors.WithLabelValues("apps.connections.open", errCode(ce.ErrorObj)).Inc()
+				p.metrics.SlackErrors.WithLabelValues("apps.connections.open", slackapi.ErrCode(ce.ErrorObj)).Inc()
 				p.log.Warn().Err(ce.ErrorObj).Dur("retry_in", ce.Backoff).Msg("cannot connect to Slack; retrying")
 			}
 			continue
 		case socketmode.EventTypeInvalidAuth:
-			return &TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: appTokenHint}
+			return &slackapi.TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: slackapi.AppTokenHint}
 		case socketmode.EventTypeConnected:
 			if !up {
 				up = true
@@ -109,7 +110,7 @@ func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, 
 			}
 			if ce, ok := ev.Data.(*socketmode.ConnectedEvent); ok {
 				if ce.ConnectionCount > 0 {
-					p.metrics.reconnects.Inc()
+					p.metrics.Reconnects.Inc()
 				}
 				log.Info().Int("connection", ce.ConnectionCount).Msg("connected to Slack over Socket Mode")
 			}
@@ -131,7 +132,7 @@ func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, 
 			select {
 			case priority <- envelope{sm: sm, ev: ev}:
 			default:
-				p.metrics.unqueued.Inc()
+				p.metrics.Unqueued.Inc()
 				p.log.Warn().Str("event", string(ev.Type)).Msg("every interaction worker is busy: answered an interaction with 'busy'")
 				go p.ackBusy(ctx, sm, ev)
 			}
@@ -152,7 +153,7 @@ func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, 
 			t.Stop()
 			return nil
 		case <-t.C:
-			p.metrics.unqueued.Inc()
+			p.metrics.Unqueued.Inc()
 			p.marks.lost()
 			id := ""
 			if ev.Request != nil {
@@ -221,7 +222,7 @@ type envelope struct {
 // dropped them silently) count against Slack's 10 until Slack notices, and
 // once the 10 are taken no new connection is accepted.
 func (p *pipeline) hello(log zerolog.Logger, n int) {
-	p.metrics.slackConnections.Set(float64(n))
+	p.metrics.SlackConnections.Set(float64(n))
 	if want := p.expectConns(); n > want {
 		p.ghosts.Warn().Int("slack_counts", n).Int("opened", want).
 			Msg("Slack counts more Socket Mode connections for this app than securechat opened (ghost connections, or another program using the app token); at 10 Slack refuses new ones: look for other copies of securechat or programs with this app token")
@@ -272,7 +273,7 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 	log := p.log.With().Str("envelope_id", envelopeID).Str("event_id", eventID).Logger()
 	if err != nil {
 		log.Warn().Err(err).Msg("acknowledged and skipped a malformed event")
-		p.metrics.events.WithLabelValues("malformed").Inc()
+		p.metrics.Events.WithLabelValues("malformed").Inc()
 		p.ack(ctx, sm, envelopeID)
 		return
 	}
@@ -292,7 +293,7 @@ func (p *pipeline) fromHistory(ctx context.Context, ev *msgEvent, origin string)
 	log := p.log.With().Str("origin", origin).Logger()
 	if err != nil {
 		log.Warn().Err(err).Str("channel", ev.Channel).Str("ts", ev.TS).Msg("skipped a malformed message from history")
-		p.metrics.events.WithLabelValues("malformed").Inc()
+		p.metrics.Events.WithLabelValues("malformed").Inc()
 		return nil
 	}
 	return p.decide(ctx, c, skip, log, func() {})
@@ -306,10 +307,10 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	if skip == "" {
 		skip = p.scope.skip(c)
 		if skip != "" {
-			p.metrics.events.WithLabelValues("out_of_scope").Inc()
+			p.metrics.Events.WithLabelValues("out_of_scope").Inc()
 		}
 	} else {
-		p.metrics.events.WithLabelValues("skipped").Inc()
+		p.metrics.Events.WithLabelValues("skipped").Inc()
 	}
 	if skip != "" {
 		log.Trace().Str("reason", skip).Msg("skipped event")
@@ -319,7 +320,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	}
 	start := time.Now()
 	v := p.rules.forEvent(ctx).Decide(c.Text, p.monitor)
-	p.metrics.scanSeconds.Observe(time.Since(start).Seconds())
+	p.metrics.ScanSeconds.Observe(time.Since(start).Seconds())
 	if p.breaker != nil {
 		p.breaker.scanned()
 	}
@@ -329,7 +330,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 			outcome = "allowlisted"
 			log.Info().Str("channel", c.Channel).Str("ts", c.TS).Int("values", v.Allowlisted).Msg("allowlisted value seen; not a leak")
 		}
-		p.metrics.events.WithLabelValues(outcome).Inc()
+		p.metrics.Events.WithLabelValues(outcome).Inc()
 		durable()
 		p.marks.handled(c.Channel, c.TS)
 		return nil
@@ -361,7 +362,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 		deleteMsg = v.Delete && !msg.Undeletable
 	}
 	if err != nil {
-		p.metrics.events.WithLabelValues("record_failed").Inc()
+		p.metrics.Events.WithLabelValues("record_failed").Inc()
 		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
 			Msg("could not record a leak; it is tried again (a live event is left unacknowledged for Slack to redeliver, a message from history is read again)")
 		return err
@@ -372,7 +373,7 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 	switch {
 	case res.NewLeaks == 0:
 		outcome = "already recorded (seen before)"
-		p.metrics.events.WithLabelValues("redelivered").Inc()
+		p.metrics.Events.WithLabelValues("redelivered").Inc()
 	case !v.Delete:
 		outcome = "recorded (monitor: not deleted)"
 	case !deleteMsg:
@@ -383,9 +384,9 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 		outcome = "added to the message's pending deletion"
 	}
 	if res.NewLeaks > 0 {
-		p.metrics.events.WithLabelValues("leak").Inc()
+		p.metrics.Events.WithLabelValues("leak").Inc()
 		for _, f := range v.Findings {
-			p.metrics.leaks.WithLabelValues(strconv.FormatInt(f.RegexID, 10), f.Action).Inc()
+			p.metrics.Leaks.WithLabelValues(strconv.FormatInt(f.RegexID, 10), f.Action).Inc()
 		}
 	}
 	for _, f := range v.Findings {
@@ -449,7 +450,7 @@ func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID st
 		p.log.Warn().Err(err).Str("envelope_id", envelopeID).Msg("could not acknowledge; Slack will redeliver (harmless: leaks are deduplicated)")
 		return
 	}
-	p.metrics.acks.Inc()
+	p.metrics.Acks.Inc()
 }
 
 // nudge wakes a component waiting on ch without blocking: one pending

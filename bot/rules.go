@@ -99,8 +99,8 @@ func (r *rules) reloadLocked(ctx context.Context) error {
 		r.log.Warn().Int64("regex_id", pe.ID).Err(pe.Err).Msg("skipping a regex that does not compile; fix or remove it with 'securechat regex'")
 	}
 	r.snap.Store(snap)
-	r.metrics.generation.Set(float64(snap.Generation))
-	r.metrics.rules.Set(float64(snap.Set.Len()))
+	r.metrics.Generation.Set(float64(snap.Generation))
+	r.metrics.Rules.Set(float64(snap.Set.Len()))
 	ev := r.log.Info()
 	if snap.Set.Len() == 0 {
 		ev = r.log.Warn()

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
@@ -89,7 +90,7 @@ type history struct {
 func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
 	o.defaults()
 	api := slack.New(o.UserToken, slack.OptionAPIURL(o.APIURL), slack.OptionHTTPClient(o.HTTPClient))
-	self, scopes, err := checkAuth(ctx, api, o.Log, authOptions{now: o.Now, apiURL: o.APIURL})
+	self, scopes, err := slackapi.CheckAuth(ctx, api, o.Log, slackapi.AuthOptions{Now: o.Now, APIURL: o.APIURL})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package bot
+package slackapi
 
 import (
 	"context"
@@ -50,9 +50,9 @@ func ReaderScopes() []ReaderScope {
 }
 
 const (
-	appTokenHint = "create an app-level token with the connections:write scope under Basic Information → App-Level Tokens, " +
+	AppTokenHint = "create an app-level token with the connections:write scope under Basic Information → App-Level Tokens, " +
 		"make sure Socket Mode is enabled for the app, and set SLACK_APP_TOKEN"
-	userTokenHint = "copy the User OAuth Token (xoxp-…) under OAuth & Permissions, after installing the app as a " +
+	UserTokenHint = "copy the User OAuth Token (xoxp-…) under OAuth & Permissions, after installing the app as a " +
 		"workspace admin or owner, and set SLACK_USER_TOKEN"
 )
 
@@ -68,25 +68,25 @@ func (e *TokenError) Error() string {
 	return fmt.Sprintf("%s was refused by Slack (%s): %s", e.Env, e.Code, e.Hint)
 }
 
-func isTokenError(err error) bool {
+func IsTokenError(err error) bool {
 	var te *TokenError
 	return errors.As(err, &te)
 }
 
-// appTokenError turns an apps.connections.open failure that will not go
+// AppTokenError turns an apps.connections.open failure that will not go
 // away by itself into a *TokenError; other errors come back unchanged.
-func appTokenError(err error) error {
+func AppTokenError(err error) error {
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) && slices.Contains(tokenCodes, se.Err) {
-		hint := appTokenHint
+		hint := AppTokenHint
 		if se.Err == "not_allowed_token_type" {
-			hint = "SLACK_APP_TOKEN must be the app-level token (xapp-…), not a bot or user token: " + appTokenHint
+			hint = "SLACK_APP_TOKEN must be the app-level token (xapp-…), not a bot or user token: " + AppTokenHint
 		}
 		return &TokenError{Env: "SLACK_APP_TOKEN", Code: se.Err, Hint: hint}
 	}
 	for _, code := range tokenCodes[:4] {
 		if err != nil && err.Error() == code {
-			return &TokenError{Env: "SLACK_APP_TOKEN", Code: code, Hint: appTokenHint}
+			return &TokenError{Env: "SLACK_APP_TOKEN", Code: code, Hint: AppTokenHint}
 		}
 	}
 	var sc slack.StatusCodeError
@@ -96,27 +96,27 @@ func appTokenError(err error) error {
 	return err
 }
 
-// authTester is the part of the Slack client checkAuth uses.
-type authTester interface {
+// AuthTester is the part of the Slack client checkAuth uses.
+type AuthTester interface {
 	AuthTestContext(ctx context.Context) (*slack.AuthTestResponse, error)
 }
 
-type authOptions struct {
-	now         func() time.Time
-	apiURL      string // for messages
-	wantIMWrite bool   // author notices may fall back to a DM with the user token
+type AuthOptions struct {
+	Now         func() time.Time
+	APIURL      string // for messages
+	WantIMWrite bool   // author notices may fall back to a DM with the user token
 }
 
-// checkAuth verifies the user token with auth.test: it must be a user token,
+// CheckAuth verifies the user token with auth.test: it must be a user token,
 // accepted, with the scopes securechat needs. It returns the token's user
 // id. Network trouble and 5xx answers are retried for about half a minute,
 // then reported; a token Slack refuses is a *TokenError.
 // The second result is the token's scopes, nil when Slack did not list them.
-func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOptions) (string, []string, error) {
+func CheckAuth(ctx context.Context, api AuthTester, log zerolog.Logger, o AuthOptions) (string, []string, error) {
 	var resp *slack.AuthTestResponse
 	var err error
 	wait := 500 * time.Millisecond
-	deadline := o.now().Add(30 * time.Second)
+	deadline := o.Now().Add(30 * time.Second)
 	for {
 		resp, err = api.AuthTestContext(ctx)
 		if err == nil {
@@ -124,12 +124,12 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 		}
 		var se slack.SlackErrorResponse
 		if errors.As(err, &se) {
-			hint := userTokenHint
+			hint := UserTokenHint
 			switch se.Err {
 			case "not_allowed_token_type":
-				hint = "SLACK_USER_TOKEN must be a user token (xoxp-…): " + userTokenHint
+				hint = "SLACK_USER_TOKEN must be a user token (xoxp-…): " + UserTokenHint
 			case "token_revoked", "token_expired", "account_inactive":
-				hint = "the token's user or installation is gone; reinstall the app and " + userTokenHint
+				hint = "the token's user or installation is gone; reinstall the app and " + UserTokenHint
 			}
 			return "", nil, &TokenError{Env: "SLACK_USER_TOKEN", Code: se.Err, Hint: hint}
 		}
@@ -138,10 +138,10 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 		}
 		var sc slack.StatusCodeError
 		if errors.As(err, &sc) && sc.Code == http.StatusNotFound {
-			return "", nil, fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", o.apiURL)
+			return "", nil, fmt.Errorf("auth.test at %s answered 404: check SLACK_API_URL (it must end in /api/)", o.APIURL)
 		}
-		if o.now().After(deadline) {
-			return "", nil, fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", o.apiURL, err)
+		if o.Now().After(deadline) {
+			return "", nil, fmt.Errorf("cannot reach Slack at %s to check SLACK_USER_TOKEN: %w (check the network, a proxy (HTTPS_PROXY) or SLACK_API_URL)", o.APIURL, err)
 		}
 		var rl *slack.RateLimitedError
 		if errors.As(err, &rl) {
@@ -157,7 +157,7 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 	}
 	if resp.BotID != "" {
 		return "", nil, &TokenError{Env: "SLACK_USER_TOKEN", Code: "bot token",
-			Hint: "it belongs to a bot, and a bot can delete only its own messages: " + userTokenHint}
+			Hint: "it belongs to a bot, and a bot can delete only its own messages: " + UserTokenHint}
 	}
 	if scopes := resp.Header.Get("X-OAuth-Scopes"); scopes != "" {
 		have := strings.Split(scopes, ",")
@@ -174,7 +174,7 @@ func checkAuth(ctx context.Context, api authTester, log zerolog.Logger, o authOp
 			return "", nil, &TokenError{Env: "SLACK_USER_TOKEN", Code: "missing scopes " + strings.Join(missing, ", "),
 				Hint: "add them under OAuth & Permissions → User Token Scopes (or use 'securechat manifest'), reinstall the app, and use the new token"}
 		}
-		if o.wantIMWrite && !slices.Contains(have, "im:write") {
+		if o.WantIMWrite && !slices.Contains(have, "im:write") {
 			log.Warn().Msg("the user token lacks im:write: author notices cannot fall back to a direct message " +
 				"(add im:write under User Token Scopes and reinstall, or set a bot token)")
 		}

@@ -1,4 +1,7 @@
-package bot
+// Package slackapi holds what securechat knows of Slack's Web API apart from any
+// one component: what an error means (retry, rate limited, failed, a token
+// that stopped working), the tokens' checks and the scopes each feature needs.
+package slackapi
 
 import (
 	"errors"
@@ -31,62 +34,62 @@ var terminalCodes = []string{
 // transientCodes are answers worth retrying.
 var transientCodes = []string{"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 
-// maxUnknownTries bounds the attempts at answers we do not recognise, and at
+// MaxUnknownTries bounds the attempts at answers we do not recognise, and at
 // a notification.
-const maxUnknownTries = 10
+const MaxUnknownTries = 10
 
-type outcomeKind int
+type Kind int
 
 const (
-	outDone outcomeKind = iota
-	outRetry
-	outRateLimited
-	outFailed
-	outFatal
+	OutDone Kind = iota
+	OutRetry
+	OutRateLimited
+	OutFailed
+	OutFatal
 )
 
-type outcome struct {
-	kind   outcomeKind
-	reason string
-	wait   time.Duration // outRateLimited
+type Outcome struct {
+	Kind   Kind
+	Reason string
+	Wait   time.Duration // outRateLimited
 }
 
-// classifySlack says what a Web API error means whatever the method: rate
+// ClassifySlack says what a Web API error means whatever the method: rate
 // limited, worth retrying (5xx, network, a transient Slack error), a token
 // that stopped working, or a Slack answer that retrying will not change.
-func classifySlack(err error) outcome {
+func ClassifySlack(err error) Outcome {
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
-		return outcome{kind: outRateLimited, wait: rl.RetryAfter, reason: "rate limited"}
+		return Outcome{Kind: OutRateLimited, Wait: rl.RetryAfter, Reason: "rate limited"}
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {
 		switch {
 		case slices.Contains(tokenCodes, se.Err):
-			return outcome{kind: outFatal, reason: se.Err}
+			return Outcome{Kind: OutFatal, Reason: se.Err}
 		case slices.Contains(transientCodes, se.Err):
-			return outcome{kind: outRetry, reason: se.Err}
+			return Outcome{Kind: OutRetry, Reason: se.Err}
 		}
-		return outcome{kind: outFailed, reason: se.Err}
+		return Outcome{Kind: OutFailed, Reason: se.Err}
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) {
 		if sc.Code == http.StatusTooManyRequests {
-			return outcome{kind: outRateLimited, wait: time.Minute, reason: "rate limited (no Retry-After)"}
+			return Outcome{Kind: OutRateLimited, Wait: time.Minute, Reason: "rate limited (no Retry-After)"}
 		}
-		return outcome{kind: outRetry, reason: fmt.Sprintf("HTTP %d", sc.Code)}
+		return Outcome{Kind: OutRetry, Reason: fmt.Sprintf("HTTP %d", sc.Code)}
 	}
-	return outcome{kind: outRetry, reason: err.Error()}
+	return Outcome{Kind: OutRetry, Reason: err.Error()}
 }
 
-// classifyDelete decides what a chat.delete result means for a deletion that
+// ClassifyDelete decides what a chat.delete result means for a deletion that
 // had made `attempts` attempts before this one. On top of classifySlack: a
 // message_not_found after an attempt whose outcome was unknown counts as
 // deleted, and a Slack error chat.delete is not known to give is retried a
 // few times before it is taken as final.
-func classifyDelete(err error, attempts int) outcome {
+func ClassifyDelete(err error, attempts int) Outcome {
 	if err == nil {
-		return outcome{kind: outDone}
+		return Outcome{Kind: OutDone}
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {
@@ -95,34 +98,34 @@ func classifyDelete(err error, attempts int) outcome {
 		case se.Err == "message_not_found" && attempts > 0:
 			// An earlier attempt ended without an answer (timeout, 5xx,
 			// network): it most likely deleted the message.
-			return outcome{kind: outDone, reason: "message_not_found after an earlier attempt whose outcome was unknown"}
-		case !known && attempts+1 < maxUnknownTries:
-			return outcome{kind: outRetry, reason: se.Err}
+			return Outcome{Kind: OutDone, Reason: "message_not_found after an earlier attempt whose outcome was unknown"}
+		case !known && attempts+1 < MaxUnknownTries:
+			return Outcome{Kind: OutRetry, Reason: se.Err}
 		case !known:
-			return outcome{kind: outFailed, reason: fmt.Sprintf("%s (gave up after %d attempts)", se.Err, attempts+1)}
+			return Outcome{Kind: OutFailed, Reason: fmt.Sprintf("%s (gave up after %d attempts)", se.Err, attempts+1)}
 		}
 	}
-	return classifySlack(err)
+	return ClassifySlack(err)
 }
 
-// classifyPost decides what a notification's Web API call (method) means. A
+// ClassifyPost decides what a notification's Web API call (method) means. A
 // token problem fails the notification only: it must not stop deletions,
 // which the deleter decides for itself.
-func classifyPost(method string, err error) outcome {
+func ClassifyPost(method string, err error) Outcome {
 	if err == nil {
-		return outcome{kind: outDone}
+		return Outcome{Kind: OutDone}
 	}
-	out := classifySlack(err)
-	if out.kind == outFatal {
-		out.kind = outFailed
+	out := ClassifySlack(err)
+	if out.Kind == OutFatal {
+		out.Kind = OutFailed
 	}
-	out.reason = method + ": " + out.reason
+	out.Reason = method + ": " + out.Reason
 	return out
 }
 
-// errCode names a Web API error for metrics: Slack's code, ratelimited,
+// ErrCode names a Web API error for metrics: Slack's code, ratelimited,
 // http_NNN or network.
-func errCode(err error) string {
+func ErrCode(err error) string {
 	var se slack.SlackErrorResponse
 	var rl *slack.RateLimitedError
 	var sc slack.StatusCodeError
@@ -137,16 +140,16 @@ func errCode(err error) string {
 	return "network"
 }
 
-// backoff is the wait before attempt n+1 after n failed attempts: 1s, 2s,
+// Backoff is the wait before attempt n+1 after n failed attempts: 1s, 2s,
 // 4s… capped at max, with ±20% jitter so retries do not march in step.
-func backoff(n int, maxWait time.Duration) time.Duration {
+func Backoff(n int, maxWait time.Duration) time.Duration {
 	d := time.Second << min(max(n-1, 0), 20)
 	d = min(d, maxWait)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// failHint says what an admin can do about a deletion that failed for good.
-func failHint(reason string) string {
+// FailHint says what an admin can do about a deletion that failed for good.
+func FailHint(reason string) string {
 	switch reason {
 	case "cant_delete_message":
 		return "the token's user may not delete this message: use an admin's or owner's token, and check the workspace's message deletion policy"

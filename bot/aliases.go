@@ -1,0 +1,18 @@
+package bot
+
+import (
+	"github.com/securechat/securechat/bot/metrics"
+	"github.com/securechat/securechat/bot/slackapi"
+)
+
+// Metrics are the daemon's Prometheus metrics (package bot/metrics).
+type Metrics = metrics.Metrics
+
+// NewMetrics creates the metrics on a new registry.
+func NewMetrics() *Metrics { return metrics.New() }
+
+// TokenError is a token Slack refused (package bot/slackapi).
+type TokenError = slackapi.TokenError
+
+// ManifestUserScopes are the user token's scopes in the app manifest.
+func ManifestUserScopes() []string { return slackapi.ManifestUserScopes() }
