@@ -2,6 +2,7 @@ package bot
 
 import (
 	"github.com/securechat/securechat/bot/metrics"
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 )
 
@@ -16,3 +17,12 @@ type TokenError = slackapi.TokenError
 
 // ManifestUserScopes are the user token's scopes in the app manifest.
 func ManifestUserScopes() []string { return slackapi.ManifestUserScopes() }
+
+// Notify configures notifications (package bot/notify).
+type Notify = notify.Config
+
+// WebhookEvent is the JSON body POSTed to the webhook per leak.
+type WebhookEvent = notify.WebhookEvent
+
+// WebhookFinding is one match in a WebhookEvent.
+type WebhookFinding = notify.WebhookFinding

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/securechat/securechat/detect"
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/store"
 )
 
@@ -33,7 +32,7 @@ type Breaker struct {
 type breaker struct {
 	cfg     Breaker
 	store   scanCounter
-	notes   notices
+	notes   notify.Notices
 	metrics *Metrics
 	log     zerolog.Logger
 	now     func() time.Time
@@ -41,7 +40,7 @@ type breaker struct {
 	pending atomic.Int64 // messages scanned, not yet flushed to the database
 }
 
-func newBreaker(cfg Breaker, st scanCounter, notes notices, m *Metrics, log zerolog.Logger, now func() time.Time) *breaker {
+func newBreaker(cfg Breaker, st scanCounter, notes notify.Notices, m *Metrics, log zerolog.Logger, now func() time.Time) *breaker {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return &breaker{cfg: cfg, store: st, notes: notes, metrics: m, log: log, now: now, id: hex.EncodeToString(b[:])}
@@ -87,7 +86,7 @@ func (b *breaker) limits() store.Breaker {
 			return fmt.Sprintf("runaway-rule breaker: %s; switched to monitor at %s", why, now.UTC().Format(time.RFC3339))
 		},
 		Notes: func(f store.Finding, why string) []store.OutboxItem {
-			return b.notes.breaker(f, why, resumeHint(f.RegexID))
+			return b.notes.Breaker(f, why, resumeHint(f.RegexID))
 		},
 	}
 }
@@ -105,22 +104,4 @@ func (b *breaker) tripped(trips []store.Trip) {
 			Str("resume", resumeHint(t.Finding.RegexID)).
 			Msg("runaway-rule breaker: the rule is switched to monitor and its queued deletions are held")
 	}
-}
-
-// breaker builds the alert and webhook event of a tripped rule.
-func (n notices) breaker(f store.Finding, why, resume string) []store.OutboxItem {
-	var out []store.OutboxItem
-	if n.cfg.AlertChannel != "" {
-		text := fmt.Sprintf(":octagonal_sign: securechat: the runaway-rule breaker switched regex %d (%s) to monitor: %s. Its queued deletions are held. Resume with: %s.",
-			f.RegexID, escape(detect.Shorten(f.Rule, 80)), why, resume)
-		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
-	}
-	if n.cfg.WebhookURL != "" {
-		now := n.now().UTC()
-		body := map[string]any{"id": fmt.Sprintf("breaker:%d:%d", f.RegexID, now.UnixMilli()), "event": "breaker",
-			"regex_id": f.RegexID, "rule": f.Rule, "reason": why, "resume": resume, "time": now}
-		b, _ := json.Marshal(body)
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: json.RawMessage(b)})})
-	}
-	return out
 }

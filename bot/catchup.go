@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
@@ -232,7 +233,7 @@ type catchup struct {
 	marks     *marks
 	types     []string // conversation types the token may list
 	usersRead bool     // the token has users:read
-	notes     notices
+	notes     notify.Notices
 	log       zerolog.Logger
 	metrics   *Metrics
 	now       func() time.Time
@@ -637,7 +638,7 @@ func (c *catchup) refreshNames(ctx context.Context) {
 func (c *catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time.Time) {
 	since, now := cw.Since, cw.CreatedAt
 	cmd := fmt.Sprintf("securechat scan --since %s --until %s", since.UTC().Format(time.RFC3339), floor.UTC().Format(time.RFC3339))
-	queued, err := c.store.AlertCatchupWindow(ctx, cw.ID, c.notes.outage(since, now, now.Sub(floor), cmd)...)
+	queued, err := c.store.AlertCatchupWindow(ctx, cw.ID, c.notes.Outage(since, now, now.Sub(floor), cmd)...)
 	if err != nil {
 		c.log.Error().Err(err).Msg("could not queue the outage alert")
 		return
@@ -648,24 +649,6 @@ func (c *catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time
 	c.log.Error().Time("offline_since", since).Dur("lookback", now.Sub(floor)).Str("scan", cmd).
 		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
 	c.pipe.wakeNotifier()
-}
-
-// outage builds the alert for an outage longer than the look-back.
-func (n notices) outage(since, now time.Time, lookback time.Duration, cmd string) []store.OutboxItem {
-	var out []store.OutboxItem
-	if n.cfg.AlertChannel != "" {
-		text := fmt.Sprintf(":warning: securechat was not connected to Slack from %s to %s (%s). The catch-up scanned the last %s only: "+
-			"messages posted before %s were not scanned. Scan them with: `%s`",
-			since.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Minute), lookback,
-			now.Add(-lookback).UTC().Format(time.RFC3339), cmd)
-		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
-	}
-	if n.cfg.WebhookURL != "" {
-		body := map[string]any{"id": fmt.Sprintf("outage:%d", since.UnixMilli()), "event": "outage",
-			"offline_since": since.UTC(), "reconnected": now.UTC(), "lookback_seconds": int(lookback.Seconds()), "scan": cmd, "time": now.UTC()}
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
-	}
-	return out
 }
 
 // readerTypes returns the conversation types the token's scopes let

@@ -34,6 +34,7 @@ import (
 
 	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/bot/metrics"
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
@@ -102,31 +103,6 @@ type Options struct {
 	Metrics *Metrics
 	// MetricsListener, when set, serves /metrics, /healthz and /readyz.
 	MetricsListener net.Listener
-}
-
-// Notify configures notifications. Empty fields turn a kind off.
-type Notify struct {
-	// Author is how the member whose message was deleted is told:
-	// "ephemeral" (in the conversation, visible to them only), "dm", or ""
-	// / "off".
-	Author string
-	// AuthorMessage is the notice's template: {rule}, {excerpt}, {channel}
-	// and {user} are filled in.
-	AuthorMessage string
-	// BotToken (xoxb-…), when set, posts notices and alerts as the app's bot
-	// user; otherwise they are posted with the user token.
-	BotToken string
-	// AlertChannel receives a short line per leak.
-	AlertChannel string
-	// WebhookURL receives a JSON POST per leak outcome.
-	WebhookURL string
-	// NoisyReports is how many "Not a secret" reports flag a rule as
-	// noisy in the alert channel (once per rule) [3]; negative: never.
-	NoisyReports int
-	// DigestAbove: when more alerts (or webhook events) than this would go
-	// out within a minute, the due ones are merged into one digest [10];
-	// negative: never.
-	DigestAbove int
 }
 
 // Modes.
@@ -377,23 +353,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := rules.reload(ctx); err != nil {
 		return fmt.Errorf("load rules: %w", err)
 	}
-	notes := notices{cfg: o.Notify, now: o.Now}
-	notifier := newNotifier(notifierDeps{store: d.store, poster: d.poster, http: o.HTTPClient, webhookURL: o.Notify.WebhookURL,
-		metrics: o.Metrics, log: d.log.With().Str("component", "notifier").Logger(), now: o.Now, retryMax: o.RetryMax,
-		digestAbove: max(o.Notify.DigestAbove, 0)})
-	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.wake,
+	notes := notify.Notices{Cfg: o.Notify, Now: o.Now}
+	notifier := notify.NewNotifier(notify.NotifierDeps{Store: d.store, Poster: d.poster, HTTP: o.HTTPClient, WebhookURL: o.Notify.WebhookURL,
+		Metrics: o.Metrics, Log: d.log.With().Str("component", "notifier").Logger(), Now: o.Now, RetryMax: o.RetryMax,
+		DigestAbove: max(o.Notify.DigestAbove, 0)})
+	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.Wake,
 		metrics: o.Metrics, log: d.log.With().Str("component", "deleter").Logger(), now: o.Now, retryMax: o.RetryMax})
 	cl := &cluster{store: d.store, id: o.Instance, ttl: o.LeaseTTL, conn: d.conn,
 		log: d.log.With().Str("component", "cluster").Logger()}
 	// Before anything starts: a daemon alone on its database leads from the
 	// first moment (its catch-up at start is not delayed).
 	cl.tick(ctx)
-	notifier.leader = cl.isLeader
+	notifier.Leader = cl.isLeader
 	rules.endTrials = func(ctx context.Context) {
 		if !cl.isLeader() {
 			return
 		}
-		ended, err := d.store.EndTrials(ctx, o.Now(), notes.trialEnded)
+		ended, err := d.store.EndTrials(ctx, o.Now(), notes.TrialEnded)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.log.Warn().Err(err).Msg("could not end rule trials; trying again")
@@ -405,7 +381,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				Msg("trial ended: the rule now deletes matching messages (stop it with 'securechat regex update ID --action monitor')")
 		}
 		if len(ended) > 0 {
-			notifier.wake()
+			notifier.Wake()
 		}
 	}
 	var brk *breaker
@@ -423,9 +399,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	mk := newMarks(stored)
 	pipe := &pipeline{
 		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
-		scope: newScope(o.Scope, self, notifier.isOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
+		scope: newScope(o.Scope, self, notifier.IsOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
 		recordTimeout: o.RecordTimeout, breaker: brk,
-		wakeDeleter: deleter.wake, wakeNotifier: notifier.wake, marks: mk,
+		wakeDeleter: deleter.wake, wakeNotifier: notifier.Wake, marks: mk,
 		expectConns: func() int { return o.Connections * cl.replicas() },
 		ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
 	}
@@ -463,10 +439,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	priority := make(chan envelope, peopleQueue)
 	pp := &people{log: d.log.With().Str("component", "interact").Logger(), metrics: o.Metrics}
 	if o.Notify.BotToken != "" {
-		noise := store.Noise{Reports: max(o.Notify.NoisyReports, 0), Notes: notes.noisy}
+		noise := store.Noise{Reports: max(o.Notify.NoisyReports, 0), Notes: notes.Noisy}
 		pp.h = interact.New(interact.Options{
 			Service: service.New(d.store, o.Admins, o.Now), Poster: d.poster, HTTP: o.HTTPClient, Log: pp.log, Now: o.Now,
-			ReportNotes: notes.reported, Noise: noise, Wake: notifier.wake,
+			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake,
 			Health: func() interact.Health {
 				return interact.Health{Connections: int(d.conn.n.Load()), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.current() != nil}
 			},
@@ -523,7 +499,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		components.Go(func() error { return deleter.run(life) })
 	}
 	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
-	components.Go(func() error { notifier.run(life); return nil })
+	components.Go(func() error { notifier.Run(life); return nil })
 	components.Go(func() error { prog.run(life); return nil })
 	components.Go(func() error { cl.run(life); return nil })
 	// Hints from the other processes on the database (PostgreSQL's
@@ -536,7 +512,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				rules.hint()
 			case store.HintWork:
 				deleter.wake()
-				notifier.wake()
+				notifier.Wake()
 			}
 		})
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
@@ -20,17 +21,6 @@ const (
 	// A round's claims outlast it: its calls run side by side, so the
 	// lease still covers one call and one write.
 	deleteConcurrency = 8
-	idlePoll          = 5 * time.Second  // looks for work queued by another process
-	callTimeout       = 15 * time.Second // one Web API call
-	writeTimeout      = 5 * time.Second  // recording one outcome, or a round of them
-	// claimLease is how long a claimed deletion or notification belongs to
-	// the daemon that claimed it: twice the worst case of its call and the
-	// write of its outcome, so that no other daemon can take it while it is
-	// still in flight.
-	claimLease = 2 * (callTimeout + writeTimeout)
-	// minRateLimitWait is the shortest wait after a 429, even with
-	// Retry-After: 0, so that no loop spins against Slack.
-	minRateLimitWait = time.Second
 )
 
 // messageDeleter is the part of the Slack client the deleter uses.
@@ -41,7 +31,7 @@ type messageDeleter interface {
 type deleterDeps struct {
 	store        deletionQueue
 	api          messageDeleter
-	notes        notices
+	notes        notify.Notices
 	wakeNotifier func()
 	metrics      *Metrics
 	log          zerolog.Logger
@@ -179,9 +169,9 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	if !ok {
-		return idlePoll, nil
+		return slackapi.IdlePoll, nil
 	}
-	return min(max(next.Sub(d.now()), 0), idlePoll), nil
+	return min(max(next.Sub(d.now()), 0), slackapi.IdlePoll), nil
 }
 
 // attempt is one chat.delete call of a round.
@@ -203,7 +193,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	for i, del := range dels {
 		ids[i] = del.ID
 	}
-	claims, err := d.store.ClaimDeletions(ctx, ids, d.now(), claimLease)
+	claims, err := d.store.ClaimDeletions(ctx, ids, d.now(), slackapi.ClaimLease)
 	if err != nil {
 		return 0, err
 	}
@@ -225,7 +215,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 
 	// Record with a context that outlives shutdown by a little: an outcome
 	// lost here would mean one more chat.delete at the next start.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.WriteTimeout)
 	defer cancel()
 	now := d.now()
 	var pause time.Duration
@@ -245,13 +235,13 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 		case slackapi.OutDone:
 			o.Status = store.StatusDeleted
 			msg, fs := d.findings(wctx, a.del)
-			o.Notes = append(d.notes.author(msg, fs), d.notes.outcome(msg, fs, store.ActionDelete, "deleted", "")...)
+			o.Notes = append(d.notes.Author(msg, fs), d.notes.Outcome(msg, fs, store.ActionDelete, "deleted", "")...)
 		case slackapi.OutRateLimited:
 			// Refused as a whole, or not called after a 429 in this round
 			// (or at shutdown): nothing was deleted, so the attempt is
 			// taken back.
 			if a.called {
-				pause = max(pause, out.Wait, minRateLimitWait)
+				pause = max(pause, out.Wait, slackapi.MinRateLimitWait)
 			}
 			o.Status, o.Deferred = store.StatusPending, true
 		case slackapi.OutRetry:
@@ -259,7 +249,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 		case slackapi.OutFailed:
 			o.Status, o.Reason = store.StatusFailed, out.Reason
 			msg, fs := d.findings(wctx, a.del)
-			o.Notes = d.notes.outcome(msg, fs, store.ActionDelete, "could not be deleted", out.Reason)
+			o.Notes = d.notes.Outcome(msg, fs, store.ActionDelete, "could not be deleted", out.Reason)
 		case slackapi.OutFatal:
 			// The token was refused: nothing was deleted; the deletion
 			// waits for a daemon with a working token.
@@ -349,7 +339,7 @@ func (d *deleter) call(ctx context.Context, atts []attempt) {
 		}
 		atts[i].called = true
 		wg.Go(func() {
-			callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+			callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.CallTimeout)
 			defer cancel()
 			_, _, err := d.api.DeleteMessageContext(callCtx, atts[i].del.Channel, atts[i].del.TS)
 			atts[i].err = err
@@ -364,7 +354,7 @@ func (d *deleter) call(ctx context.Context, atts []attempt) {
 // findings reads what was found in a message whose deletion ended, for the
 // notifications. Without notifications configured it reads nothing.
 func (d *deleter) findings(ctx context.Context, del store.Deletion) (store.Message, []store.Finding) {
-	if !d.notes.any() {
+	if !d.notes.Any() {
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil
 	}
 	// Read again when the read itself fails (a database connection lost):
@@ -383,5 +373,5 @@ func (d *deleter) findings(ctx context.Context, del store.Deletion) (store.Messa
 		d.log.Warn().Err(err).Int64("deletion", del.ID).Msg("cannot read the leaks of a deletion; notifications skipped")
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil
 	}
-	return findingsOf(ls)
+	return notify.FindingsOf(ls)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
@@ -23,7 +24,7 @@ import (
 type pipeline struct {
 	store   leakRecorder
 	rules   *rules
-	notes   notices
+	notes   notify.Notices
 	metrics *Metrics
 	log     zerolog.Logger
 	conn    *connState
@@ -343,13 +344,13 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 		var notes []store.OutboxItem
 		switch {
 		case !slices.ContainsFunc(fs, store.Finding.Deletes):
-			notes = p.notes.outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+			notes = p.notes.Outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
 		case msg.Undeletable:
 			// Slack refuses chat.delete on another member's direct message
 			// (cant_delete_message), whoever holds the token: record, tell
 			// the author to delete it, and say so to the admins.
-			notes = append(p.notes.authorUndeletable(msg, fs),
-				p.notes.outcome(msg, fs, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
+			notes = append(p.notes.AuthorUndeletable(msg, fs),
+				p.notes.Outcome(msg, fs, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
 		}
 		noted = len(notes) > 0
 		return notes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/store"
 )
 
@@ -21,16 +22,6 @@ type deletionQueue interface {
 	DeletionCounts(ctx context.Context) (map[string]int, error)
 	ShiftDueTimes(ctx context.Context, by time.Duration, now time.Time) (int, error)
 	Leaks(ctx context.Context, f store.LeakFilter) ([]store.Leak, error)
-}
-
-// outbox is the notifier's view: due notifications, fenced claims and
-// outcomes, pruning.
-type outbox interface {
-	DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error)
-	NextOutboxAt(ctx context.Context) (time.Time, bool, error)
-	ClaimOutbox(ctx context.Context, id int64, now time.Time, lease time.Duration) (string, error)
-	FinishOutbox(ctx context.Context, id int64, token, status, reason string, next time.Time) error
-	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
 }
 
 // leakRecorder is the pipeline's view: a leak and its deletion in one
@@ -69,7 +60,7 @@ type scanCounter interface {
 var (
 	_ scanCounter   = (*store.Store)(nil)
 	_ deletionQueue = (*store.Store)(nil)
-	_ outbox        = (*store.Store)(nil)
+	_ notify.Outbox = (*store.Store)(nil)
 	_ leakRecorder  = (*store.Store)(nil)
 	_ catchupStore  = (*store.Store)(nil)
 	_ clusterStore  = (*store.Store)(nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
@@ -181,7 +182,7 @@ type SweepResult struct {
 // same key from its per-conversation cursors, and does not repeat a
 // finished one unless again is set. When it finishes it queues one summary
 // alert and webhook event (notify).
-func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, again bool, notify Notify, allowlistKey []byte) (SweepResult, error) {
+func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, again bool, notes Notify, allowlistKey []byte) (SweepResult, error) {
 	o.defaults()
 	res := SweepResult{ByChannel: map[string]int{}}
 	snap, err := ruleset.Load(ctx, st, allowlistKey)
@@ -279,17 +280,17 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 		h.report()
 	}
 	res.Finished = o.Now().UTC()
-	notes := notices{cfg: notify, now: o.Now}.sweep(res)
-	if err := st.FinishSweep(ctx, sw.ID, notes...); err != nil {
+	summary := sweepNotes(notify.Notices{Cfg: notes, Now: o.Now}, res)
+	if err := st.FinishSweep(ctx, sw.ID, summary...); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// sweep builds the one summary alert and webhook event of a sweep.
-func (n notices) sweep(r SweepResult) []store.OutboxItem {
+// sweepNotes builds the one summary alert and webhook event of a sweep.
+func sweepNotes(n notify.Notices, r SweepResult) []store.OutboxItem {
 	var out []store.OutboxItem
-	if n.cfg.AlertChannel != "" {
+	if n.Cfg.AlertChannel != "" {
 		text := fmt.Sprintf(":mag: securechat scanned history from %s to %s: %d messages in %d conversations, %d with findings (recorded, not deleted).",
 			r.Since.Format(time.RFC3339), r.Until.Format(time.RFC3339), r.Messages, r.Conversations, r.Findings)
 		if r.Findings > 0 {
@@ -302,12 +303,12 @@ func (n notices) sweep(r SweepResult) []store.OutboxItem {
 			}
 			text += " By conversation: " + strings.Join(top, ", ") + ". Review with `securechat leaks list --origin history`; delete with `securechat scan --enforce`."
 		}
-		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: notify.Marshal(notify.Notice{Channel: n.Cfg.AlertChannel, Text: text})})
 	}
-	if n.cfg.WebhookURL != "" {
+	if n.Cfg.WebhookURL != "" {
 		body := map[string]any{"id": fmt.Sprintf("sweep:%d", r.ID), "event": "sweep", "since": r.Since, "until": r.Until,
 			"conversations": r.Conversations, "messages": r.Messages, "findings": r.Findings, "by_channel": r.ByChannel, "time": r.Finished}
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: notify.Marshal(notify.Notice{Body: []byte(notify.Marshal(body))})})
 	}
 	return out
 }

@@ -1,4 +1,9 @@
-package bot
+// Package notify tells people about leaks: it renders the notices (the
+// author's notice with its buttons, the admins' alert, reports, noisy
+// rules, breaker trips, trial ends and outages) as outbox items, which the
+// store commits with the change they describe, and its Notifier sends the
+// queued ones (Slack posts, webhook events, digests) with retries.
+package notify
 
 import (
 	"encoding/json"
@@ -13,8 +18,33 @@ import (
 	"github.com/securechat/securechat/store"
 )
 
-// notice is an outbox payload. It holds masked data only.
-type notice struct {
+// Config configures notifications. Empty fields turn a kind off.
+type Config struct {
+	// Author is how the member whose message was deleted is told:
+	// "ephemeral" (in the conversation, visible to them only), "dm", or ""
+	// / "off".
+	Author string
+	// AuthorMessage is the notice's template: {rule}, {excerpt}, {channel}
+	// and {user} are filled in.
+	AuthorMessage string
+	// BotToken (xoxb-…), when set, posts notices and alerts as the app's bot
+	// user; otherwise they are posted with the user token.
+	BotToken string
+	// AlertChannel receives a short line per leak.
+	AlertChannel string
+	// WebhookURL receives a JSON POST per leak outcome.
+	WebhookURL string
+	// NoisyReports is how many "Not a secret" reports flag a rule as
+	// noisy in the alert channel (once per rule) [3]; negative: never.
+	NoisyReports int
+	// DigestAbove: when more alerts (or webhook events) than this would go
+	// out within a minute, the due ones are merged into one digest [10];
+	// negative: never.
+	DigestAbove int
+}
+
+// Notice is an outbox payload. It holds masked data only.
+type Notice struct {
 	Channel string `json:"channel,omitempty"` // where to post (alert channel, or the message's channel)
 	User    string `json:"user,omitempty"`    // the author, for author notices
 	Mode    string `json:"mode,omitempty"`    // author notices: ephemeral or dm
@@ -59,56 +89,56 @@ type WebhookFinding struct {
 	Excerpt string `json:"excerpt"` // masked
 }
 
-// notices builds the outbox items for a leak: what the author, the alert
+// Notices builds the outbox items for a leak: what the author, the alert
 // channel and the webhook are told. It only builds text; the notifier sends.
-type notices struct {
-	cfg Notify
-	now func() time.Time
+type Notices struct {
+	Cfg Config
+	Now func() time.Time
 }
 
-// any reports whether any kind of notification is configured.
-func (n notices) any() bool {
-	return n.cfg.Author != "" || n.cfg.AlertChannel != "" || n.cfg.WebhookURL != ""
+// Any reports whether Any kind of notification is configured.
+func (n Notices) Any() bool {
+	return n.Cfg.Author != "" || n.Cfg.AlertChannel != "" || n.Cfg.WebhookURL != ""
 }
 
-// outcome builds the admin alert and the webhook event for a leaking message
-// whose outcome is known. outcome is what the alert says ("deleted", "could
+// Outcome builds the admin alert and the webhook event for a leaking message
+// whose Outcome is known. Outcome is what the alert says ("deleted", "could
 // not be deleted", "recorded (monitor: not deleted)").
-func (n notices) outcome(msg store.Message, fs []store.Finding, action, outcome, reason string) []store.OutboxItem {
+func (n Notices) Outcome(msg store.Message, fs []store.Finding, action, outcome, reason string) []store.OutboxItem {
 	var out []store.OutboxItem
-	if n.cfg.AlertChannel != "" {
-		al := notice{Channel: n.cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason), Where: msg.Channel, Leak: true}
-		if n.cfg.buttons() {
+	if n.Cfg.AlertChannel != "" {
+		al := Notice{Channel: n.Cfg.AlertChannel, Text: alertText(msg, fs, action, outcome, reason), Where: msg.Channel, Leak: true}
+		if n.Cfg.buttons() {
 			al.Blocks = interact.AlertBlocks(al.Text, msg.Channel, msg.TS, interactFindings(fs), false)
 		}
 		for _, f := range fs[:min(len(fs), alertFindings)] {
 			al.Rules = append(al.Rules, fmt.Sprintf("regex %d (%s)", f.RegexID, detect.Shorten(f.Rule, 60)))
 			al.Excerpts = append(al.Excerpts, f.Excerpt)
 		}
-		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(al)})
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: Marshal(al)})
 	}
-	if n.cfg.WebhookURL != "" {
-		ev := webhookEvent(msg, fs, action, outcome, reason, n.now())
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: json.RawMessage(marshal(ev)), Leak: true})})
+	if n.Cfg.WebhookURL != "" {
+		ev := webhookEvent(msg, fs, action, outcome, reason, n.Now())
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: json.RawMessage(Marshal(ev)), Leak: true})})
 	}
 	return out
 }
 
-// author builds the notice to the member whose message was deleted.
-func (n notices) author(msg store.Message, fs []store.Finding) []store.OutboxItem {
-	if n.cfg.Author == "" || msg.User == "" || len(fs) == 0 {
+// Author builds the notice to the member whose message was deleted.
+func (n Notices) Author(msg store.Message, fs []store.Finding) []store.OutboxItem {
+	if n.Cfg.Author == "" || msg.User == "" || len(fs) == 0 {
 		return nil
 	}
-	p := notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(n.cfg.AuthorMessage, msg, fs)}
-	if n.cfg.buttons() {
+	p := Notice{Channel: msg.Channel, User: msg.User, Mode: n.Cfg.Author, Text: authorText(n.Cfg.AuthorMessage, msg, fs)}
+	if n.Cfg.buttons() {
 		p.Blocks = interact.AuthorBlocks(p.Text, msg.Channel, msg.TS)
 	}
-	return []store.OutboxItem{{Kind: store.KindAuthor, Payload: marshal(p)}}
+	return []store.OutboxItem{{Kind: store.KindAuthor, Payload: Marshal(p)}}
 }
 
 // buttons reports whether notices and alerts carry buttons: only a bot
 // user's messages do (its app receives the clicks over Socket Mode).
-func (c Notify) buttons() bool { return c.BotToken != "" }
+func (c Config) buttons() bool { return c.BotToken != "" }
 
 func interactFindings(fs []store.Finding) []interact.Finding {
 	out := make([]interact.Finding, 0, len(fs))
@@ -118,60 +148,60 @@ func interactFindings(fs []store.Finding) []interact.Finding {
 	return out
 }
 
-// reported builds the admins' alert (with its buttons) and webhook event
+// Reported builds the admins' alert (with its buttons) and webhook event
 // of a member's report about their removed message.
-func (n notices) reported(ls []store.Leak, reporter, kind, reason string) []store.OutboxItem {
+func (n Notices) Reported(ls []store.Leak, reporter, kind, reason string) []store.OutboxItem {
 	if len(ls) == 0 {
 		return nil
 	}
 	var out []store.OutboxItem
-	msg, fs := findingsOf(ls)
+	msg, fs := FindingsOf(ls)
 	var parts []string
 	for _, f := range fs[:min(len(fs), alertFindings)] {
-		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(detect.Shorten(f.Rule, 80)), escape(f.Excerpt)))
+		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, Escape(detect.Shorten(f.Rule, 80)), Escape(f.Excerpt)))
 	}
 	ids := make([]string, 0, len(ls))
 	for _, l := range ls {
 		ids = append(ids, strconv.FormatInt(l.ID, 10))
 	}
-	if n.cfg.AlertChannel != "" {
+	if n.Cfg.AlertChannel != "" {
 		var text string
 		if kind == store.ReportRotated {
 			text = fmt.Sprintf(":recycle: securechat: <@%s> rotated the secret of their removed message in <#%s> (leak %s: %s).",
-				reporter, msg.Channel, strings.Join(ids, ", "), strings.Join(dedupStrings(parts), ", "))
+				reporter, msg.Channel, strings.Join(ids, ", "), strings.Join(DedupStrings(parts), ", "))
 		} else {
 			text = fmt.Sprintf(":speech_balloon: securechat: <@%s> says their removed message in <#%s> is *not a secret* (leak %s: %s).",
-				reporter, msg.Channel, strings.Join(ids, ", "), strings.Join(dedupStrings(parts), ", "))
+				reporter, msg.Channel, strings.Join(ids, ", "), strings.Join(DedupStrings(parts), ", "))
 			if reason != "" {
-				text += " Why: \u201c" + escape(reason) + "\u201d."
+				text += " Why: \u201c" + Escape(reason) + "\u201d."
 			}
 			text += fmt.Sprintf(" Decide: allow the value (`securechat leaks allow %s`), keep it deleted, or pause the rule.", ids[0])
 		}
-		al := notice{Channel: n.cfg.AlertChannel, Text: text, Where: msg.Channel}
-		if n.cfg.buttons() && kind == store.ReportNotSecret {
+		al := Notice{Channel: n.Cfg.AlertChannel, Text: text, Where: msg.Channel}
+		if n.Cfg.buttons() && kind == store.ReportNotSecret {
 			al.Blocks = interact.AlertBlocks(text, msg.Channel, msg.TS, interactFindings(fs), true)
 		}
-		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(al)})
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: Marshal(al)})
 	}
-	if n.cfg.WebhookURL != "" {
-		now := n.now().UTC()
+	if n.Cfg.WebhookURL != "" {
+		now := n.Now().UTC()
 		body := map[string]any{"id": fmt.Sprintf("report:%s:%s:%s:%s", msg.Channel, msg.TS, reporter, kind), "event": "report",
 			"kind": kind, "channel": msg.Channel, "ts": msg.TS, "user": reporter, "reason": reason, "leak_ids": ls[0].ID, "time": now}
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: []byte(Marshal(body))})})
 	}
 	return out
 }
 
-// noisy builds the alert of a rule whose "Not a secret" reports passed the
+// Noisy builds the alert of a rule whose "Not a secret" reports passed the
 // threshold, with the command to pause it.
-func (n notices) noisy(r store.NoisyRule) []store.OutboxItem {
-	if n.cfg.AlertChannel == "" {
+func (n Notices) Noisy(r store.NoisyRule) []store.OutboxItem {
+	if n.Cfg.AlertChannel == "" {
 		return nil
 	}
 	text := fmt.Sprintf(":loudspeaker: securechat: regex %d (%s) looks noisy: %d of its %d leaks were reported *not a secret* by %d member(s). "+
 		"Pause it while you refine it: `/securechat pause %d` or `securechat regex update %d --action monitor`. Its reports: `securechat leaks list --regex %d --reported any`.",
-		r.RegexID, escape(detect.Shorten(r.Rule, 80)), r.Reports, r.Leaks, r.Reporters, r.RegexID, r.RegexID, r.RegexID)
-	return []store.OutboxItem{{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})}}
+		r.RegexID, Escape(detect.Shorten(r.Rule, 80)), r.Reports, r.Leaks, r.Reporters, r.RegexID, r.RegexID, r.RegexID)
+	return []store.OutboxItem{{Kind: store.KindAlert, Payload: Marshal(Notice{Channel: n.Cfg.AlertChannel, Text: text})}}
 }
 
 // undeletableMessage is the notice to the author of a direct message that
@@ -180,14 +210,14 @@ const undeletableMessage = "Your direct message in <#{channel}> contains what lo
 	"Slack does not let admins delete direct messages, so securechat could not remove it: delete it yourself, " +
 	"and if it is a real credential or card, rotate or revoke it now."
 
-// authorUndeletable builds the notice to the author of a leaking direct
+// AuthorUndeletable builds the notice to the author of a leaking direct
 // message that cannot be deleted for them.
-func (n notices) authorUndeletable(msg store.Message, fs []store.Finding) []store.OutboxItem {
-	if n.cfg.Author == "" || msg.User == "" || len(fs) == 0 {
+func (n Notices) AuthorUndeletable(msg store.Message, fs []store.Finding) []store.OutboxItem {
+	if n.Cfg.Author == "" || msg.User == "" || len(fs) == 0 {
 		return nil
 	}
 	return []store.OutboxItem{{Kind: store.KindAuthor,
-		Payload: marshal(notice{Channel: msg.Channel, User: msg.User, Mode: n.cfg.Author, Text: authorText(undeletableMessage, msg, fs)})}}
+		Payload: Marshal(Notice{Channel: msg.Channel, User: msg.User, Mode: n.Cfg.Author, Text: authorText(undeletableMessage, msg, fs)})}}
 }
 
 // alertFindings is how many findings an alert lists; the rest are counted.
@@ -199,9 +229,9 @@ const alertFindings = 5
 func alertText(msg store.Message, fs []store.Finding, action, outcome, reason string) string {
 	var parts []string
 	for _, f := range fs {
-		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, escape(detect.Shorten(f.Rule, 80)), escape(f.Excerpt)))
+		parts = append(parts, fmt.Sprintf("regex %d (%s) `%s`", f.RegexID, Escape(detect.Shorten(f.Rule, 80)), Escape(f.Excerpt)))
 	}
-	parts = dedupStrings(parts)
+	parts = DedupStrings(parts)
 	listed := strings.Join(parts[:min(len(parts), alertFindings)], ", ")
 	if more := len(parts) - alertFindings; more > 0 {
 		listed += fmt.Sprintf(" and %d more (%d findings in all; 'securechat leaks list --channel %s' shows them)", more, len(fs), msg.Channel)
@@ -220,11 +250,11 @@ func authorText(template string, msg store.Message, fs []store.Finding) string {
 	for _, f := range fs {
 		rules = append(rules, f.Rule)
 	}
-	rule := strings.Join(dedupStrings(rules), ", ")
+	rule := strings.Join(DedupStrings(rules), ", ")
 	if rule == "" {
 		rule = "regex " + strconv.FormatInt(fs[0].RegexID, 10)
 	}
-	return strings.NewReplacer("{rule}", escape(rule), "{excerpt}", escape(fs[0].Excerpt), "{channel}", msg.Channel, "{user}", msg.User).
+	return strings.NewReplacer("{rule}", Escape(rule), "{excerpt}", Escape(fs[0].Excerpt), "{channel}", msg.Channel, "{user}", msg.User).
 		Replace(template)
 }
 
@@ -250,8 +280,8 @@ func webhookOutcome(action, reason, outcome string) string {
 	return "deleted"
 }
 
-// findingsOf turns the leaks of one deletion back into findings for notes.
-func findingsOf(ls []store.Leak) (store.Message, []store.Finding) {
+// FindingsOf turns the leaks of one deletion back into findings for notes.
+func FindingsOf(ls []store.Leak) (store.Message, []store.Finding) {
 	var msg store.Message
 	var fs []store.Finding
 	for _, l := range ls {
@@ -261,13 +291,13 @@ func findingsOf(ls []store.Leak) (store.Message, []store.Finding) {
 	return msg, fs
 }
 
-// escape escapes &, < and > in text that goes into a Slack message, so
+// Escape escapes &, < and > in text that goes into a Slack message, so
 // that an excerpt or a description is shown as written, not read as markup.
-func escape(s string) string {
+func Escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-func dedupStrings(ss []string) []string {
+func DedupStrings(ss []string) []string {
 	var out []string
 	for _, s := range ss {
 		if !slices.Contains(out, s) {
@@ -277,29 +307,29 @@ func dedupStrings(ss []string) []string {
 	return out
 }
 
-func marshal(v any) string {
+func Marshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
 
-// trialEnded builds the alert and webhook event of a rule whose trial ended.
-func (n notices) trialEnded(r store.Regex) []store.OutboxItem {
+// TrialEnded builds the alert and webhook event of a rule whose trial ended.
+func (n Notices) TrialEnded(r store.Regex) []store.OutboxItem {
 	var out []store.OutboxItem
 	desc := r.Description
 	if desc == "" {
 		desc = detect.Shorten(r.Pattern, 60)
 	}
-	if n.cfg.AlertChannel != "" {
+	if n.Cfg.AlertChannel != "" {
 		text := fmt.Sprintf(":alarm_clock: securechat: the trial of regex %d (%s) ended: it now deletes the messages it matches. "+
 			"What it recorded during the trial: `securechat leaks list --regex %d`. To stop it: `securechat regex update %d --action monitor`.",
-			r.ID, escape(detect.Shorten(desc, 80)), r.ID, r.ID)
-		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: marshal(notice{Channel: n.cfg.AlertChannel, Text: text})})
+			r.ID, Escape(detect.Shorten(desc, 80)), r.ID, r.ID)
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: Marshal(Notice{Channel: n.Cfg.AlertChannel, Text: text})})
 	}
-	if n.cfg.WebhookURL != "" {
-		now := n.now().UTC()
+	if n.Cfg.WebhookURL != "" {
+		now := n.Now().UTC()
 		body := map[string]any{"id": fmt.Sprintf("trial:%d:%d", r.ID, now.UnixMilli()), "event": "trial_ended",
 			"regex_id": r.ID, "rule": desc, "action": store.ActionDelete, "time": now}
-		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: marshal(notice{Body: []byte(marshal(body))})})
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: []byte(Marshal(body))})})
 	}
 	return out
 }
@@ -307,9 +337,9 @@ func (n notices) trialEnded(r store.Regex) []store.OutboxItem {
 // digestExcerpts is how many masked excerpts a digest shows.
 const digestExcerpts = 5
 
-// digestText merges alerts into one message: how many, counts per rule, and
+// DigestText merges alerts into one message: how many, counts per rule, and
 // the first few masked excerpts.
-func digestText(items []notice) string {
+func DigestText(items []Notice) string {
 	counts := map[string]int{}
 	var order []string
 	var excerpts []string
@@ -320,14 +350,14 @@ func digestText(items []notice) string {
 			}
 			counts[r]++
 			if len(excerpts) < digestExcerpts && i < len(it.Excerpts) {
-				excerpts = append(excerpts, fmt.Sprintf("`%s` in <#%s>", escape(it.Excerpts[i]), it.Where))
+				excerpts = append(excerpts, fmt.Sprintf("`%s` in <#%s>", Escape(it.Excerpts[i]), it.Where))
 			}
 		}
 	}
 	slices.SortStableFunc(order, func(a, b string) int { return counts[b] - counts[a] })
 	var per []string
 	for _, r := range order[:min(len(order), 10)] {
-		per = append(per, fmt.Sprintf("%s ×%d", escape(r), counts[r]))
+		per = append(per, fmt.Sprintf("%s ×%d", Escape(r), counts[r]))
 	}
 	if len(order) > 10 {
 		per = append(per, fmt.Sprintf("%d more rules", len(order)-10))
@@ -340,4 +370,40 @@ func digestText(items []notice) string {
 		text += ". First excerpts: " + strings.Join(excerpts, ", ")
 	}
 	return text + ". All of them: `securechat leaks list --since 1h`."
+}
+
+// Breaker builds the alert and webhook event of a tripped rule.
+func (n Notices) Breaker(f store.Finding, why, resume string) []store.OutboxItem {
+	var out []store.OutboxItem
+	if n.Cfg.AlertChannel != "" {
+		text := fmt.Sprintf(":octagonal_sign: securechat: the runaway-rule breaker switched regex %d (%s) to monitor: %s. Its queued deletions are held. Resume with: %s.",
+			f.RegexID, Escape(detect.Shorten(f.Rule, 80)), why, resume)
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: Marshal(Notice{Channel: n.Cfg.AlertChannel, Text: text})})
+	}
+	if n.Cfg.WebhookURL != "" {
+		now := n.Now().UTC()
+		body := map[string]any{"id": fmt.Sprintf("breaker:%d:%d", f.RegexID, now.UnixMilli()), "event": "breaker",
+			"regex_id": f.RegexID, "rule": f.Rule, "reason": why, "resume": resume, "time": now}
+		b, _ := json.Marshal(body)
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: json.RawMessage(b)})})
+	}
+	return out
+}
+
+// Outage builds the alert for an Outage longer than the look-back.
+func (n Notices) Outage(since, now time.Time, lookback time.Duration, cmd string) []store.OutboxItem {
+	var out []store.OutboxItem
+	if n.Cfg.AlertChannel != "" {
+		text := fmt.Sprintf(":warning: securechat was not connected to Slack from %s to %s (%s). The catch-up scanned the last %s only: "+
+			"messages posted before %s were not scanned. Scan them with: `%s`",
+			since.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Minute), lookback,
+			now.Add(-lookback).UTC().Format(time.RFC3339), cmd)
+		out = append(out, store.OutboxItem{Kind: store.KindAlert, Payload: Marshal(Notice{Channel: n.Cfg.AlertChannel, Text: text})})
+	}
+	if n.Cfg.WebhookURL != "" {
+		body := map[string]any{"id": fmt.Sprintf("outage:%d", since.UnixMilli()), "event": "outage",
+			"offline_since": since.UTC(), "reconnected": now.UTC(), "lookback_seconds": int(lookback.Seconds()), "scan": cmd, "time": now.UTC()}
+		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: []byte(Marshal(body))})})
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package bot
+package slackapi
 
 import "testing"
 
@@ -6,7 +6,7 @@ import "testing"
 // claimable by another daemon while its call and outcome write may still be
 // running.
 func TestClaimOutlastsTheCall(t *testing.T) {
-	if worst := callTimeout + writeTimeout; claimLease < worst+worst/2 {
-		t.Errorf("claim lease %s is within 50%% of the worst case of a call and its write (%s)", claimLease, worst)
+	if worst := CallTimeout + WriteTimeout; ClaimLease < worst+worst/2 {
+		t.Errorf("claim lease %s is within 50%% of the worst case of a call and its write (%s)", ClaimLease, worst)
 	}
 }

@@ -1,4 +1,4 @@
-package bot
+package notify
 
 import (
 	"encoding/json"
@@ -38,11 +38,11 @@ func TestNoticeTexts(t *testing.T) {
 			t.Errorf("webhook event for %s/%s = %+v, want outcome %s", tt.action, tt.outcome, ev, tt.want)
 		}
 	}
-	n := notices{cfg: Notify{Author: "dm", AuthorMessage: "{rule}", AlertChannel: "CA", WebhookURL: "https://hook"}, now: func() time.Time { return time.Unix(0, 0) }}
-	items := append(n.author(msg, fs), n.outcome(msg, fs, store.ActionDelete, "deleted", "")...)
+	n := Notices{Cfg: Config{Author: "dm", AuthorMessage: "{rule}", AlertChannel: "CA", WebhookURL: "https://hook"}, Now: func() time.Time { return time.Unix(0, 0) }}
+	items := append(n.Author(msg, fs), n.Outcome(msg, fs, store.ActionDelete, "deleted", "")...)
 	kinds := []string{}
 	for _, it := range items {
-		var p notice
+		var p Notice
 		if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
 			t.Fatalf("payload %q: %v", it.Payload, err)
 		}
@@ -51,7 +51,7 @@ func TestNoticeTexts(t *testing.T) {
 	if strings.Join(kinds, ",") != store.KindAuthor+","+store.KindAlert+","+store.KindWebhook {
 		t.Errorf("kinds = %v", kinds)
 	}
-	if (notices{}).any() || len((notices{}).author(msg, fs)) != 0 || len((notices{}).outcome(msg, fs, "delete", "deleted", "")) != 0 {
+	if (Notices{}).Any() || len((Notices{}).Author(msg, fs)) != 0 || len((Notices{}).Outcome(msg, fs, "delete", "deleted", "")) != 0 {
 		t.Error("notices with nothing configured built something")
 	}
 }

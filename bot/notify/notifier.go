@@ -1,4 +1,4 @@
-package bot
+package notify
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
@@ -30,35 +31,45 @@ const outboxBatch = 100
 // webhook digest holds them all).
 const digestBatch = 1000
 
-// poster is the part of the Slack client the notifier uses.
-type poster interface {
+// Poster is the part of the Slack client the notifier uses.
+type Poster interface {
 	PostMessageContext(ctx context.Context, channel string, options ...slack.MsgOption) (string, string, error)
 	PostEphemeralContext(ctx context.Context, channel, userID string, options ...slack.MsgOption) (string, error)
 	OpenConversationContext(ctx context.Context, params *slack.OpenConversationParameters) (*slack.Channel, bool, bool, error)
 }
 
-type notifierDeps struct {
-	store      outbox
-	poster     poster
-	http       *http.Client // webhooks
-	webhookURL string
-	metrics    *Metrics
-	log        zerolog.Logger
-	now        func() time.Time
-	retryMax   time.Duration
-	// digestAbove: when more alerts (or webhook events) than this would
-	// go out within a minute, the due ones are merged into one digest (0:
-	// never).
-	digestAbove int
+// Outbox is the notifier's view: due notifications, fenced claims and
+// outcomes, pruning.
+type Outbox interface {
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error)
+	NextOutboxAt(ctx context.Context) (time.Time, bool, error)
+	ClaimOutbox(ctx context.Context, id int64, now time.Time, lease time.Duration) (string, error)
+	FinishOutbox(ctx context.Context, id int64, token, status, reason string, next time.Time) error
+	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
 }
 
-// notifier sends the notifications queued in the outbox: author notices,
+type NotifierDeps struct {
+	Store      Outbox
+	Poster     Poster
+	HTTP       *http.Client // webhooks
+	WebhookURL string
+	Metrics    *metrics.Metrics
+	Log        zerolog.Logger
+	Now        func() time.Time
+	RetryMax   time.Duration
+	// DigestAbove: when more alerts (or webhook events) than this would
+	// go out within a minute, the due ones are merged into one digest (0:
+	// never).
+	DigestAbove int
+}
+
+// Notifier sends the notifications queued in the outbox: author notices,
 // alert-channel lines and webhook events. A notification that fails is
 // retried with backoff, up to maxUnknownTries attempts, and never holds up
 // detection or deletion. It remembers what it posted, so that the pipeline
 // does not scan securechat's own messages.
-type notifier struct {
-	notifierDeps
+type Notifier struct {
+	NotifierDeps
 	wakeCh chan struct{}
 	// resumeAt is when a 429's Retry-After has passed: nothing is sent
 	// before it, however many notifications are queued (and wake the
@@ -67,36 +78,36 @@ type notifier struct {
 	own      ownPosts
 	sent     map[string][]time.Time // kind → sends in the last minute (alerts, webhooks)
 	digest   map[string]time.Time   // kind → when the last digest went out
-	// leader, when set, says whether this daemon runs the singleton jobs
+	// Leader, when set, says whether this daemon runs the singleton jobs
 	// (pruning sent notifications).
-	leader func() bool
+	Leader func() bool
 }
 
 // digestEvery is the least time between two digests of a kind: the alerts
 // due meanwhile wait and go out in the next one.
 const digestEvery = 5 * time.Second
 
-func newNotifier(d notifierDeps) *notifier {
-	return &notifier{notifierDeps: d, wakeCh: make(chan struct{}, 1), sent: map[string][]time.Time{}, digest: map[string]time.Time{}}
+func NewNotifier(d NotifierDeps) *Notifier {
+	return &Notifier{NotifierDeps: d, wakeCh: make(chan struct{}, 1), sent: map[string][]time.Time{}, digest: map[string]time.Time{}}
 }
 
-// wake tells the notifier that a notification was queued.
-func (n *notifier) wake() { nudge(n.wakeCh) }
+// Wake tells the notifier that a notification was queued.
+func (n *Notifier) Wake() { nudge(n.wakeCh) }
 
-// isOwn reports whether a message is one the notifier posted.
-func (n *notifier) isOwn(channel, text string) bool { return n.own.has(channel, text) }
+// IsOwn reports whether a message is one the notifier posted.
+func (n *Notifier) IsOwn(channel, text string) bool { return n.own.has(channel, text) }
 
-// run sends due notifications until ctx ends.
-func (n *notifier) run(ctx context.Context) {
-	sampled := n.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
+// Run sends due notifications until ctx ends.
+func (n *Notifier) Run(ctx context.Context) {
+	sampled := n.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
 	var pruned time.Time
 	for {
-		if now := n.now(); now.Sub(pruned) > time.Hour && (n.leader == nil || n.leader()) {
+		if now := n.Now(); now.Sub(pruned) > time.Hour && (n.Leader == nil || n.Leader()) {
 			pruned = now
-			if c, err := n.store.PruneOutbox(ctx, now.Add(-outboxRetention)); err != nil {
+			if c, err := n.Store.PruneOutbox(ctx, now.Add(-outboxRetention)); err != nil {
 				sampled.Warn().Err(err).Msg("cannot prune sent notifications")
 			} else if c > 0 {
-				n.log.Debug().Int64("pruned", c).Msg("pruned sent notifications")
+				n.Log.Debug().Int64("pruned", c).Msg("pruned sent notifications")
 			}
 		}
 		// A wake-up during Slack's Retry-After does not end it.
@@ -120,12 +131,12 @@ func (n *notifier) run(ctx context.Context) {
 
 // sendDue sends every due notification and returns how long to wait before
 // looking again.
-func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Duration {
+func (n *Notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Duration {
 	batch := outboxBatch
-	if n.digestAbove > 0 {
+	if n.DigestAbove > 0 {
 		batch = digestBatch // a digest takes every alert due
 	}
-	due, err := n.store.DueOutbox(ctx, n.now(), batch)
+	due, err := n.Store.DueOutbox(ctx, n.Now(), batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			sampled.Warn().Err(err).Msg("notifier cannot read the outbox; retrying")
@@ -137,7 +148,7 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		if ctx.Err() != nil {
 			return 0
 		}
-		token, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
+		token, err := n.Store.ClaimOutbox(ctx, it.ID, n.Now(), slackapi.ClaimLease)
 		if err != nil {
 			if ctx.Err() == nil {
 				sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot claim a notification; retrying")
@@ -147,23 +158,23 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 		if token == "" {
 			continue // another daemon on this database has it
 		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.CallTimeout)
 		out := n.send(sctx, it)
 		cancel()
-		now := n.now()
+		now := n.Now()
 		status, next := store.OutboxSent, now
 		var pause time.Duration
 		switch out.Kind {
 		case slackapi.OutRetry, slackapi.OutRateLimited:
 			status = store.OutboxPending
-			next = now.Add(max(out.Wait, slackapi.Backoff(it.Attempts+1, n.retryMax)))
+			next = now.Add(max(out.Wait, slackapi.Backoff(it.Attempts+1, n.RetryMax)))
 			if it.Attempts+1 >= slackapi.MaxUnknownTries {
 				status = store.OutboxFailed
 			}
 			if out.Kind == slackapi.OutRateLimited {
 				// Retry-After is about the method, not the item: wait it out
 				// before sending anything else.
-				pause = max(out.Wait, minRateLimitWait)
+				pause = max(out.Wait, slackapi.MinRateLimitWait)
 			}
 		case slackapi.OutFailed, slackapi.OutFatal:
 			status = store.OutboxFailed
@@ -173,11 +184,11 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
 		result := map[string]string{store.OutboxSent: "sent", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]
-		n.metrics.Notifications.WithLabelValues(it.Kind, result).Inc()
+		n.Metrics.Notifications.WithLabelValues(it.Kind, result).Inc()
 		if status == store.OutboxSent {
 			n.sent[it.Kind] = append(n.sent[it.Kind], now)
 		}
-		e := n.log.Debug()
+		e := n.Log.Debug()
 		if status != store.OutboxSent {
 			e = sampled.Warn()
 		}
@@ -194,16 +205,16 @@ func (n *notifier) sendDue(ctx context.Context, sampled zerolog.Logger) time.Dur
 	if len(due) == batch {
 		return 0
 	}
-	next, ok, err := n.store.NextOutboxAt(ctx)
+	next, ok, err := n.Store.NextOutboxAt(ctx)
 	if err != nil || !ok {
-		return idlePoll
+		return slackapi.IdlePoll
 	}
-	return min(max(next.Sub(n.now()), 0), idlePoll)
+	return min(max(next.Sub(n.Now()), 0), slackapi.IdlePoll)
 }
 
 // recent counts the sends of a kind in the last minute.
-func (n *notifier) recent(kind string) int {
-	cut := n.now().Add(-time.Minute)
+func (n *Notifier) recent(kind string) int {
+	cut := n.Now().Add(-time.Minute)
 	ts := n.sent[kind]
 	i := 0
 	for i < len(ts) && ts[i].Before(cut) {
@@ -218,8 +229,8 @@ func (n *notifier) recent(kind string) int {
 // minute, at most one digest of a kind every digestEvery (the others wait
 // for the next). It returns the rest, and how soon to look again for the
 // alerts left waiting (0: none).
-func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled zerolog.Logger) ([]store.OutboxItem, time.Duration) {
-	if n.digestAbove <= 0 {
+func (n *Notifier) digests(ctx context.Context, due []store.OutboxItem, sampled zerolog.Logger) ([]store.OutboxItem, time.Duration) {
+	if n.DigestAbove <= 0 {
 		return due, 0
 	}
 	var wait time.Duration
@@ -227,7 +238,7 @@ func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled 
 	byKind := map[string][]store.OutboxItem{}
 	for _, it := range due {
 		if it.Kind == store.KindAlert || it.Kind == store.KindWebhook {
-			var p notice
+			var p Notice
 			if json.Unmarshal([]byte(it.Payload), &p) == nil && p.Leak {
 				byKind[it.Kind] = append(byKind[it.Kind], it)
 				continue
@@ -237,11 +248,11 @@ func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled 
 	}
 	for _, kind := range []string{store.KindAlert, store.KindWebhook} {
 		items := byKind[kind]
-		if len(items) == 0 || n.recent(kind)+len(items) <= n.digestAbove {
+		if len(items) == 0 || n.recent(kind)+len(items) <= n.DigestAbove {
 			rest = append(rest, items...)
 			continue
 		}
-		if left := digestEvery - n.now().Sub(n.digest[kind]); left > 0 {
+		if left := digestEvery - n.Now().Sub(n.digest[kind]); left > 0 {
 			if wait == 0 || left < wait {
 				wait = left
 			}
@@ -254,17 +265,17 @@ func (n *notifier) digests(ctx context.Context, due []store.OutboxItem, sampled 
 
 // sendDigest claims items, sends them as one digest, and records the
 // outcome of each.
-func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.OutboxItem, sampled zerolog.Logger) {
+func (n *Notifier) sendDigest(ctx context.Context, kind string, items []store.OutboxItem, sampled zerolog.Logger) {
 	var claimed []store.OutboxItem
-	var notes []notice
+	var notes []Notice
 	var bodies []json.RawMessage
 	for _, it := range items {
-		token, err := n.store.ClaimOutbox(ctx, it.ID, n.now(), claimLease)
+		token, err := n.Store.ClaimOutbox(ctx, it.ID, n.Now(), slackapi.ClaimLease)
 		if err != nil || token == "" {
 			continue
 		}
 		it.ClaimToken = token
-		var p notice
+		var p Notice
 		if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
 			continue // left to the one-by-one path, which fails it with the reason
 		}
@@ -275,8 +286,8 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 	}
 	var out slackapi.Outcome
 	if kind == store.KindAlert {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-		out = n.post(sctx, notes[0].Channel, digestText(notes), nil)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.CallTimeout)
+		out = n.post(sctx, notes[0].Channel, DigestText(notes), nil)
 		cancel()
 		n.finishDigest(ctx, claimed, out, sampled)
 	} else {
@@ -295,12 +306,12 @@ func (n *notifier) sendDigest(ctx context.Context, kind string, items []store.Ou
 		}
 		out = n.sendWebhookDigest(ctx, claimed[start:], bodies[start:], sampled)
 	}
-	now := n.now()
+	now := n.Now()
 	n.digest[kind] = now
 	if out.Kind == slackapi.OutDone {
 		n.sent[kind] = append(n.sent[kind], now)
 	}
-	n.log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.Reason).Msg("sent a digest instead of one notification each")
+	n.Log.Info().Str("kind", kind).Int("merged", len(claimed)).Str("reason", out.Reason).Msg("sent a digest instead of one notification each")
 }
 
 // maxDigestBody bounds a webhook digest's events, in bytes: receivers
@@ -312,19 +323,19 @@ const maxDigestBody = 256 << 10
 // refuses for good is split in two and each half sent on its own, down to
 // single events, whose own outcome is then recorded. It returns the
 // outcome of the last POST.
-func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxItem, bodies []json.RawMessage, sampled zerolog.Logger) slackapi.Outcome {
+func (n *Notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxItem, bodies []json.RawMessage, sampled zerolog.Logger) slackapi.Outcome {
 	var body []byte
 	if len(items) == 1 {
 		body = bodies[0]
 	} else {
 		body, _ = json.Marshal(map[string]any{"id": fmt.Sprintf("digest:%d-%d", items[0].ID, items[len(items)-1].ID),
-			"event": "digest", "count": len(bodies), "events": bodies, "time": n.now().UTC()})
+			"event": "digest", "count": len(bodies), "events": bodies, "time": n.Now().UTC()})
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.CallTimeout)
 	out := n.postWebhook(sctx, body)
 	cancel()
 	if (out.Kind == slackapi.OutFailed || out.Kind == slackapi.OutFatal) && len(items) > 1 {
-		n.log.Warn().Int("events", len(items)).Int("bytes", len(body)).Str("reason", out.Reason).
+		n.Log.Warn().Int("events", len(items)).Int("bytes", len(body)).Str("reason", out.Reason).
 			Msg("the webhook refused a digest; sending it in halves, so that no event fails for another")
 		half := len(items) / 2
 		n.sendWebhookDigest(ctx, items[:half], bodies[:half], sampled)
@@ -335,13 +346,13 @@ func (n *notifier) sendWebhookDigest(ctx context.Context, items []store.OutboxIt
 }
 
 // finishDigest records the outcome of a digest for each of its items.
-func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem, out slackapi.Outcome, sampled zerolog.Logger) {
-	now := n.now()
+func (n *Notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem, out slackapi.Outcome, sampled zerolog.Logger) {
+	now := n.Now()
 	for _, it := range claimed {
 		status, next, reason := store.OutboxSent, now, "sent in a digest of "+strconv.Itoa(len(claimed))
 		switch out.Kind {
 		case slackapi.OutRetry, slackapi.OutRateLimited:
-			status, next, reason = store.OutboxPending, now.Add(max(out.Wait, slackapi.Backoff(it.Attempts+1, n.retryMax))), out.Reason
+			status, next, reason = store.OutboxPending, now.Add(max(out.Wait, slackapi.Backoff(it.Attempts+1, n.RetryMax))), out.Reason
 			if it.Attempts+1 >= slackapi.MaxUnknownTries {
 				status = store.OutboxFailed
 			}
@@ -351,7 +362,7 @@ func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem,
 		if err := n.finish(ctx, it.ID, it.ClaimToken, status, reason, next); err != nil {
 			sampled.Warn().Err(err).Int64("notification", it.ID).Msg("cannot record a notification's outcome")
 		}
-		n.metrics.Notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
+		n.Metrics.Notifications.WithLabelValues(it.Kind, map[string]string{store.OutboxSent: "digest", store.OutboxFailed: "failed", store.OutboxPending: "retry"}[status]).Inc()
 	}
 }
 
@@ -360,17 +371,17 @@ func (n *notifier) finishDigest(ctx context.Context, claimed []store.OutboxItem,
 // outcome not recorded means the notice is sent again once its lease has
 // passed, a duplicate the member sees. Writing it again is safe: the
 // update only applies to the pending item with this claim's token.
-func (n *notifier) finish(ctx context.Context, id int64, token, status, reason string, next time.Time) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+func (n *Notifier) finish(ctx context.Context, id int64, token, status, reason string, next time.Time) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.WriteTimeout)
 	defer cancel()
 	var err error
 	for try := 1; ; try++ {
-		err = n.store.FinishOutbox(wctx, id, token, status, reason, next)
+		err = n.Store.FinishOutbox(wctx, id, token, status, reason, next)
 		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClaimLost) {
 			return err
 		}
 		if try == 1 {
-			n.log.Warn().Err(err).Int64("notification", id).Msg("cannot record a notification's outcome; trying again")
+			n.Log.Warn().Err(err).Int64("notification", id).Msg("cannot record a notification's outcome; trying again")
 		}
 		if sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
 			return err
@@ -379,8 +390,8 @@ func (n *notifier) finish(ctx context.Context, id int64, token, status, reason s
 }
 
 // send makes one attempt at a notification.
-func (n *notifier) send(ctx context.Context, it store.OutboxItem) slackapi.Outcome {
-	var p notice
+func (n *Notifier) send(ctx context.Context, it store.OutboxItem) slackapi.Outcome {
+	var p Notice
 	if err := json.Unmarshal([]byte(it.Payload), &p); err != nil {
 		return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "unreadable payload: " + err.Error()}
 	}
@@ -389,7 +400,7 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) slackapi.Outco
 		return n.post(ctx, p.Channel, p.Text, p.Blocks)
 	case store.KindAuthor:
 		if p.Mode == "ephemeral" {
-			_, err := n.poster.PostEphemeralContext(ctx, p.Channel, p.User, msgOptions(p.Text, p.Blocks)...)
+			_, err := n.Poster.PostEphemeralContext(ctx, p.Channel, p.User, msgOptions(p.Text, p.Blocks)...)
 			out := n.result("chat.postEphemeral", err)
 			if out.Kind != slackapi.OutFailed {
 				return out
@@ -397,7 +408,7 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) slackapi.Outco
 			// The conversation may be gone for them (or for the poster):
 			// a direct message still reaches the author.
 		}
-		ch, _, _, err := n.poster.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{p.User}})
+		ch, _, _, err := n.Poster.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{p.User}})
 		if err != nil {
 			return n.result("conversations.open", err)
 		}
@@ -410,9 +421,9 @@ func (n *notifier) send(ctx context.Context, it store.OutboxItem) slackapi.Outco
 
 // post sends a message with chat.postMessage, remembered as our own first:
 // its message event can arrive before chat.postMessage answers.
-func (n *notifier) post(ctx context.Context, channel, text string, blocks json.RawMessage) slackapi.Outcome {
+func (n *Notifier) post(ctx context.Context, channel, text string, blocks json.RawMessage) slackapi.Outcome {
 	n.own.add(channel, text)
-	_, _, err := n.poster.PostMessageContext(ctx, channel, msgOptions(text, blocks)...)
+	_, _, err := n.Poster.PostMessageContext(ctx, channel, msgOptions(text, blocks)...)
 	return n.result("chat.postMessage", err)
 }
 
@@ -430,24 +441,24 @@ func msgOptions(text string, blocks json.RawMessage) []slack.MsgOption {
 }
 
 // result classifies a Web API answer and counts an error in the metrics.
-func (n *notifier) result(method string, err error) slackapi.Outcome {
+func (n *Notifier) result(method string, err error) slackapi.Outcome {
 	if err != nil {
-		n.metrics.SlackErrors.WithLabelValues(method, slackapi.ErrCode(err)).Inc()
+		n.Metrics.SlackErrors.WithLabelValues(method, slackapi.ErrCode(err)).Inc()
 	}
 	return slackapi.ClassifyPost(method, err)
 }
 
-func (n *notifier) postWebhook(ctx context.Context, body []byte) slackapi.Outcome {
-	if n.webhookURL == "" {
+func (n *Notifier) postWebhook(ctx context.Context, body []byte) slackapi.Outcome {
+	if n.WebhookURL == "" {
 		return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "no webhook_url configured any more"}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.webhookURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return slackapi.Outcome{Kind: slackapi.OutFailed, Reason: "webhook: cannot build the request (check webhook_url)"}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "securechat")
-	resp, err := n.http.Do(req)
+	resp, err := n.HTTP.Do(req)
 	if err != nil {
 		// A webhook URL often embeds a secret: report the error without it.
 		var ue *url.Error
@@ -504,4 +515,27 @@ func (o *ownPosts) has(channel, text string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.set[channel+"\x00"+text] > 0
+}
+
+// nudge wakes a component waiting on ch without blocking: one pending
+// wake-up is enough.
+func nudge(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
