@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
@@ -287,7 +288,7 @@ func (c *catchup) connected() {
 		c.first = false
 		if c.prev.LastConnected.IsZero() {
 			c.log.Info().Msg("catch-up: no earlier run on this database; history before now is not read (use 'securechat scan' for it)")
-			nudge(c.trigger) // windows an earlier run left open are still read
+			wait.Nudge(c.trigger) // windows an earlier run left open are still read
 			return
 		}
 		w = window{since: c.prev.LastConnected, exact: c.prev.Clean, why: "start"}
@@ -305,7 +306,7 @@ func (c *catchup) connected() {
 	// connection must not move the bounds before the window holds them.
 	c.marks.hold()
 	c.fresh = append(c.fresh, w)
-	nudge(c.trigger)
+	wait.Nudge(c.trigger)
 }
 
 func (c *catchup) run(ctx context.Context) {
@@ -325,7 +326,7 @@ func (c *catchup) run(ctx context.Context) {
 		case <-look.C:
 			if c.leader != nil && c.leader() {
 				if ws, err := c.store.CatchupWindows(ctx); err == nil && len(ws) > 0 {
-					nudge(c.trigger)
+					wait.Nudge(c.trigger)
 				}
 			}
 		case <-c.trigger:
@@ -337,10 +338,10 @@ func (c *catchup) run(ctx context.Context) {
 				c.metrics.Catchups.WithLabelValues("failed").Inc()
 				c.log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute (what it did not read stays in the database)")
 				go func() {
-					if sleep(ctx, c.cfg.retry()) != nil {
+					if wait.Sleep(ctx, c.cfg.retry()) != nil {
 						return
 					}
-					nudge(c.trigger)
+					wait.Nudge(c.trigger)
 				}()
 			}
 		}

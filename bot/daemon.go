@@ -32,7 +32,9 @@ import (
 	"github.com/slack-go/slack/socketmode"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/securechat/securechat/bot/deleter"
 	"github.com/securechat/securechat/bot/interact"
+	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
@@ -357,8 +359,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	notifier := notify.NewNotifier(notify.NotifierDeps{Store: d.store, Poster: d.poster, HTTP: o.HTTPClient, WebhookURL: o.Notify.WebhookURL,
 		Metrics: o.Metrics, Log: d.log.With().Str("component", "notifier").Logger(), Now: o.Now, RetryMax: o.RetryMax,
 		DigestAbove: max(o.Notify.DigestAbove, 0)})
-	deleter := newDeleter(deleterDeps{store: d.store, api: d.api, notes: notes, wakeNotifier: notifier.Wake,
-		metrics: o.Metrics, log: d.log.With().Str("component", "deleter").Logger(), now: o.Now, retryMax: o.RetryMax})
+	del := deleter.New(deleter.Deps{Store: d.store, API: d.api, Notes: notes, WakeNotifier: notifier.Wake,
+		Metrics: o.Metrics, Log: d.log.With().Str("component", "deleter").Logger(), Now: o.Now, RetryMax: o.RetryMax})
 	cl := &cluster{store: d.store, id: o.Instance, ttl: o.LeaseTTL, conn: d.conn,
 		log: d.log.With().Str("component", "cluster").Logger()}
 	// Before anything starts: a daemon alone on its database leads from the
@@ -401,7 +403,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
 		scope: newScope(o.Scope, self, notifier.IsOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
 		recordTimeout: o.RecordTimeout, breaker: brk,
-		wakeDeleter: deleter.wake, wakeNotifier: notifier.Wake, marks: mk,
+		wakeDeleter: del.Wake, wakeNotifier: notifier.Wake, marks: mk,
 		expectConns: func() int { return o.Connections * cl.replicas() },
 		ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
 	}
@@ -413,7 +415,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev, leader: cl.isLeader,
 			reader: newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
 		pipe.connected, pipe.disconnected = cu.connected, cu.disconnected
-		cl.becameLeader = func() { nudge(cu.trigger) }
+		cl.becameLeader = func() { wait.Nudge(cu.trigger) }
 	} else {
 		d.log.Warn().Msg("catch-up is off: messages posted while securechat is not connected are not scanned")
 	}
@@ -496,7 +498,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	if o.Mode != ModeMonitor {
-		components.Go(func() error { return deleter.run(life) })
+		components.Go(func() error { return del.Run(life) })
 	}
 	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.Run(life); return nil })
@@ -511,7 +513,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			case store.HintRules:
 				rules.hint()
 			case store.HintWork:
-				deleter.wake()
+				del.Wake()
 				notifier.Wake()
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/securechat/securechat/bot/internal/wait"
 )
 
 // The history reader reads what the Web API's history methods hold: the
@@ -113,7 +114,7 @@ func (h *historyReader) call(ctx context.Context, method string, params url.Valu
 				return fmt.Errorf("%s failed %d times: %w", method, try, err)
 			}
 			h.log.Warn().Str("method", method).Int("status", status).AnErr("error", err).Dur("retry_in", backoff).Msg("history call failed; retrying")
-			if err := sleep(ctx, backoff); err != nil {
+			if err := wait.Sleep(ctx, backoff); err != nil {
 				return err
 			}
 			backoff = min(2*backoff, 30*time.Second)
@@ -177,7 +178,7 @@ func (h *historyReader) waitTurn(ctx context.Context, method string) error {
 	}
 	h.next[method] = at.Add(iv)
 	h.mu.Unlock()
-	return sleep(ctx, at.Sub(now))
+	return wait.Sleep(ctx, at.Sub(now))
 }
 
 // rateLimited applies a 429: nothing more until Retry-After has passed (at
@@ -219,20 +220,6 @@ func (h *historyReader) shortPage(method string, got, asked int) {
 	if slowed {
 		h.log.Warn().Str("method", method).Int("page", got).Int("asked", asked).
 			Msg("Slack returns short history pages (Tier 1 limits): reading at one request a minute")
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

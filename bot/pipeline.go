@@ -453,12 +453,3 @@ func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID st
 	}
 	p.metrics.Acks.Inc()
 }
-
-// nudge wakes a component waiting on ch without blocking: one pending
-// wake-up is enough.
-func nudge(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/ruleset"
 )
@@ -37,7 +38,7 @@ type rules struct {
 
 // hint says the rules may have changed (a NOTIFY from another process):
 // run looks now rather than at its next tick.
-func (r *rules) hint() { nudge(r.hintCh) }
+func (r *rules) hint() { wait.Nudge(r.hintCh) }
 
 func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *rules {
 	return &rules{src: src, key: key, metrics: m, log: log, hintCh: make(chan struct{}, 1)}

@@ -12,18 +12,6 @@ import (
 // consumer, which *store.Store (SQLite or PostgreSQL) satisfies. A
 // component's tests can give it a double of just this.
 
-// deletionQueue is the deleter's view: due deletions, fenced claims and
-// outcomes, and the findings a notice is built from.
-type deletionQueue interface {
-	DueDeletions(ctx context.Context, now time.Time, limit int) ([]store.Deletion, error)
-	NextDeletionAt(ctx context.Context) (time.Time, bool, error)
-	ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]store.Claim, error)
-	RecordOutcomes(ctx context.Context, outcomes []store.Outcome) ([]error, error)
-	DeletionCounts(ctx context.Context) (map[string]int, error)
-	ShiftDueTimes(ctx context.Context, by time.Duration, now time.Time) (int, error)
-	Leaks(ctx context.Context, f store.LeakFilter) ([]store.Leak, error)
-}
-
 // leakRecorder is the pipeline's view: a leak and its deletion in one
 // transaction, with the breaker weighed in it.
 type leakRecorder interface {
@@ -59,7 +47,6 @@ type scanCounter interface {
 
 var (
 	_ scanCounter   = (*store.Store)(nil)
-	_ deletionQueue = (*store.Store)(nil)
 	_ notify.Outbox = (*store.Store)(nil)
 	_ leakRecorder  = (*store.Store)(nil)
 	_ catchupStore  = (*store.Store)(nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
@@ -92,7 +93,7 @@ func NewNotifier(d NotifierDeps) *Notifier {
 }
 
 // Wake tells the notifier that a notification was queued.
-func (n *Notifier) Wake() { nudge(n.wakeCh) }
+func (n *Notifier) Wake() { wait.Nudge(n.wakeCh) }
 
 // IsOwn reports whether a message is one the notifier posted.
 func (n *Notifier) IsOwn(channel, text string) bool { return n.own.has(channel, text) }
@@ -112,7 +113,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		}
 		// A wake-up during Slack's Retry-After does not end it.
 		if pause := time.Until(n.resumeAt); pause > 0 {
-			if sleep(ctx, pause) != nil {
+			if wait.Sleep(ctx, pause) != nil {
 				return
 			}
 		}
@@ -383,7 +384,7 @@ func (n *Notifier) finish(ctx context.Context, id int64, token, status, reason s
 		if try == 1 {
 			n.Log.Warn().Err(err).Int64("notification", id).Msg("cannot record a notification's outcome; trying again")
 		}
-		if sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
+		if wait.Sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
 			return err
 		}
 	}
@@ -515,27 +516,4 @@ func (o *ownPosts) has(channel, text string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.set[channel+"\x00"+text] > 0
-}
-
-// nudge wakes a component waiting on ch without blocking: one pending
-// wake-up is enough.
-func nudge(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -1,4 +1,7 @@
-package bot
+// Package deleter works through the durable deletion queue: it claims due
+// deletions with a token, calls chat.delete, and records the fenced
+// outcomes with the notices they call for, in one transaction.
+package deleter
 
 import (
 	"context"
@@ -9,6 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/internal/wait"
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
@@ -23,27 +28,40 @@ const (
 	deleteConcurrency = 8
 )
 
-// messageDeleter is the part of the Slack client the deleter uses.
-type messageDeleter interface {
+// MessageDeleter is the part of the Slack client the deleter uses.
+type MessageDeleter interface {
 	DeleteMessageContext(ctx context.Context, channel, ts string) (string, string, error)
 }
 
-type deleterDeps struct {
-	store        deletionQueue
-	api          messageDeleter
-	notes        notify.Notices
-	wakeNotifier func()
-	metrics      *Metrics
-	log          zerolog.Logger
-	now          func() time.Time
-	retryMax     time.Duration
+// Queue is the deleter's view: due deletions, fenced claims and
+// outcomes, and the findings a notice is built from.
+type Queue interface {
+	DueDeletions(ctx context.Context, now time.Time, limit int) ([]store.Deletion, error)
+	NextDeletionAt(ctx context.Context) (time.Time, bool, error)
+	ClaimDeletions(ctx context.Context, ids []int64, now time.Time, lease time.Duration) ([]store.Claim, error)
+	RecordOutcomes(ctx context.Context, outcomes []store.Outcome) ([]error, error)
+	DeletionCounts(ctx context.Context) (map[string]int, error)
+	ShiftDueTimes(ctx context.Context, by time.Duration, now time.Time) (int, error)
+	Leaks(ctx context.Context, f store.LeakFilter) ([]store.Leak, error)
 }
 
-// deleter works through the durable deletion queue: it claims a due
+// Deps are what a Deleter needs.
+type Deps struct {
+	Store        Queue
+	API          MessageDeleter
+	Notes        notify.Notices
+	WakeNotifier func()
+	Metrics      *metrics.Metrics
+	Log          zerolog.Logger
+	Now          func() time.Time
+	RetryMax     time.Duration
+}
+
+// Deleter works through the durable deletion queue: it claims a due
 // deletion, calls chat.delete, and records the outcome with the
 // notifications it calls for, in one transaction.
-type deleter struct {
-	deleterDeps
+type Deleter struct {
+	Deps
 	wakeCh   chan struct{}
 	sampled  zerolog.Logger // for repeated warnings
 	gaugedAt time.Time      // when the pending gauge was last set; run's goroutine only
@@ -83,21 +101,21 @@ func (c *clockWatch) stepBack(wall time.Time) time.Duration {
 	return 0
 }
 
-func newDeleter(d deleterDeps) *deleter {
-	return &deleter{deleterDeps: d, wakeCh: make(chan struct{}, 1),
-		sampled: d.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})}
+func New(d Deps) *Deleter {
+	return &Deleter{Deps: d, wakeCh: make(chan struct{}, 1),
+		sampled: d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})}
 }
 
-// wake tells the deleter that a deletion was queued.
-func (d *deleter) wake() { nudge(d.wakeCh) }
+// Wake tells the deleter that a deletion was queued.
+func (d *Deleter) Wake() { wait.Nudge(d.wakeCh) }
 
-// run works through due deletions until ctx ends. It returns an error only
+// Run works through due deletions until ctx ends. It returns an error only
 // when the user token stopped working: the deletions stay pending.
-func (d *deleter) run(ctx context.Context) error {
+func (d *Deleter) Run(ctx context.Context) error {
 	for {
 		// A wake-up during Slack's Retry-After does not end it.
 		if pause := time.Until(d.resumeAt); pause > 0 {
-			if sleep(ctx, pause) != nil {
+			if wait.Sleep(ctx, pause) != nil {
 				return nil
 			}
 		}
@@ -126,27 +144,27 @@ func (d *deleter) run(ctx context.Context) error {
 
 // deleteDue attempts the due deletions, a round at a time, and returns how
 // long to wait before looking again.
-func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
+func (d *Deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 	// Due times are wall-clock times in the database: after a step back of
 	// the clock, those written before it are moved back by the step (for
 	// the notifier's queue too), rather than waiting it out.
-	now := d.now()
+	now := d.Now()
 	d.clockDebt += d.clock.stepBack(now)
 	if d.clockDebt > 0 {
-		n, err := d.store.ShiftDueTimes(ctx, d.clockDebt, now)
+		n, err := d.Store.ShiftDueTimes(ctx, d.clockDebt, now)
 		if err != nil {
 			return 0, err // moved at the next look
 		}
-		d.log.Warn().Dur("step", d.clockDebt).Int("moved", n).Msg("the system clock stepped back; queued deletions and notifications were moved back by the step")
+		d.Log.Warn().Dur("step", d.clockDebt).Int("moved", n).Msg("the system clock stepped back; queued deletions and notifications were moved back by the step")
 		d.clockDebt = 0
 	}
 	if now.Sub(d.gaugedAt) > time.Second {
 		d.gaugedAt = now
-		if counts, err := d.store.DeletionCounts(ctx); err == nil {
-			d.metrics.Pending.Set(float64(counts[store.StatusPending]))
+		if counts, err := d.Store.DeletionCounts(ctx); err == nil {
+			d.Metrics.Pending.Set(float64(counts[store.StatusPending]))
 		}
 	}
-	due, err := d.store.DueDeletions(ctx, d.now(), deleteBatch)
+	due, err := d.Store.DueDeletions(ctx, d.Now(), deleteBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -164,14 +182,14 @@ func (d *deleter) deleteDue(ctx context.Context) (time.Duration, error) {
 		}
 		due = due[n:]
 	}
-	next, ok, err := d.store.NextDeletionAt(ctx)
+	next, ok, err := d.Store.NextDeletionAt(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
 		return slackapi.IdlePoll, nil
 	}
-	return min(max(next.Sub(d.now()), 0), slackapi.IdlePoll), nil
+	return min(max(next.Sub(d.Now()), 0), slackapi.IdlePoll), nil
 }
 
 // attempt is one chat.delete call of a round.
@@ -188,12 +206,12 @@ type attempt struct {
 // with its notifications in one transaction. It returns a pause when Slack
 // rate-limited the method, and a *TokenError when the token stopped
 // working (after recording the other outcomes).
-func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Duration, error) {
+func (d *Deleter) round(ctx context.Context, dels []store.Deletion) (time.Duration, error) {
 	ids := make([]int64, len(dels))
 	for i, del := range dels {
 		ids[i] = del.ID
 	}
-	claims, err := d.store.ClaimDeletions(ctx, ids, d.now(), slackapi.ClaimLease)
+	claims, err := d.Store.ClaimDeletions(ctx, ids, d.Now(), slackapi.ClaimLease)
 	if err != nil {
 		return 0, err
 	}
@@ -217,7 +235,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	// lost here would mean one more chat.delete at the next start.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.WriteTimeout)
 	defer cancel()
-	now := d.now()
+	now := d.Now()
 	var pause time.Duration
 	var fatal error
 	outs := make([]store.Outcome, len(atts))
@@ -228,14 +246,14 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 		if a.called {
 			out = slackapi.ClassifyDelete(a.err, a.del.Attempts)
 			if a.err != nil {
-				d.metrics.SlackErrors.WithLabelValues("chat.delete", slackapi.ErrCode(a.err)).Inc()
+				d.Metrics.SlackErrors.WithLabelValues("chat.delete", slackapi.ErrCode(a.err)).Inc()
 			}
 		}
 		switch out.Kind {
 		case slackapi.OutDone:
 			o.Status = store.StatusDeleted
 			msg, fs := d.findings(wctx, a.del)
-			o.Notes = append(d.notes.Author(msg, fs), d.notes.Outcome(msg, fs, store.ActionDelete, "deleted", "")...)
+			o.Notes = append(d.Notes.Author(msg, fs), d.Notes.Outcome(msg, fs, store.ActionDelete, "deleted", "")...)
 		case slackapi.OutRateLimited:
 			// Refused as a whole, or not called after a 429 in this round
 			// (or at shutdown): nothing was deleted, so the attempt is
@@ -245,11 +263,11 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 			}
 			o.Status, o.Deferred = store.StatusPending, true
 		case slackapi.OutRetry:
-			o.Status, o.Reason, o.Next = store.StatusPending, out.Reason, now.Add(slackapi.Backoff(a.del.Attempts+1, d.retryMax))
+			o.Status, o.Reason, o.Next = store.StatusPending, out.Reason, now.Add(slackapi.Backoff(a.del.Attempts+1, d.RetryMax))
 		case slackapi.OutFailed:
 			o.Status, o.Reason = store.StatusFailed, out.Reason
 			msg, fs := d.findings(wctx, a.del)
-			o.Notes = d.notes.Outcome(msg, fs, store.ActionDelete, "could not be deleted", out.Reason)
+			o.Notes = d.Notes.Outcome(msg, fs, store.ActionDelete, "could not be deleted", out.Reason)
 		case slackapi.OutFatal:
 			// The token was refused: nothing was deleted; the deletion
 			// waits for a daemon with a working token.
@@ -271,10 +289,10 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	// this claim's token, and its notices are queued with it or not at all.
 	var errs []error
 	for try := 1; ; try++ {
-		if errs, err = d.store.RecordOutcomes(wctx, outs); err == nil {
+		if errs, err = d.Store.RecordOutcomes(wctx, outs); err == nil {
 			break
 		}
-		if sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
+		if wait.Sleep(wctx, time.Duration(try)*100*time.Millisecond) != nil {
 			return 0, err
 		}
 		d.sampled.Warn().Err(err).Msg("could not record a round's outcomes; writing them again")
@@ -282,7 +300,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 	notified := false
 	for i, a := range atts {
 		out := kinds[i]
-		ev := d.log.With().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).Logger()
+		ev := d.Log.With().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).Logger()
 		if errors.Is(errs[i], store.ErrClaimLost) {
 			// Paused past the lease (a stopped process, a long GC, a
 			// partition): another daemon claimed it since, and its
@@ -299,26 +317,26 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 		notified = notified || len(outs[i].Notes) > 0
 		switch {
 		case out.Kind == slackapi.OutDone:
-			d.metrics.Deletions.WithLabelValues("deleted").Inc()
+			d.Metrics.Deletions.WithLabelValues("deleted").Inc()
 			e := ev.Info().Dur("after", now.Sub(a.del.CreatedAt))
 			if out.Reason != "" {
 				e = e.Str("note", out.Reason)
 			}
 			e.Msg("message deleted")
 		case out.Kind == slackapi.OutRateLimited && a.called:
-			d.metrics.Deletions.WithLabelValues("rate_limited").Inc()
+			d.Metrics.Deletions.WithLabelValues("rate_limited").Inc()
 			d.sampled.Warn().Str("channel", a.del.Channel).Str("ts", a.del.TS).Dur("retry_in", pause).Msg("chat.delete rate limited by Slack; waiting as told")
 		case out.Kind == slackapi.OutRetry:
-			d.metrics.Deletions.WithLabelValues("retry").Inc()
+			d.Metrics.Deletions.WithLabelValues("retry").Inc()
 			d.sampled.Warn().Str("channel", a.del.Channel).Str("ts", a.del.TS).Int("attempt", a.del.Attempts+1).
 				Str("reason", out.Reason).Dur("retry_in", outs[i].Next.Sub(now)).Msg("chat.delete failed; will retry")
 		case out.Kind == slackapi.OutFailed:
-			d.metrics.Deletions.WithLabelValues("failed").Inc()
+			d.Metrics.Deletions.WithLabelValues("failed").Inc()
 			ev.Error().Str("reason", out.Reason).Str("hint", slackapi.FailHint(out.Reason)).Msg("message could not be deleted")
 		}
 	}
 	if notified {
-		d.wakeNotifier()
+		d.WakeNotifier()
 	}
 	if fatal != nil {
 		return 0, fatal
@@ -330,7 +348,7 @@ func (d *deleter) round(ctx context.Context, dels []store.Deletion) (time.Durati
 // refused token, or once ctx ends, it starts no more: those attempts stay
 // not called. A call in flight finishes even during shutdown, so that its
 // outcome is recorded rather than left unknown.
-func (d *deleter) call(ctx context.Context, atts []attempt) {
+func (d *Deleter) call(ctx context.Context, atts []attempt) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for i := range atts {
@@ -341,7 +359,7 @@ func (d *deleter) call(ctx context.Context, atts []attempt) {
 		wg.Go(func() {
 			callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackapi.CallTimeout)
 			defer cancel()
-			_, _, err := d.api.DeleteMessageContext(callCtx, atts[i].del.Channel, atts[i].del.TS)
+			_, _, err := d.API.DeleteMessageContext(callCtx, atts[i].del.Channel, atts[i].del.TS)
 			atts[i].err = err
 			if k := slackapi.ClassifyDelete(err, atts[i].del.Attempts).Kind; k == slackapi.OutRateLimited || k == slackapi.OutFatal {
 				stop.Store(true)
@@ -353,8 +371,8 @@ func (d *deleter) call(ctx context.Context, atts []attempt) {
 
 // findings reads what was found in a message whose deletion ended, for the
 // notifications. Without notifications configured it reads nothing.
-func (d *deleter) findings(ctx context.Context, del store.Deletion) (store.Message, []store.Finding) {
-	if !d.notes.Any() {
+func (d *Deleter) findings(ctx context.Context, del store.Deletion) (store.Message, []store.Finding) {
+	if !d.Notes.Any() {
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil
 	}
 	// Read again when the read itself fails (a database connection lost):
@@ -362,15 +380,15 @@ func (d *deleter) findings(ctx context.Context, del store.Deletion) (store.Messa
 	var ls []store.Leak
 	var err error
 	for try := 1; ; try++ {
-		if ls, err = d.store.Leaks(ctx, store.LeakFilter{DeletionID: del.ID}); err == nil {
+		if ls, err = d.Store.Leaks(ctx, store.LeakFilter{DeletionID: del.ID}); err == nil {
 			break
 		}
-		if sleep(ctx, time.Duration(try)*100*time.Millisecond) != nil {
+		if wait.Sleep(ctx, time.Duration(try)*100*time.Millisecond) != nil {
 			break
 		}
 	}
 	if err != nil || len(ls) == 0 {
-		d.log.Warn().Err(err).Int64("deletion", del.ID).Msg("cannot read the leaks of a deletion; notifications skipped")
+		d.Log.Warn().Err(err).Int64("deletion", del.ID).Msg("cannot read the leaks of a deletion; notifications skipped")
 		return store.Message{Channel: del.Channel, TS: del.TS}, nil
 	}
 	return notify.FindingsOf(ls)
