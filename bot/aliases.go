@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
@@ -26,3 +27,6 @@ type WebhookEvent = notify.WebhookEvent
 
 // WebhookFinding is one match in a WebhookEvent.
 type WebhookFinding = notify.WebhookFinding
+
+// Scope limits what is scanned (package bot/message).
+type Scope = message.Scope

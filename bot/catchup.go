@@ -499,7 +499,7 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 		if ctx.Err() != nil {
 			return read, failed + 1, ctx.Err()
 		}
-		if !c.pipe.scope.conversation(conv.ID, conv.Type) {
+		if !c.pipe.scope.Conversation(conv.ID, conv.Type) {
 			continue
 		}
 		p, ok := cw.Progress[conv.ID]
@@ -524,7 +524,7 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 				if tsAfter(m.TS, newest) {
 					newest = m.TS
 				}
-				return c.pipe.fromHistory(ctx, &m.msgEvent, "catch-up")
+				return c.pipe.fromHistory(ctx, &m.Event, "catch-up")
 			})
 		var ae *apiError
 		if errors.As(err, &ae) && slices.Contains(unreadableCodes, ae.Code) {

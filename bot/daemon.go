@@ -35,6 +35,7 @@ import (
 	"github.com/securechat/securechat/bot/deleter"
 	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/bot/internal/wait"
+	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
@@ -401,7 +402,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	mk := newMarks(stored)
 	pipe := &pipeline{
 		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
-		scope: newScope(o.Scope, self, notifier.IsOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
+		scope: message.NewFilter(o.Scope, self, notifier.IsOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
 		recordTimeout: o.RecordTimeout, breaker: brk,
 		wakeDeleter: del.Wake, wakeNotifier: notifier.Wake, marks: mk,
 		expectConns: func() int { return o.Connections * cl.replicas() },

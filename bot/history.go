@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/securechat/securechat/bot/internal/wait"
+	"github.com/securechat/securechat/bot/message"
 )
 
 // The history reader reads what the Web API's history methods hold: the
@@ -48,7 +49,7 @@ type conversation struct {
 
 // histMsg is a message from conversations.history or .replies.
 type histMsg struct {
-	msgEvent
+	message.Event
 	ThreadTS    string `json:"thread_ts"`
 	ReplyCount  int    `json:"reply_count"`
 	LatestReply string `json:"latest_reply"`

@@ -13,6 +13,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
@@ -32,7 +33,7 @@ type pipeline struct {
 	// daemon's, times the replicas sharing its database.
 	expectConns   func() int
 	ghosts        zerolog.Logger // sampled
-	scope         scope
+	scope         message.Filter
 	scanBots      bool
 	monitor       bool // the daemon's monitor mode: never delete
 	recordTimeout time.Duration
@@ -270,7 +271,7 @@ func (p *pipeline) handle(ctx context.Context, sm *socketmode.Client, ev socketm
 }
 
 func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeID string, payload []byte, retry int) {
-	c, eventID, skip, err := parseEvent(payload, p.scanBots)
+	c, eventID, skip, err := message.Parse(payload, p.scanBots)
 	log := p.log.With().Str("envelope_id", envelopeID).Str("event_id", eventID).Logger()
 	if err != nil {
 		log.Warn().Err(err).Msg("acknowledged and skipped a malformed event")
@@ -289,8 +290,8 @@ func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeI
 // reader, for logs): the same scope, engine, deletion rule and
 // de-duplication as a live event. It returns an error when a leak could
 // not be recorded; the caller reads the message again later.
-func (p *pipeline) fromHistory(ctx context.Context, ev *msgEvent, origin string) error {
-	c, skip, err := messageContent(ev, p.scanBots)
+func (p *pipeline) fromHistory(ctx context.Context, ev *message.Event, origin string) error {
+	c, skip, err := message.FromEvent(ev, p.scanBots)
 	log := p.log.With().Str("origin", origin).Logger()
 	if err != nil {
 		log.Warn().Err(err).Str("channel", ev.Channel).Str("ts", ev.TS).Msg("skipped a malformed message from history")
@@ -304,9 +305,9 @@ func (p *pipeline) fromHistory(ctx context.Context, ev *msgEvent, origin string)
 // its deletion and notices. durable is called as soon as the outcome is
 // durable (the live path acknowledges then). It returns an error only when
 // a leak could not be recorded.
-func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerolog.Logger, durable func()) error {
+func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, log zerolog.Logger, durable func()) error {
 	if skip == "" {
-		skip = p.scope.skip(c)
+		skip = p.scope.Skip(c)
 		if skip != "" {
 			p.metrics.Events.WithLabelValues("out_of_scope").Inc()
 		}
@@ -406,8 +407,8 @@ func (p *pipeline) decide(ctx context.Context, c content, skip string, log zerol
 
 // undeletable reports whether Slack will refuse to delete the message (see
 // store.Undeletable).
-func (p *pipeline) undeletable(c content) bool {
-	return store.Undeletable(c.ChannelType, c.Channel, c.User, p.scope.self)
+func (p *pipeline) undeletable(c message.Content) bool {
+	return store.Undeletable(c.ChannelType, c.Channel, c.User, p.scope.Self)
 }
 
 // record stores a leak, retrying a busy database until recordTimeout has

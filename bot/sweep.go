@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/ruleset"
@@ -83,7 +84,7 @@ type history struct {
 	o      HistoryOptions
 	reader *historyReader
 	convs  []conversation
-	scope  scope
+	scope  message.Filter
 	prog   HistoryProgress
 }
 
@@ -95,7 +96,7 @@ func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &history{o: o, scope: newScope(o.Scope, self, nil)}
+	h := &history{o: o, scope: message.NewFilter(o.Scope, self, nil)}
 	h.reader = newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Pace, NewMetrics(), o.Log, o.Now)
 	h.reader.waiting = func(w bool) {
 		h.prog.Waiting = w
@@ -116,7 +117,7 @@ func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
 		if len(o.Channels) > 0 && !slices.Contains(o.Channels, c.ID) {
 			continue
 		}
-		if !h.scope.conversation(c.ID, c.Type) {
+		if !h.scope.Conversation(c.ID, c.Type) {
 			continue
 		}
 		h.convs = append(h.convs, c)
@@ -149,14 +150,14 @@ func (h *history) names() map[string]string {
 
 // content turns a history message of conv into what is scanned, or "" and
 // a reason to skip it.
-func (h *history) content(conv conversation, m histMsg) (content, bool) {
+func (h *history) content(conv conversation, m histMsg) (message.Content, bool) {
 	m.Channel, m.ChannelType = conv.ID, conv.Type
-	c, skip, err := messageContent(&m.msgEvent, h.o.ScanBots)
+	c, skip, err := message.FromEvent(&m.Event, h.o.ScanBots)
 	if err != nil || skip != "" {
-		return content{}, false
+		return message.Content{}, false
 	}
-	if h.scope.skip(c) != "" {
-		return content{}, false
+	if h.scope.Skip(c) != "" {
+		return message.Content{}, false
 	}
 	return c, true
 }
@@ -250,7 +251,7 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 					v := snap.Decide(c.Text, false)
 					if len(v.Findings) > 0 {
 						r, err := st.RecordLeak(ctx, store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Origin: store.OriginHistory,
-							Undeletable: store.Undeletable(c.ChannelType, c.Channel, c.User, h.scope.self)}, v.Findings, false)
+							Undeletable: store.Undeletable(c.ChannelType, c.Channel, c.User, h.scope.Self)}, v.Findings, false)
 						if err != nil {
 							return err
 						}

@@ -1,4 +1,8 @@
-package bot
+// Package message reads a Slack message event (live, or from history) into
+// what securechat scans: the text of the message, its attachments, blocks and
+// files, and where it lives; and it applies the scope (channels, types,
+// exempt users, securechat's own posts).
+package message
 
 import (
 	"encoding/json"
@@ -11,9 +15,9 @@ import (
 	"github.com/securechat/securechat/detect"
 )
 
-// content is what the daemon scans of one message event, and where the
+// Content is what the daemon scans of one message event, and where the
 // message lives.
-type content struct {
+type Content struct {
 	Channel     string
 	ChannelType string
 	User        string
@@ -25,37 +29,37 @@ type content struct {
 
 // Why an event is not scanned.
 const (
-	skipNotMessage = "not a message event"
-	skipSubtype    = "non-content subtype"
-	skipBot        = "bot message"
-	skipEmpty      = "no text"
+	SkipNotMessage = "not a message event"
+	SkipSubtype    = "non-content subtype"
+	SkipBot        = "bot message"
+	SkipEmpty      = "no text"
 )
 
-// errMalformed marks an event that cannot be understood.
-var errMalformed = errors.New("malformed event")
+// ErrMalformed marks an event that cannot be understood.
+var ErrMalformed = errors.New("malformed event")
 
-// callback is decoded in one pass (messages can be 40 KB; every pass
+// Callback is decoded in one pass (messages can be 40 KB; every pass
 // counts): the parts of attachments, blocks and files are kept as generic
 // values, whatever their shape.
-type callback struct {
-	Type    string    `json:"type"`
-	EventID string    `json:"event_id"`
-	Event   *msgEvent `json:"event"`
+type Callback struct {
+	Type    string `json:"type"`
+	EventID string `json:"event_id"`
+	Event   *Event `json:"event"`
 }
 
-type msgEvent struct {
-	Type        string    `json:"type"`
-	Subtype     string    `json:"subtype"`
-	Channel     string    `json:"channel"`
-	ChannelType string    `json:"channel_type"`
-	User        string    `json:"user"`
-	BotID       string    `json:"bot_id"`
-	Text        string    `json:"text"`
-	TS          string    `json:"ts"`
-	Attachments any       `json:"attachments"`
-	Blocks      any       `json:"blocks"`
-	Files       any       `json:"files"`
-	Message     *msgEvent `json:"message"`
+type Event struct {
+	Type        string `json:"type"`
+	Subtype     string `json:"subtype"`
+	Channel     string `json:"channel"`
+	ChannelType string `json:"channel_type"`
+	User        string `json:"user"`
+	BotID       string `json:"bot_id"`
+	Text        string `json:"text"`
+	TS          string `json:"ts"`
+	Attachments any    `json:"attachments"`
+	Blocks      any    `json:"blocks"`
+	Files       any    `json:"files"`
+	Message     *Event `json:"message"`
 }
 
 // scannedSubtypes carry text a member wrote (bot_message is decided
@@ -70,59 +74,59 @@ var scannedSubtypes = map[string]bool{
 	"message_changed":  true,
 }
 
-// parseEvent reads the Events API callback of an events_api envelope. It
+// Parse reads the Events API callback of an events_api envelope. It
 // decodes only what it needs, leniently, so that a block or attachment shape
 // slack-go does not know cannot hide a message from the scan. It returns
 // a content to scan with an empty reason, or a reason for an event
 // to acknowledge and skip, or an error wrapping errMalformed. The second
 // result is the callback's event_id, for logs.
-func parseEvent(payload []byte, scanBots bool) (content, string, string, error) {
-	var cb callback
+func Parse(payload []byte, scanBots bool) (Content, string, string, error) {
+	var cb Callback
 	if err := json.Unmarshal(payload, &cb); err != nil {
 		var id struct {
 			EventID string `json:"event_id"`
 		}
 		_ = json.Unmarshal(payload, &id)
-		return content{}, id.EventID, "", fmt.Errorf("%w: %v", errMalformed, err)
+		return Content{}, id.EventID, "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if cb.Type != "event_callback" || cb.Event == nil {
-		return content{}, cb.EventID, skipNotMessage, nil
+		return Content{}, cb.EventID, SkipNotMessage, nil
 	}
-	c, skip, err := messageContent(cb.Event, scanBots)
+	c, skip, err := FromEvent(cb.Event, scanBots)
 	return c, cb.EventID, skip, err
 }
 
-// messageContent reads one message event (or, from the history methods, one
+// FromEvent reads one message event (or, from the history methods, one
 // message with Channel and ChannelType filled in): the content to scan with
 // an empty reason, or a reason to skip it, or an error wrapping
 // errMalformed. A skipped message still carries its channel and ts when it
 // has them, for the catch-up's watermarks.
-func messageContent(ev *msgEvent, scanBots bool) (content, string, error) {
+func FromEvent(ev *Event, scanBots bool) (Content, string, error) {
 	if ev.Type != "message" {
-		return content{}, skipNotMessage, nil
+		return Content{}, SkipNotMessage, nil
 	}
-	where := content{Channel: ev.Channel, ChannelType: ev.ChannelType, TS: ev.TS}
+	where := Content{Channel: ev.Channel, ChannelType: ev.ChannelType, TS: ev.TS}
 	if !scannedSubtypes[ev.Subtype] {
-		return where, skipSubtype, nil
+		return where, SkipSubtype, nil
 	}
 	msg := ev
 	if ev.Subtype == "message_changed" {
 		if ev.Message == nil {
-			return content{}, "", fmt.Errorf("%w: message_changed without message", errMalformed)
+			return Content{}, "", fmt.Errorf("%w: message_changed without message", ErrMalformed)
 		}
 		msg = ev.Message
 		where.TS = msg.TS
 		if !scannedSubtypes[msg.Subtype] {
-			return where, skipSubtype, nil
+			return where, SkipSubtype, nil
 		}
 	}
 	if (msg.Subtype == "bot_message" || msg.BotID != "") && !scanBots {
-		return where, skipBot, nil
+		return where, SkipBot, nil
 	}
 	if ev.Channel == "" || msg.TS == "" {
-		return content{}, "", fmt.Errorf("%w: message without channel or ts", errMalformed)
+		return Content{}, "", fmt.Errorf("%w: message without channel or ts", ErrMalformed)
 	}
-	c := content{
+	c := Content{
 		Channel:     ev.Channel,
 		ChannelType: ev.ChannelType,
 		User:        msg.User,
@@ -135,7 +139,7 @@ func messageContent(ev *msgEvent, scanBots bool) (content, string, error) {
 		c.User = msg.BotID
 	}
 	if strings.TrimSpace(c.Text) == "" {
-		return where, skipEmpty, nil
+		return where, SkipEmpty, nil
 	}
 	return c, "", nil
 }
@@ -155,7 +159,7 @@ var textKeys = map[string]bool{
 // field, attachments and mrkdwn text objects are escaped mrkdwn, while
 // rich_text elements and file fields carry the text as typed (a literal <
 // or & there is not markup).
-func messageText(m *msgEvent) string {
+func messageText(m *Event) string {
 	var b strings.Builder
 	b.WriteString(detect.Normalize(m.Text))
 	emit := func(s string, markup bool) {

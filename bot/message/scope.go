@@ -1,4 +1,4 @@
-package bot
+package message
 
 import "strings"
 
@@ -10,20 +10,20 @@ type Scope struct {
 	ExemptUsers     []string // never messages by these user ids
 }
 
-// scope is a Scope ready to apply, with what tells securechat's own posts
+// Filter is a Scope ready to apply, with what tells securechat's own posts
 // apart.
-type scope struct {
+type Filter struct {
 	channels, exclude, types, exempt map[string]bool
-	self                             string                          // the user token's user id
+	Self                             string                          // the user token's user id
 	isOwn                            func(channel, text string) bool // the notifier's own posts
 }
 
-func newScope(s Scope, self string, isOwn func(channel, text string) bool) scope {
-	return scope{channels: toSet(s.Channels), exclude: toSet(s.ExcludeChannels), types: toSet(s.Types),
-		exempt: toSet(s.ExemptUsers), self: self, isOwn: isOwn}
+func NewFilter(s Scope, self string, isOwn func(channel, text string) bool) Filter {
+	return Filter{channels: ToSet(s.Channels), exclude: ToSet(s.ExcludeChannels), types: ToSet(s.Types),
+		exempt: ToSet(s.ExemptUsers), Self: self, isOwn: isOwn}
 }
 
-func toSet(ss []string) map[string]bool {
+func ToSet(ss []string) map[string]bool {
 	if len(ss) == 0 {
 		return nil
 	}
@@ -34,8 +34,8 @@ func toSet(ss []string) map[string]bool {
 	return m
 }
 
-// skip says why a message is not scanned, or "" when it is.
-func (sc scope) skip(c content) string {
+// Skip says why a message is not scanned, or "" when it is.
+func (sc Filter) Skip(c Content) string {
 	switch {
 	case sc.channels != nil && !sc.channels[c.Channel]:
 		return "channel not in scope.channels"
@@ -45,15 +45,15 @@ func (sc scope) skip(c content) string {
 		return "conversation type " + c.ChannelType + " not in scope.types"
 	case sc.exempt[c.User]:
 		return "author in scope.exempt_users"
-	case c.User == sc.self && sc.isOwn != nil && sc.isOwn(c.Channel, c.RawText):
+	case c.User == sc.Self && sc.isOwn != nil && sc.isOwn(c.Channel, c.RawText):
 		return "securechat's own notice"
 	}
 	return ""
 }
 
-// conversation reports whether a whole conversation is in scope (its id and
+// Conversation reports whether a whole Conversation is in scope (its id and
 // type; authors are decided per message). The history readers use it to
 // choose what to read.
-func (sc scope) conversation(id, typ string) bool {
+func (sc Filter) Conversation(id, typ string) bool {
 	return (sc.channels == nil || sc.channels[id]) && !sc.exclude[id] && (sc.types == nil || sc.types[typ])
 }

@@ -1,4 +1,4 @@
-package bot
+package message
 
 import (
 	"encoding/json"
@@ -21,20 +21,18 @@ func FuzzParseEvent(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		c, _, skip, err := parseEvent(payload, false)
+		c, _, skip, err := Parse(payload, false)
 		if err == nil && skip == "" {
 			if c.Channel == "" || c.TS == "" || strings.TrimSpace(c.Text) == "" {
 				t.Fatalf("content without channel, ts or text: %+v", c)
 			}
 		}
-		var m histMsg
+		var m Event
 		if json.Unmarshal(payload, &m) == nil {
 			m.Channel, m.ChannelType = "C1", "channel"
-			if c, skip, err := messageContent(&m.msgEvent, true); err == nil && skip == "" && (c.TS == "" || strings.TrimSpace(c.Text) == "") {
+			if c, skip, err := FromEvent(&m, true); err == nil && skip == "" && (c.TS == "" || strings.TrimSpace(c.Text) == "") {
 				t.Fatalf("history content without ts or text: %+v", c)
 			}
-			_ = tsAfter(m.TS, m.LatestReply)
-			_ = timeOfTS(m.TS)
 		}
 	})
 }
