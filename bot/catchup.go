@@ -7,15 +7,14 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/notify"
-	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
 
@@ -32,7 +31,7 @@ type Catchup struct {
 	// naming the 'securechat scan' command that covers the rest.
 	Lookback time.Duration
 	// Pace is the history reader's pacing.
-	Pace HistoryPace
+	Pace history.Pace
 	// Retry is how long a failed catch-up waits before it is tried again
 	// [1m].
 	Retry time.Duration
@@ -102,7 +101,7 @@ func (m *marks) handled(channel, ts string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if tsAfter(ts, m.newest[channel]) {
+	if history.TSAfter(ts, m.newest[channel]) {
 		m.newest[channel] = ts
 		m.changed[channel] = true
 	}
@@ -228,7 +227,7 @@ type catchup struct {
 	// and refreshes names: of replicas, only the leader does (any replica
 	// stores the windows it notices).
 	leader    func() bool
-	reader    *historyReader
+	reader    *history.Reader
 	store     catchupStore
 	pipe      *pipeline
 	marks     *marks
@@ -373,13 +372,13 @@ func oldestFor(wm string, since time.Time, exact bool, floor string) string {
 	case wm != "" && exact:
 		from = wm
 	case wm != "":
-		from = tsOf(timeOfTS(wm).Add(-catchupOverlap))
+		from = history.TSOf(history.TimeOfTS(wm).Add(-catchupOverlap))
 	case exact:
-		from = tsOf(since)
+		from = history.TSOf(since)
 	default:
-		from = tsOf(since.Add(-catchupOverlap))
+		from = history.TSOf(since.Add(-catchupOverlap))
 	}
-	if tsAfter(floor, from) {
+	if history.TSAfter(floor, from) {
 		from = floor
 	}
 	return from
@@ -412,7 +411,7 @@ func (c *catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool)
 			}
 		}
 		if keep {
-			floor := tsOf(start.Add(-c.cfg.Lookback))
+			floor := history.TSOf(start.Add(-c.cfg.Lookback))
 			cw := store.CatchupWindow{Since: w.since, Exact: w.exact, FloorTS: floor, Why: w.why, Progress: map[string]store.CatchupProgress{}}
 			for ch, wm := range w.marks {
 				cw.Progress[ch] = store.CatchupProgress{Oldest: oldestFor(wm, w.since, w.exact, floor)}
@@ -453,7 +452,7 @@ func (c *catchup) once(ctx context.Context) error {
 	if len(windows) == 0 {
 		return nil
 	}
-	convs, err := c.reader.conversations(ctx, c.types)
+	convs, err := c.reader.Conversations(ctx, c.types)
 	if err != nil {
 		return err
 	}
@@ -491,7 +490,7 @@ func (c *catchup) once(ctx context.Context) error {
 // readWindow reads one stored window and removes it when every
 // conversation in it is done. It returns the messages read and the
 // conversations that failed, with the first error.
-func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs []conversation) (read, failed int, firstErr error) {
+func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs []history.Conversation) (read, failed int, firstErr error) {
 	c.log.Info().Str("why", cw.Why).Time("since", cw.Since).Dur("offline", cw.CreatedAt.Sub(cw.Since).Round(time.Second)).
 		Time("window_opened", cw.CreatedAt).Int("conversations", len(convs)).
 		Msg("catch-up: reading what was posted while securechat was not connected")
@@ -511,22 +510,22 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 		}
 		newest := ""
 		n := 0
-		err := c.reader.window(ctx, conv, span{oldest: p.Oldest, latest: p.Latest,
-			pageDone: func(oldest string) error {
+		err := c.reader.Window(ctx, conv, history.Span{Oldest: p.Oldest, Latest: p.Latest,
+			PageDone: func(oldest string) error {
 				// Everything newer than oldest is handled: a restart goes
 				// on from here, down to the same lower bound.
 				p.Latest = oldest
 				return c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
 			}},
-			func(m histMsg) error {
+			func(m history.Message) error {
 				n++
 				m.Channel, m.ChannelType = conv.ID, conv.Type
-				if tsAfter(m.TS, newest) {
+				if history.TSAfter(m.TS, newest) {
 					newest = m.TS
 				}
 				return c.pipe.fromHistory(ctx, &m.Event, "catch-up")
 			})
-		var ae *apiError
+		var ae *history.APIError
 		if errors.As(err, &ae) && slices.Contains(unreadableCodes, ae.Code) {
 			// It will not be readable at the next try either (left, gone,
 			// a scope removed): its part of the window is given up, rather
@@ -551,8 +550,8 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 		}
 		c.marks.handled(conv.ID, newest)
 	}
-	if cw.Since.Before(timeOfTS(cw.FloorTS)) && !cw.Alerted {
-		c.outage(ctx, cw, timeOfTS(cw.FloorTS))
+	if cw.Since.Before(history.TimeOfTS(cw.FloorTS)) && !cw.Alerted {
+		c.outage(ctx, cw, history.TimeOfTS(cw.FloorTS))
 	}
 	if failed == 0 {
 		if err := c.store.CloseCatchupWindow(ctx, cw.ID); err != nil {
@@ -593,7 +592,7 @@ func (c *catchup) refreshNames(ctx context.Context) {
 				User string `json:"user"`
 			} `json:"channel"`
 		}
-		if err := c.reader.call(ctx, "conversations.info", url.Values{"channel": {id}}, &r); err != nil {
+		if err := c.reader.Call(ctx, "conversations.info", url.Values{"channel": {id}}, &r); err != nil {
 			c.log.Debug().Err(err).Str("channel", id).Msg("no name for a conversation")
 			continue
 		}
@@ -617,7 +616,7 @@ func (c *catchup) refreshNames(ctx context.Context) {
 				} `json:"profile"`
 			} `json:"user"`
 		}
-		if err := c.reader.call(ctx, "users.info", url.Values{"user": {id}}, &r); err != nil {
+		if err := c.reader.Call(ctx, "users.info", url.Values{"user": {id}}, &r); err != nil {
 			c.log.Debug().Err(err).Str("user", id).Msg("no name for a user")
 			continue
 		}
@@ -650,21 +649,4 @@ func (c *catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time
 	c.log.Error().Time("offline_since", since).Dur("lookback", now.Sub(floor)).Str("scan", cmd).
 		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
 	c.pipe.wakeNotifier()
-}
-
-// readerTypes returns the conversation types the token's scopes let
-// users.conversations list (all of them when the scopes are unknown).
-func readerTypes(scopes []string) []string {
-	var out []string
-	for _, r := range slackapi.ReaderScopes() {
-		if r.Type != "" && (scopes == nil || slices.Contains(scopes, r.Scope)) {
-			out = append(out, r.Type)
-		}
-	}
-	return out
-}
-
-// hasScope reports whether the scopes include s (true when unknown).
-func hasScope(scopes []string, s string) bool {
-	return scopes == nil || slices.ContainsFunc(scopes, func(x string) bool { return strings.TrimSpace(x) == s })
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
@@ -15,7 +16,7 @@ import (
 // catchupOpts turns the catch-up on, fast enough for tests.
 func catchupOpts(o bot.Options) bot.Options {
 	o.Catchup = bot.Catchup{Enabled: true, Gap: 300 * time.Millisecond, Lookback: time.Hour,
-		Pace: bot.HistoryPace{PerMinute: 6000, PageSize: 3}}
+		Pace: history.Pace{PerMinute: 6000, PageSize: 3}}
 	return o
 }
 

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/securechat/securechat/bot/deleter"
+	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/message"
@@ -123,7 +124,7 @@ const DefaultAuthorMessage = "Your message in <#{channel}> was removed by secure
 // down. The CLI's configuration defaults are built from them.
 func Defaults() Options {
 	return Options{
-		APIURL:             "https://slack.com/api/",
+		APIURL:             slackapi.DefaultAPIURL,
 		Workers:            4,
 		QueueSize:          1024,
 		ReloadInterval:     time.Second,
@@ -139,7 +140,7 @@ func Defaults() Options {
 		Mode:               ModeEnforce,
 		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10, NoisyReports: 3},
 		Breaker:            Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
-		Catchup:            Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: HistoryPace{PerMinute: 50, PageSize: 200}},
+		Catchup:            Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: history.DefaultPace},
 	}
 }
 
@@ -412,9 +413,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var cu *catchup
 	if o.Catchup.Enabled {
 		clog := d.log.With().Str("component", "catchup").Logger()
-		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: readerTypes(scopes), usersRead: hasScope(scopes, "users:read"),
+		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: history.ReaderTypes(scopes), usersRead: history.HasScope(scopes, "users:read"),
 			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev, leader: cl.isLeader,
-			reader: newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
+			reader: history.NewReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
 		pipe.connected, pipe.disconnected = cu.connected, cu.disconnected
 		cl.becameLeader = func() { wait.Nudge(cu.trigger) }
 	} else {

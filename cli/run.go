@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/store"
 )
 
@@ -160,7 +161,7 @@ func (a *app) botOptions() bot.Options {
 		Breaker: bot.Breaker{Enabled: c.Breaker.Enabled, MaxDeletions: c.Breaker.MaxDeletions, MaxShare: c.Breaker.MaxShare,
 			MinScanned: c.Breaker.MinScanned, Window: c.Breaker.Window.Duration},
 		Catchup: bot.Catchup{Enabled: c.Catchup.Enabled, Gap: c.Catchup.Gap.Duration, Lookback: c.Catchup.Lookback.Duration,
-			Pace: bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize}},
+			Pace: history.Pace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize}},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
@@ -126,18 +127,18 @@ func runScan(ctx context.Context, a *app, o scanOptions) error {
 	c := a.cfg
 	log := a.newLogger()
 	prog := newProgressLine(a.Stderr, now, a.Now)
-	hist := bot.HistoryOptions{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: until, Channels: ids,
+	hist := history.Options{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: until, Channels: ids,
 		Types: o.types, ScanBots: c.Daemon.ScanBots, Log: log, Now: a.Now,
-		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize},
+		Pace:  history.Pace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize},
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels, Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
-		Progress: func(p bot.HistoryProgress) {
+		Progress: func(p history.Progress) {
 			if !o.json {
 				prog.show(p)
 			}
 		},
 	}
 	notify := bot.Notify{AlertChannel: c.Notify.AlertChannel, WebhookURL: c.Notify.WebhookURL}
-	res, err := bot.Sweep(ctx, s, hist, sweepKey(o, ids, now), o.again, notify, allowKey(c.Allowlist.Secret))
+	res, err := history.Sweep(ctx, s, hist, sweepKey(o, ids, now), o.again, notify, allowKey(c.Allowlist.Secret))
 	prog.done()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -225,7 +226,7 @@ func newProgressLine(w io.Writer, start time.Time, now func() time.Time) *progre
 	return &progressLine{w: w, tty: tty, start: start, now: now}
 }
 
-func (p *progressLine) show(h bot.HistoryProgress) {
+func (p *progressLine) show(h history.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -310,11 +311,11 @@ func runBacktest(ctx context.Context, a *app, snap *ruleset.Snapshot, o backtest
 	}
 	c := a.cfg
 	prog := newProgressLine(a.Stderr, now, a.Now)
-	res, err := bot.Backtest(ctx, bot.HistoryOptions{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: now,
+	res, err := history.Backtest(ctx, history.Options{UserToken: c.Slack.UserToken, APIURL: c.APIURL(), Since: since, Until: now,
 		Channels: ids, Types: o.types, ScanBots: c.Daemon.ScanBots, Log: a.newLogger(), Now: a.Now,
-		Pace:  bot.HistoryPace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize},
+		Pace:  history.Pace{PerMinute: c.Catchup.RequestsPerMinute, PageSize: c.Catchup.PageSize},
 		Scope: bot.Scope{Channels: c.Scope.Channels, ExcludeChannels: c.Scope.ExcludeChannels, Types: c.Scope.Types, ExemptUsers: c.Scope.ExemptUsers},
-		Progress: func(p bot.HistoryProgress) {
+		Progress: func(p history.Progress) {
 			if !o.json {
 				prog.show(p)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/securechat/securechat/bot"
+	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/store"
 )
@@ -346,10 +347,10 @@ func TestProgressLine(t *testing.T) {
 	now := start
 	p := newProgressLine(&b, start, func() time.Time { return now })
 	now = start.Add(20 * time.Second)
-	p.show(bot.HistoryProgress{Conversations: 4, Done: 1, Messages: 400, Findings: 2})
+	p.show(history.Progress{Conversations: 4, Done: 1, Messages: 400, Findings: 2})
 	now = now.Add(time.Second)
-	p.show(bot.HistoryProgress{Conversations: 4, Done: 1, Messages: 450, Findings: 2}) // within 10 s: nothing
-	p.show(bot.HistoryProgress{Conversations: 4, Done: 1, Messages: 450, Findings: 2, Waiting: true})
+	p.show(history.Progress{Conversations: 4, Done: 1, Messages: 450, Findings: 2}) // within 10 s: nothing
+	p.show(history.Progress{Conversations: 4, Done: 1, Messages: 450, Findings: 2, Waiting: true})
 	p.done()
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 2 {

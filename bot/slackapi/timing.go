@@ -18,3 +18,6 @@ const (
 	// Retry-After: 0, so that no loop spins against Slack.
 	MinRateLimitWait = time.Second
 )
+
+// DefaultAPIURL is Slack's Web API base URL.
+const DefaultAPIURL = "https://slack.com/api/"

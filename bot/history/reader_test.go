@@ -1,4 +1,4 @@
-package bot
+package history
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/internal/fakeslack"
 	"github.com/securechat/securechat/internal/syncbuf"
 )
@@ -27,9 +28,9 @@ func TestHistoryReaderSlowsToTier1OnShortPages(t *testing.T) {
 		f.PostQuiet(fakeslack.Message{Text: fmt.Sprintf("m %d", i)})
 	}
 	logs := &syncbuf.Buffer{}
-	h := newHistoryReader(http.DefaultClient, f.APIURL(), f.UserToken(), HistoryPace{PerMinute: 6000, PageSize: 200}, NewMetrics(), zerolog.New(logs), time.Now)
-	err := h.window(context.Background(), conversation{ID: "C0GENERAL01", Type: "channel"}, span{pageDone: func(string) error { return errStop }},
-		func(histMsg) error { return nil })
+	h := NewReader(http.DefaultClient, f.APIURL(), f.UserToken(), Pace{PerMinute: 6000, PageSize: 200}, metrics.New(), zerolog.New(logs), time.Now)
+	err := h.Window(context.Background(), Conversation{ID: "C0GENERAL01", Type: "channel"}, Span{PageDone: func(string) error { return errStop }},
+		func(Message) error { return nil })
 	if !errors.Is(err, errStop) {
 		t.Fatalf("window = %v", err)
 	}
@@ -48,10 +49,10 @@ func TestHistoryReaderWaitsOutRetryAfter(t *testing.T) {
 	defer f.Close()
 	f.PostQuiet(fakeslack.Message{Text: "m"})
 	f.Script("conversations.history", fakeslack.Response{Status: 429, RetryAfter: "0"})
-	h := newHistoryReader(http.DefaultClient, f.APIURL(), f.UserToken(), HistoryPace{PerMinute: 6000, PageSize: 200}, NewMetrics(), zerolog.Nop(), time.Now)
+	h := NewReader(http.DefaultClient, f.APIURL(), f.UserToken(), Pace{PerMinute: 6000, PageSize: 200}, metrics.New(), zerolog.Nop(), time.Now)
 	start := time.Now()
 	n := 0
-	if err := h.window(context.Background(), conversation{ID: "C0GENERAL01"}, span{}, func(histMsg) error { n++; return nil }); err != nil {
+	if err := h.Window(context.Background(), Conversation{ID: "C0GENERAL01"}, Span{}, func(Message) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 1 || time.Since(start) < time.Second {
@@ -74,15 +75,15 @@ func TestTimestamps(t *testing.T) {
 		{"1764580000.1", "1764580000.100000", 0},
 	}
 	for _, tt := range tests {
-		if got := tsCompare(tt.a, tt.b); (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
+		if got := TSCompare(tt.a, tt.b); (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
 			t.Errorf("tsCompare(%s, %s) = %d, want sign %d", tt.a, tt.b, got, tt.want)
 		}
 	}
 	now := time.Date(2026, 12, 1, 10, 0, 0, 123456000, time.UTC)
-	if got := timeOfTS(tsOf(now)); !got.Equal(now) {
+	if got := TimeOfTS(TSOf(now)); !got.Equal(now) {
 		t.Errorf("timeOfTS(tsOf(%v)) = %v", now, got)
 	}
-	if tsAfter("", "1.0") || !tsAfter("1.0", "") {
+	if TSAfter("", "1.0") || !TSAfter("1.0", "") {
 		t.Error("tsAfter with an empty ts")
 	}
 }

@@ -1,4 +1,8 @@
-package bot
+// Package history reads Slack history at a pace Slack allows (conversations,
+// their pages and threads, with Retry-After and Tier 1 short pages), and runs
+// what reads it on demand: sweeps (securechat scan) and back-tests (regex
+// test --history). The daemon's catch-up reads through the same Reader.
+package history
 
 import (
 	"context"
@@ -8,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +21,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/message"
+	"github.com/securechat/securechat/bot/metrics"
+	"github.com/securechat/securechat/bot/slackapi"
 )
 
 // The history reader reads what the Web API's history methods hold: the
@@ -26,8 +33,8 @@ import (
 // history is decoded exactly as a live event is (msgEvent, messageContent),
 // whatever blocks it carries.
 
-// HistoryPace is the history reader's pacing.
-type HistoryPace struct {
+// Pace is the history reader's pacing.
+type Pace struct {
 	// PerMinute is how many calls of one method it makes a minute at most
 	// [50: Slack's Tier 3, which conversations.history and .replies have
 	// for internal apps such as securechat's]. A 429 halves it for that
@@ -39,35 +46,39 @@ type HistoryPace struct {
 	PageSize int
 }
 
-// conversation is one conversation from users.conversations.
-type conversation struct {
+// DefaultPace is how fast history is read unless configured: 50 requests
+// a minute (Slack's Tier 3), 200 messages a page.
+var DefaultPace = Pace{PerMinute: 50, PageSize: 200}
+
+// Conversation is one Conversation from users.conversations.
+type Conversation struct {
 	ID   string
 	Name string // "" for a DM; User is the other member
 	Type string // channel, group, im, mpim
 	User string
 }
 
-// histMsg is a message from conversations.history or .replies.
-type histMsg struct {
+// Message is a message from conversations.history or .replies.
+type Message struct {
 	message.Event
 	ThreadTS    string `json:"thread_ts"`
 	ReplyCount  int    `json:"reply_count"`
 	LatestReply string `json:"latest_reply"`
 }
 
-// apiError is a Web API answer with "ok": false.
-type apiError struct{ Method, Code string }
+// APIError is a Web API answer with "ok": false.
+type APIError struct{ Method, Code string }
 
-func (e *apiError) Error() string { return e.Method + ": " + e.Code }
+func (e *APIError) Error() string { return e.Method + ": " + e.Code }
 
-// historyReader calls the history methods with pacing and retries.
-type historyReader struct {
+// Reader calls the history methods with pacing and retries.
+type Reader struct {
 	http     *http.Client
 	apiURL   string
 	token    string
-	pace     HistoryPace
+	pace     Pace
 	log      zerolog.Logger
-	metrics  *Metrics
+	metrics  *metrics.Metrics
 	now      func() time.Time
 	waiting  func(bool) // told when it waits for Slack's rate limit (progress lines)
 	mu       sync.Mutex
@@ -75,14 +86,14 @@ type historyReader struct {
 	interval map[string]time.Duration // method → current spacing
 }
 
-func newHistoryReader(hc *http.Client, apiURL, token string, pace HistoryPace, m *Metrics, log zerolog.Logger, now func() time.Time) *historyReader {
+func NewReader(hc *http.Client, apiURL, token string, pace Pace, m *metrics.Metrics, log zerolog.Logger, now func() time.Time) *Reader {
 	if pace.PerMinute <= 0 {
 		pace.PerMinute = 50
 	}
 	if pace.PageSize <= 0 {
 		pace.PageSize = 200
 	}
-	return &historyReader{http: hc, apiURL: apiURL, token: token, pace: pace, log: log, metrics: m, now: now,
+	return &Reader{http: hc, apiURL: apiURL, token: token, pace: pace, log: log, metrics: m, now: now,
 		next: map[string]time.Time{}, interval: map[string]time.Duration{}}
 }
 
@@ -90,10 +101,10 @@ func newHistoryReader(hc *http.Client, apiURL, token string, pace HistoryPace, m
 // network error (429s are waited out however many there are).
 const maxHistoryTries = 8
 
-// call POSTs one Web API call and decodes its answer into out. It waits for
+// Call POSTs one Web API Call and decodes its answer into out. It waits for
 // the method's pace, waits out every 429's Retry-After, and retries 5xx
 // answers and network errors with a growing back-off.
-func (h *historyReader) call(ctx context.Context, method string, params url.Values, out any) error {
+func (h *Reader) Call(ctx context.Context, method string, params url.Values, out any) error {
 	backoff := time.Second
 	for try := 1; ; try++ {
 		if err := h.waitTurn(ctx, method); err != nil {
@@ -134,7 +145,7 @@ func (h *historyReader) call(ctx context.Context, method string, params url.Valu
 				try--
 				continue
 			}
-			return &apiError{Method: method, Code: ok.Error}
+			return &APIError{Method: method, Code: ok.Error}
 		}
 		if err := json.Unmarshal(body, out); err != nil {
 			return fmt.Errorf("decode the %s answer: %w", method, err)
@@ -143,7 +154,7 @@ func (h *historyReader) call(ctx context.Context, method string, params url.Valu
 	}
 }
 
-func (h *historyReader) post(ctx context.Context, method string, params url.Values) (int, time.Duration, []byte, error) {
+func (h *Reader) post(ctx context.Context, method string, params url.Values) (int, time.Duration, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.apiURL+method, strings.NewReader(params.Encode()))
 	if err != nil {
 		return 0, 0, nil, err
@@ -165,7 +176,7 @@ func (h *historyReader) post(ctx context.Context, method string, params url.Valu
 
 // waitTurn sleeps until the method may be called again, and books the next
 // turn.
-func (h *historyReader) waitTurn(ctx context.Context, method string) error {
+func (h *Reader) waitTurn(ctx context.Context, method string) error {
 	h.mu.Lock()
 	iv, ok := h.interval[method]
 	if !ok {
@@ -184,7 +195,7 @@ func (h *historyReader) waitTurn(ctx context.Context, method string) error {
 
 // rateLimited applies a 429: nothing more until Retry-After has passed (at
 // least a second), and the method's pace halved, down to one a minute.
-func (h *historyReader) rateLimited(method string, retryAfter time.Duration) {
+func (h *Reader) rateLimited(method string, retryAfter time.Duration) {
 	retryAfter = max(retryAfter, time.Second)
 	h.mu.Lock()
 	iv := min(2*h.interval[method], time.Minute)
@@ -211,7 +222,7 @@ const tier1Page = 15
 // while more remain: Slack caps pages that way for apps at Tier 1 (15 a
 // page), so the method is slowed to Tier 1's pace at once rather than after
 // a 429.
-func (h *historyReader) shortPage(method string, got, asked int) {
+func (h *Reader) shortPage(method string, got, asked int) {
 	h.mu.Lock()
 	slowed := h.interval[method] < tier1Spacing
 	if slowed {
@@ -227,15 +238,15 @@ func (h *historyReader) shortPage(method string, got, asked int) {
 // slackTypes are users.conversations' type names for channel_type values.
 var slackTypes = map[string]string{"channel": "public_channel", "group": "private_channel", "im": "im", "mpim": "mpim"}
 
-// conversations lists the conversations of the given channel types
+// Conversations lists the Conversations of the given channel types
 // (channel, group, im, mpim) that the token's user is a member of,
 // archived ones left out.
-func (h *historyReader) conversations(ctx context.Context, types []string) ([]conversation, error) {
+func (h *Reader) Conversations(ctx context.Context, types []string) ([]Conversation, error) {
 	var st []string
 	for _, t := range types {
 		st = append(st, slackTypes[t])
 	}
-	var out []conversation
+	var out []Conversation
 	cursor := ""
 	for {
 		p := url.Values{"types": {strings.Join(st, ",")}, "exclude_archived": {"true"}, "limit": {"200"}}
@@ -256,7 +267,7 @@ func (h *historyReader) conversations(ctx context.Context, types []string) ([]co
 				NextCursor string `json:"next_cursor"`
 			} `json:"response_metadata"`
 		}
-		if err := h.call(ctx, "users.conversations", p, &page); err != nil {
+		if err := h.Call(ctx, "users.conversations", p, &page); err != nil {
 			return nil, fmt.Errorf("list the conversations: %w", err)
 		}
 		for _, c := range page.Channels {
@@ -269,7 +280,7 @@ func (h *historyReader) conversations(ctx context.Context, types []string) ([]co
 			case c.IsGroup || c.Private:
 				typ = "group"
 			}
-			out = append(out, conversation{ID: c.ID, Name: c.Name, Type: typ, User: c.User})
+			out = append(out, Conversation{ID: c.ID, Name: c.Name, Type: typ, User: c.User})
 		}
 		if cursor = page.Meta.NextCursor; cursor == "" {
 			return out, nil
@@ -277,22 +288,22 @@ func (h *historyReader) conversations(ctx context.Context, types []string) ([]co
 	}
 }
 
-// span bounds a read of one conversation's history.
-type span struct {
-	oldest string // after this ts ("" = from the start)
-	latest string // before this ts ("" = up to now)
-	// until bounds thread replies ("" = up to now); a resumed sweep reads
+// Span bounds a read of one conversation's history.
+type Span struct {
+	Oldest string // after this ts ("" = from the start)
+	Latest string // before this ts ("" = up to now)
+	// Until bounds thread replies ("" = up to now); a resumed sweep reads
 	// history from before its cursor (latest) but replies up to its end.
-	until string
-	// pageDone, when set, is called after each history page and the threads
+	Until string
+	// PageDone, when set, is called after each history page and the threads
 	// of its messages, with the page's oldest ts: everything newer has been
 	// handled.
-	pageDone func(oldest string) error
+	PageDone func(oldest string) error
 }
 
 // histPage is one page of conversations.history or conversations.replies.
 type histPage struct {
-	Messages []histMsg `json:"messages"`
+	Messages []Message `json:"messages"`
 	HasMore  bool      `json:"has_more"`
 	Meta     struct {
 		NextCursor string `json:"next_cursor"`
@@ -310,7 +321,7 @@ func (p *histPage) next() string {
 // page reads one page of a history method within oldest and latest (each
 // "" for no bound), from cursor, and slows the method to Tier 1's pace when
 // Slack returns a short page with more to come.
-func (h *historyReader) page(ctx context.Context, method string, p url.Values, oldest, latest, cursor string) (histPage, error) {
+func (h *Reader) page(ctx context.Context, method string, p url.Values, oldest, latest, cursor string) (histPage, error) {
 	p.Set("limit", strconv.Itoa(h.pace.PageSize))
 	for k, v := range map[string]string{"oldest": oldest, "latest": latest, "cursor": cursor} {
 		if v != "" {
@@ -318,7 +329,7 @@ func (h *historyReader) page(ctx context.Context, method string, p url.Values, o
 		}
 	}
 	var page histPage
-	if err := h.call(ctx, method, p, &page); err != nil {
+	if err := h.Call(ctx, method, p, &page); err != nil {
 		return page, err
 	}
 	if page.HasMore && len(page.Messages) < h.pace.PageSize && len(page.Messages) <= tier1Page {
@@ -327,14 +338,14 @@ func (h *historyReader) page(ctx context.Context, method string, p url.Values, o
 	return page, nil
 }
 
-// window reads the messages of one conversation inside sp (history newest
-// first), and the replies inside the window to the threads among them,
+// Window reads the messages of one conversation inside sp (history newest
+// first), and the replies inside the Window to the threads among them,
 // calling fn for each (a thread's replies after its parent). A thread whose
 // parent is older than sp.oldest is not read. It stops at the first error.
-func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn func(histMsg) error) error {
+func (h *Reader) Window(ctx context.Context, c Conversation, sp Span, fn func(Message) error) error {
 	cursor := ""
 	for {
-		page, err := h.page(ctx, "conversations.history", url.Values{"channel": {c.ID}}, sp.oldest, sp.latest, cursor)
+		page, err := h.page(ctx, "conversations.history", url.Values{"channel": {c.ID}}, sp.Oldest, sp.Latest, cursor)
 		if err != nil {
 			return fmt.Errorf("read the history of %s: %w", c.ID, err)
 		}
@@ -342,14 +353,14 @@ func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn 
 			if err := fn(m); err != nil {
 				return err
 			}
-			if m.ReplyCount > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) && tsAfter(m.LatestReply, sp.oldest) {
-				if err := h.replies(ctx, c, m.TS, sp.oldest, sp.until, fn); err != nil {
+			if m.ReplyCount > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) && TSAfter(m.LatestReply, sp.Oldest) {
+				if err := h.Replies(ctx, c, m.TS, sp.Oldest, sp.Until, fn); err != nil {
 					return err
 				}
 			}
 		}
-		if sp.pageDone != nil && len(page.Messages) > 0 {
-			if err := sp.pageDone(page.Messages[len(page.Messages)-1].TS); err != nil {
+		if sp.PageDone != nil && len(page.Messages) > 0 {
+			if err := sp.PageDone(page.Messages[len(page.Messages)-1].TS); err != nil {
 				return err
 			}
 		}
@@ -359,13 +370,13 @@ func (h *historyReader) window(ctx context.Context, c conversation, sp span, fn 
 	}
 }
 
-// replies reads a thread's replies after oldest; the parent is left out
+// Replies reads a thread's Replies after oldest; the parent is left out
 // (the history page has it).
-func (h *historyReader) replies(ctx context.Context, c conversation, ts, oldest, latest string, fn func(histMsg) error) error {
+func (h *Reader) Replies(ctx context.Context, c Conversation, ts, oldest, latest string, fn func(Message) error) error {
 	cursor := ""
 	for {
 		page, err := h.page(ctx, "conversations.replies", url.Values{"channel": {c.ID}, "ts": {ts}}, oldest, latest, cursor)
-		var ae *apiError
+		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == "thread_not_found" {
 			return nil // deleted since the history page was read
 		}
@@ -386,17 +397,17 @@ func (h *historyReader) replies(ctx context.Context, c conversation, ts, oldest,
 	}
 }
 
-// tsAfter reports whether Slack timestamp a is after b ("" is before
+// TSAfter reports whether Slack timestamp a is after b ("" is before
 // everything).
-func tsAfter(a, b string) bool {
+func TSAfter(a, b string) bool {
 	if b == "" {
 		return a != ""
 	}
-	return tsCompare(a, b) > 0
+	return TSCompare(a, b) > 0
 }
 
-// tsCompare compares two Slack timestamps ("1700000000.000100").
-func tsCompare(a, b string) int {
+// TSCompare compares two Slack timestamps ("1700000000.000100").
+func TSCompare(a, b string) int {
 	as, af, _ := strings.Cut(a, ".")
 	bs, bf, _ := strings.Cut(b, ".")
 	if len(as) != len(bs) {
@@ -408,14 +419,14 @@ func tsCompare(a, b string) int {
 	return strings.Compare(af+strings.Repeat("0", max(0, 6-len(af))), bf+strings.Repeat("0", max(0, 6-len(bf))))
 }
 
-// tsOf is the Slack timestamp of t.
-func tsOf(t time.Time) string {
+// TSOf is the Slack timestamp of t.
+func TSOf(t time.Time) string {
 	us := t.UnixMicro()
 	return fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)
 }
 
-// timeOfTS is the time of a Slack timestamp (zero when it is not one).
-func timeOfTS(ts string) time.Time {
+// TimeOfTS is the time of a Slack timestamp (zero when it is not one).
+func TimeOfTS(ts string) time.Time {
 	s, f, _ := strings.Cut(ts, ".")
 	sec, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
@@ -424,4 +435,21 @@ func timeOfTS(ts string) time.Time {
 	f = (f + "000000")[:6]
 	us, _ := strconv.ParseInt(f, 10, 64)
 	return time.Unix(sec, us*1000)
+}
+
+// ReaderTypes returns the conversation types the token's scopes let
+// users.conversations list (all of them when the scopes are unknown).
+func ReaderTypes(scopes []string) []string {
+	var out []string
+	for _, r := range slackapi.ReaderScopes() {
+		if r.Type != "" && (scopes == nil || slices.Contains(scopes, r.Scope)) {
+			out = append(out, r.Type)
+		}
+	}
+	return out
+}
+
+// HasScope reports whether the scopes include s (true when unknown).
+func HasScope(scopes []string, s string) bool {
+	return scopes == nil || slices.ContainsFunc(scopes, func(x string) bool { return strings.TrimSpace(x) == s })
 }

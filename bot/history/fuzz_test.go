@@ -1,4 +1,4 @@
-package bot
+package history
 
 import (
 	"encoding/json"
@@ -16,10 +16,10 @@ func FuzzHistoryMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		var m histMsg
+		var m Message
 		if json.Unmarshal(payload, &m) == nil {
-			_ = tsAfter(m.TS, m.LatestReply)
-			_ = timeOfTS(m.TS)
+			_ = TSAfter(m.TS, m.LatestReply)
+			_ = TimeOfTS(m.TS)
 		}
 	})
 }

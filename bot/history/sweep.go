@@ -1,4 +1,4 @@
-package bot
+package history
 
 import (
 	"context"
@@ -13,19 +13,20 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/securechat/securechat/bot/message"
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/ruleset"
 	"github.com/securechat/securechat/store"
 )
 
-// HistoryOptions say which history to read, and how: securechat scan and
+// Options say which history to read, and how: securechat scan and
 // the back-tests of regex test read history through them.
-type HistoryOptions struct {
+type Options struct {
 	UserToken  string
 	APIURL     string
 	HTTPClient *http.Client
-	Pace       HistoryPace
+	Pace       Pace
 	// Since and Until bound the window (Until zero: now).
 	Since, Until time.Time
 	// Channels, when set, are the only conversations read (ids).
@@ -35,16 +36,16 @@ type HistoryOptions struct {
 	Types []string
 	// Scope is the daemon's: excluded channels and exempt users are left
 	// out of sweeps too.
-	Scope    Scope
+	Scope    message.Scope
 	ScanBots bool
 	Log      zerolog.Logger
 	Now      func() time.Time
 	// Progress, when set, is called as the read goes on.
-	Progress func(HistoryProgress)
+	Progress func(Progress)
 }
 
-// HistoryProgress is how far a history read has come.
-type HistoryProgress struct {
+// Progress is how far a history read has come.
+type Progress struct {
 	Conversations int    // to read
 	Done          int    // read completely
 	Current       string // the conversation being read
@@ -53,10 +54,9 @@ type HistoryProgress struct {
 	Waiting       bool   // waiting for Slack's rate limit
 }
 
-func (o *HistoryOptions) defaults() {
-	def := Defaults()
+func (o *Options) defaults() {
 	if o.APIURL == "" {
-		o.APIURL = def.APIURL
+		o.APIURL = slackapi.DefaultAPIURL
 	}
 	if !strings.HasSuffix(o.APIURL, "/") {
 		o.APIURL += "/"
@@ -68,10 +68,10 @@ func (o *HistoryOptions) defaults() {
 		o.Now = time.Now
 	}
 	if o.Pace.PerMinute <= 0 {
-		o.Pace.PerMinute = def.Catchup.Pace.PerMinute
+		o.Pace.PerMinute = DefaultPace.PerMinute
 	}
 	if o.Pace.PageSize <= 0 {
-		o.Pace.PageSize = def.Catchup.Pace.PageSize
+		o.Pace.PageSize = DefaultPace.PageSize
 	}
 	if o.Until.IsZero() {
 		o.Until = o.Now()
@@ -81,15 +81,15 @@ func (o *HistoryOptions) defaults() {
 // history is a prepared history read: the token checked, the conversations
 // listed and the scope ready.
 type history struct {
-	o      HistoryOptions
-	reader *historyReader
-	convs  []conversation
+	o      Options
+	reader *Reader
+	convs  []Conversation
 	scope  message.Filter
-	prog   HistoryProgress
+	prog   Progress
 }
 
 // openHistory checks the token and lists the conversations to read.
-func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
+func openHistory(ctx context.Context, o Options) (*history, error) {
 	o.defaults()
 	api := slack.New(o.UserToken, slack.OptionAPIURL(o.APIURL), slack.OptionHTTPClient(o.HTTPClient))
 	self, scopes, err := slackapi.CheckAuth(ctx, api, o.Log, slackapi.AuthOptions{Now: o.Now, APIURL: o.APIURL})
@@ -97,19 +97,19 @@ func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
 		return nil, err
 	}
 	h := &history{o: o, scope: message.NewFilter(o.Scope, self, nil)}
-	h.reader = newHistoryReader(o.HTTPClient, o.APIURL, o.UserToken, o.Pace, NewMetrics(), o.Log, o.Now)
+	h.reader = NewReader(o.HTTPClient, o.APIURL, o.UserToken, o.Pace, metrics.New(), o.Log, o.Now)
 	h.reader.waiting = func(w bool) {
 		h.prog.Waiting = w
 		h.report()
 	}
-	types := readerTypes(scopes)
+	types := ReaderTypes(scopes)
 	if len(o.Types) > 0 {
 		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !slices.Contains(o.Types, t) })
 	}
 	if len(types) == 0 {
 		return nil, fmt.Errorf("no conversation type to read: the token lacks channels:read, groups:read, im:read and mpim:read for the types asked (%v)", o.Types)
 	}
-	convs, err := h.reader.conversations(ctx, types)
+	convs, err := h.reader.Conversations(ctx, types)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func openHistory(ctx context.Context, o HistoryOptions) (*history, error) {
 		h.convs = append(h.convs, c)
 	}
 	for _, id := range o.Channels {
-		if !slices.ContainsFunc(h.convs, func(c conversation) bool { return c.ID == id }) {
+		if !slices.ContainsFunc(h.convs, func(c Conversation) bool { return c.ID == id }) {
 			return nil, fmt.Errorf("conversation %s: the token's user is not a member of it, it is archived, excluded by the scope, or of a type not read", id)
 		}
 	}
@@ -150,7 +150,7 @@ func (h *history) names() map[string]string {
 
 // content turns a history message of conv into what is scanned, or "" and
 // a reason to skip it.
-func (h *history) content(conv conversation, m histMsg) (message.Content, bool) {
+func (h *history) content(conv Conversation, m Message) (message.Content, bool) {
 	m.Channel, m.ChannelType = conv.ID, conv.Type
 	c, skip, err := message.FromEvent(&m.Event, h.o.ScanBots)
 	if err != nil || skip != "" {
@@ -183,7 +183,7 @@ type SweepResult struct {
 // same key from its per-conversation cursors, and does not repeat a
 // finished one unless again is set. When it finishes it queues one summary
 // alert and webhook event (notify).
-func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, again bool, notes Notify, allowlistKey []byte) (SweepResult, error) {
+func Sweep(ctx context.Context, st *store.Store, o Options, key string, again bool, notes notify.Config, allowlistKey []byte) (SweepResult, error) {
 	o.defaults()
 	res := SweepResult{ByChannel: map[string]int{}}
 	snap, err := ruleset.Load(ctx, st, allowlistKey)
@@ -193,11 +193,11 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 	if snap.Set.Len() == 0 {
 		return res, fmt.Errorf("no enabled rule to sweep with in this database: add rules (securechat regex add, regex import), or check that --db (or SECURECHAT_DB) names the daemon's database")
 	}
-	sw, resumed, err := st.StartSweep(ctx, key, tsOf(o.Since), tsOf(o.Until), again)
+	sw, resumed, err := st.StartSweep(ctx, key, TSOf(o.Since), TSOf(o.Until), again)
 	if err != nil {
 		return res, err
 	}
-	res.ID, res.Resumed, res.Since, res.Until = sw.ID, resumed, timeOfTS(sw.SinceTS).UTC(), timeOfTS(sw.UntilTS).UTC()
+	res.ID, res.Resumed, res.Since, res.Until = sw.ID, resumed, TimeOfTS(sw.SinceTS).UTC(), TimeOfTS(sw.UntilTS).UTC()
 	if !sw.Finished.IsZero() {
 		res.AlreadyDone, res.Finished, res.Messages, res.Findings = true, sw.Finished, sw.Messages, sw.Findings
 		return res, nil
@@ -236,14 +236,14 @@ func Sweep(ctx context.Context, st *store.Store, o HistoryOptions, key string, a
 			latest = cur.Latest
 		}
 		var pageMsgs, pageFinds int
-		err := h.reader.window(ctx, conv, span{oldest: sw.SinceTS, latest: latest, until: sw.UntilTS,
-			pageDone: func(oldest string) error {
+		err := h.reader.Window(ctx, conv, Span{Oldest: sw.SinceTS, Latest: latest, Until: sw.UntilTS,
+			PageDone: func(oldest string) error {
 				cur.Latest, cur.Messages, cur.Findings = oldest, cur.Messages+pageMsgs, cur.Findings+pageFinds
 				err := st.SaveSweepCursor(ctx, sw.ID, cur, pageMsgs, pageFinds)
 				pageMsgs, pageFinds = 0, 0
 				return err
 			}},
-			func(m histMsg) error {
+			func(m Message) error {
 				c, ok := h.content(conv, m)
 				pageMsgs++
 				h.prog.Messages++
@@ -348,7 +348,7 @@ const maxExamples = 5
 // Backtest reads history as a sweep does and reports what snap would flag,
 // per conversation and per rule, with a few masked examples. It stores
 // nothing and deletes nothing.
-func Backtest(ctx context.Context, o HistoryOptions, snap *ruleset.Snapshot) (BacktestResult, error) {
+func Backtest(ctx context.Context, o Options, snap *ruleset.Snapshot) (BacktestResult, error) {
 	o.defaults()
 	res := BacktestResult{Since: o.Since.UTC(), Until: o.Until.UTC(), ByChannel: map[string]BacktestChannel{}, ByRule: map[int64]int{}}
 	h, err := openHistory(ctx, o)
@@ -359,7 +359,7 @@ func Backtest(ctx context.Context, o HistoryOptions, snap *ruleset.Snapshot) (Ba
 	for _, conv := range h.convs {
 		h.prog.Current = conv.ID
 		bc := BacktestChannel{Name: conv.Name}
-		err := h.reader.window(ctx, conv, span{oldest: tsOf(o.Since), latest: tsOf(o.Until), until: tsOf(o.Until)}, func(m histMsg) error {
+		err := h.reader.Window(ctx, conv, Span{Oldest: TSOf(o.Since), Latest: TSOf(o.Until), Until: TSOf(o.Until)}, func(m Message) error {
 			c, ok := h.content(conv, m)
 			h.prog.Messages++
 			res.Messages++
