@@ -15,6 +15,7 @@ import (
 	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/notify"
+	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/store"
 )
 
@@ -162,7 +163,7 @@ func (m *marks) isClean() bool {
 type progress struct {
 	store progressStore
 	marks *marks
-	conn  *connState
+	conn  *socket.State
 	log   zerolog.Logger
 	now   func() time.Time
 	beat  time.Time // when the last connection time was last written
@@ -198,7 +199,7 @@ func (p *progress) write(ctx context.Context, clean bool) {
 	}
 	now := p.now()
 	ms := p.marks.take()
-	if err := p.store.SaveProgress(ctx, ms, p.conn.lastUp(now), clean); err != nil {
+	if err := p.store.SaveProgress(ctx, ms, p.conn.LastUp(now), clean); err != nil {
 		p.marks.giveBack(ms)
 		p.log.Warn().Err(err).Msg("could not save the catch-up watermarks; retrying (a restart may read more history than needed)")
 		return

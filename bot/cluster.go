@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/store"
 )
 
@@ -33,7 +34,7 @@ type cluster struct {
 	store  clusterStore
 	id     string
 	ttl    time.Duration
-	conn   *connState
+	conn   *socket.State
 	log    zerolog.Logger
 	leader atomic.Bool
 	live   atomic.Int32 // replicas with a recent heartbeat and a connection up
@@ -51,7 +52,7 @@ func (c *cluster) replicas() int { return max(int(c.live.Load()), 1) }
 // tick renews the heartbeat and the lease once.
 func (c *cluster) tick(ctx context.Context) {
 	host, _ := os.Hostname()
-	if err := c.store.Beat(ctx, host, os.Getpid(), int(c.conn.n.Load())); err != nil && ctx.Err() == nil {
+	if err := c.store.Beat(ctx, host, os.Getpid(), c.conn.Count()); err != nil && ctx.Err() == nil {
 		c.log.Warn().Err(err).Msg("could not record this daemon's heartbeat")
 	}
 	dead := ""

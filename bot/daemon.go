@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,6 +39,7 @@ import (
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/slackapi"
+	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
@@ -248,67 +248,7 @@ type Daemon struct {
 	log    zerolog.Logger
 	api    *slack.Client // user token: auth.test, Socket Mode, chat.delete
 	poster *slack.Client // notices and alerts: the bot token's client, or api
-	conn   *connState
-}
-
-// connState is how many of this daemon's Socket Mode connections are up,
-// for /readyz, the securechat_connected gauge and the catch-up. Each
-// connection's reader reports its own transitions.
-type connState struct {
-	n      atomic.Int32
-	downAt atomic.Int64 // unix ms when the last connection went down (0: never up, or up now)
-	gauge  interface{ Set(float64) }
-}
-
-// isUp reports whether at least one connection is up.
-func (c *connState) isUp() bool { return c.n.Load() > 0 }
-
-// lastUp is when a connection was last up: now while one is, else when the
-// last one went down (zero when none ever was).
-func (c *connState) lastUp(now time.Time) time.Time {
-	if c.isUp() {
-		return now
-	}
-	if ms := c.downAt.Load(); ms != 0 {
-		return time.UnixMilli(ms)
-	}
-	return time.Time{}
-}
-
-// opened records a connection that came up and reports whether it is the
-// only one up (the daemon was unreachable until now).
-func (c *connState) opened() bool {
-	n := c.n.Add(1)
-	c.gauge.Set(float64(n))
-	return n == 1
-}
-
-// closed records a connection that went down and reports whether it was
-// the last one up (the daemon is unreachable from now).
-func (c *connState) closed() bool {
-	n := c.n.Add(-1)
-	if n < 0 {
-		c.n.Store(0)
-		n = 0
-	}
-	if n == 0 {
-		c.downAt.Store(time.Now().UnixMilli())
-	}
-	c.gauge.Set(float64(n))
-	return n == 0
-}
-
-// set is for tests and for the end of Run: all down, or one up.
-func (c *connState) set(up bool) {
-	if up {
-		c.n.Store(0)
-		c.opened()
-		return
-	}
-	if c.isUp() {
-		c.n.Store(1)
-		c.closed()
-	}
+	conn   *socket.State
 }
 
 // New returns a daemon that uses st as its system of record and logs to log.
@@ -324,11 +264,11 @@ func New(st *store.Store, log zerolog.Logger, o Options) *Daemon {
 		poster = slack.New(o.Notify.BotToken, slack.OptionAPIURL(o.APIURL), slack.OptionHTTPClient(o.HTTPClient))
 	}
 	return &Daemon{opts: o, store: st, log: log, api: api, poster: poster,
-		conn: &connState{gauge: o.Metrics.ConnectedGauge}}
+		conn: socket.NewState(o.Metrics.ConnectedGauge)}
 }
 
 // Connected reports whether the Socket Mode connection is up.
-func (d *Daemon) Connected() bool { return d.conn.isUp() }
+func (d *Daemon) Connected() bool { return d.conn.IsUp() }
 
 // Run checks the tokens, connects and works until ctx is cancelled or a
 // fatal error (a token Slack refuses) occurs. On cancellation it stops taking
@@ -402,12 +342,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	mk := newMarks(stored)
 	pipe := &pipeline{
-		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log, conn: d.conn,
+		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log,
 		scope: message.NewFilter(o.Scope, self, notifier.IsOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
 		recordTimeout: o.RecordTimeout, breaker: brk,
 		wakeDeleter: del.Wake, wakeNotifier: notifier.Wake, marks: mk,
-		expectConns: func() int { return o.Connections * cl.replicas() },
-		ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
+	}
+	reader := &socket.Reader{Log: d.log, Metrics: o.Metrics, State: d.conn, Lost: mk.lost,
+		ExpectConns: func() int { return o.Connections * cl.replicas() },
+		Ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
 	}
 	prog := &progress{store: d.store, marks: mk, conn: d.conn, log: d.log.With().Str("component", "catchup").Logger(), now: o.Now}
 	var cu *catchup
@@ -416,7 +358,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: history.ReaderTypes(scopes), usersRead: history.HasScope(scopes, "users:read"),
 			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev, leader: cl.isLeader,
 			reader: history.NewReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
-		pipe.connected, pipe.disconnected = cu.connected, cu.disconnected
+		reader.Connected, reader.Disconnected = cu.connected, cu.disconnected
 		cl.becameLeader = func() { wait.Nudge(cu.trigger) }
 	} else {
 		d.log.Warn().Msg("catch-up is off: messages posted while securechat is not connected are not scanned")
@@ -439,8 +381,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// refreshes (every few hours from their start) do not fall together.
 	// Every connection feeds the one worker pool; each envelope is
 	// acknowledged on the connection it came on.
-	queue := make(chan envelope, o.QueueSize)
-	priority := make(chan envelope, peopleQueue)
+	queue := make(chan socket.Envelope, o.QueueSize)
+	priority := make(chan socket.Envelope, peopleQueue)
 	pp := &people{log: d.log.With().Str("component", "interact").Logger(), metrics: o.Metrics}
 	if o.Notify.BotToken != "" {
 		noise := store.Noise{Reports: max(o.Notify.NoisyReports, 0), Notes: notes.Noisy}
@@ -448,7 +390,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Service: service.New(d.store, o.Admins, o.Now), Poster: d.poster, HTTP: o.HTTPClient, Log: pp.log, Now: o.Now,
 			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake,
 			Health: func() interact.Health {
-				return interact.Health{Connections: int(d.conn.n.Load()), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.current() != nil}
+				return interact.Health{Connections: d.conn.Count(), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.current() != nil}
 			},
 		})
 		if len(o.Admins) == 0 {
@@ -480,7 +422,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		readers.Add(1)
 		components.Go(func() error {
 			defer readers.Done()
-			return pipe.read(life, i+1, sm, queue, priority)
+			return reader.Read(life, i+1, sm, queue, priority)
 		})
 	}
 	go func() { readers.Wait(); close(queue); close(priority) }()
@@ -488,14 +430,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for range peopleWorkers {
 		workers.Go(func() {
 			for env := range priority {
-				pp.handle(workCtx, env.sm, env.ev)
+				pp.handle(workCtx, env.SM, env.Ev)
 			}
 		})
 	}
 	for range o.Workers {
 		workers.Go(func() {
 			for env := range queue {
-				pipe.handle(workCtx, env.sm, env.ev)
+				pipe.handle(workCtx, env.SM, env.Ev)
 			}
 		})
 	}
@@ -572,7 +514,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	prog.finish(saveCtx, err == nil && mk.isClean())
 	cancelSave()
-	d.conn.set(false)
+	d.conn.Set(false)
 	if err == nil {
 		d.log.Info().Msg("stopped")
 	}

@@ -9,13 +9,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/slack-go/slack"
-	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/notify"
-	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/store"
 )
 
@@ -23,16 +20,11 @@ import (
 // decode, scope, decide, record, acknowledge. It is the only component that
 // talks to the socket.
 type pipeline struct {
-	store   leakRecorder
-	rules   *rules
-	notes   notify.Notices
-	metrics *Metrics
-	log     zerolog.Logger
-	conn    *connState
-	// expectConns is how many connections the app should have: this
-	// daemon's, times the replicas sharing its database.
-	expectConns   func() int
-	ghosts        zerolog.Logger // sampled
+	store         leakRecorder
+	rules         *rules
+	notes         notify.Notices
+	metrics       *Metrics
+	log           zerolog.Logger
 	scope         message.Filter
 	scanBots      bool
 	monitor       bool // the daemon's monitor mode: never delete
@@ -41,194 +33,6 @@ type pipeline struct {
 	wakeDeleter   func()   // a deletion was queued
 	wakeNotifier  func()   // a notification was queued
 	marks         *marks   // newest handled message per conversation
-	// connected and disconnected tell the catch-up about the connection
-	// (nil when it is off).
-	connected, disconnected func()
-}
-
-// enqueueWait is how long the reader waits for room in a full queue before
-// it leaves an event unacknowledged.
-const enqueueWait = 50 * time.Millisecond
-
-// read takes events from the socket client and hands the ones that need
-// work to the queue. It never blocks on a full queue for more than
-// enqueueWait: a reader that stopped
-// reading would stop slack-go from answering Slack's pings, the connection
-// would drop, and acks for the queued events would go out on a dead socket.
-// An event that finds the queue full is left unacknowledged and counted
-// (securechat_events_unqueued_total): Slack sends it again at once, after 1
-// minute and after 5 minutes. It returns a *TokenError when Slack refuses
-// the app token, and nil when ctx ends.
-func (p *pipeline) read(ctx context.Context, socket int, sm *socketmode.Client, queue, priority chan<- envelope) error {
-	full := p.log.Sample(&zerolog.BurstSampler{Burst: 3, Period: 10 * time.Second})
-	log := p.log.With().Int("socket", socket).Logger()
-	up := false // this connection
-	defer func() {
-		if up && p.conn.closed() && p.disconnected != nil {
-			p.disconnected()
-		}
-	}()
-	for {
-		var ev socketmode.Event
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev = <-sm.Events:
-		}
-		switch ev.Type {
-		case socketmode.EventTypeConnecting:
-			if ce, ok := ev.Data.(*slack.ConnectingEvent); ok && (ce.ConnectionCount > 0 || ce.Attempt > 1) {
-				log.Info().Int("attempt", ce.Attempt).Msg("reconnecting to Slack")
-			}
-			if up {
-				// Events sent to this connection and not acknowledged come
-				// again as Slack's retries (on another connection), or
-				// never: the watermarks are no longer exact.
-				p.marks.lost()
-				up = false
-				if p.conn.closed() && p.disconnected != nil {
-					p.disconnected() // the last one: unreachable from now
-				}
-			}
-			continue
-		case socketmode.EventTypeConnectionError:
-			ce, _ := ev.Data.(*slack.ConnectionErrorEvent)
-			if ce != nil {
-				if err := slackapi.AppTokenError(ce.ErrorObj); slackapi.IsTokenError(err) {
-					return err
-				}
-				p.metrics.SlackErrors.WithLabelValues("apps.connections.open", slackapi.ErrCode(ce.ErrorObj)).Inc()
-				p.log.Warn().Err(ce.ErrorObj).Dur("retry_in", ce.Backoff).Msg("cannot connect to Slack; retrying")
-			}
-			continue
-		case socketmode.EventTypeInvalidAuth:
-			return &slackapi.TokenError{Env: "SLACK_APP_TOKEN", Code: "invalid_auth", Hint: slackapi.AppTokenHint}
-		case socketmode.EventTypeConnected:
-			if !up {
-				up = true
-				if p.conn.opened() && p.connected != nil {
-					p.connected() // the first one: reachable again
-				}
-			}
-			if ce, ok := ev.Data.(*socketmode.ConnectedEvent); ok {
-				if ce.ConnectionCount > 0 {
-					p.metrics.Reconnects.Inc()
-				}
-				log.Info().Int("connection", ce.ConnectionCount).Msg("connected to Slack over Socket Mode")
-			}
-			continue
-		case socketmode.EventTypeHello:
-			if ev.Request != nil {
-				p.hello(log, ev.Request.NumConnections)
-			}
-			continue
-		case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed:
-			p.log.Warn().Str("event", string(ev.Type)).Msg("socket mode connection trouble; slack-go reconnects by itself")
-			continue
-		}
-		// The router: people waiting on an answer (buttons, modals,
-		// /securechat, the Home tab) go to their own small pool, never
-		// behind the scan queue: Slack does not send them again, and shows
-		// the user an error after 3 s.
-		if route(ev) == routePeople {
-			select {
-			case priority <- envelope{sm: sm, ev: ev}:
-			default:
-				p.metrics.Unqueued.Inc()
-				p.log.Warn().Str("event", string(ev.Type)).Msg("every interaction worker is busy: answered an interaction with 'busy'")
-				go p.ackBusy(ctx, sm, ev)
-			}
-			continue
-		}
-		select {
-		case queue <- envelope{sm: sm, ev: ev}:
-			continue
-		default:
-		}
-		// Full: a burst may drain in a moment, so wait a little (well short
-		// of anything that would stall the socket), then let it go.
-		t := time.NewTimer(enqueueWait)
-		select {
-		case queue <- envelope{sm: sm, ev: ev}:
-			t.Stop()
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-			p.metrics.Unqueued.Inc()
-			p.marks.lost()
-			id := ""
-			if ev.Request != nil {
-				id = ev.Request.EnvelopeID
-			}
-			full.Warn().Str("envelope_id", id).Int("queue_size", cap(queue)).
-				Msg("every worker is busy and the queue is full: left an event unacknowledged, Slack sends it again")
-		}
-	}
-}
-
-// Routes of an envelope.
-const (
-	routeScan   = iota // a message event to scan (and anything else: acknowledged there)
-	routePeople        // an interaction, a slash command, the Home tab: the priority pool
-)
-
-// route says where an envelope goes, by its type (and, for Events API
-// envelopes, the inner event's type).
-func route(ev socketmode.Event) int {
-	switch ev.Type {
-	case socketmode.EventTypeInteractive, socketmode.EventTypeSlashCommand:
-		return routePeople
-	case socketmode.EventTypeEventsAPI:
-		if e, ok := ev.Data.(slackevents.EventsAPIEvent); ok && e.InnerEvent.Type == "app_home_opened" {
-			return routePeople
-		}
-	case socketmode.EventTypeErrorBadMessage:
-		// slack-go could not decode it: an interaction or command must
-		// still be answered (or at least acknowledged) from the pool.
-		if bad, ok := ev.Data.(*socketmode.ErrorBadMessage); ok {
-			var env struct {
-				Type string `json:"type"`
-			}
-			if json.Unmarshal(bad.Message, &env) == nil &&
-				(env.Type == socketmode.RequestTypeInteractive || env.Type == socketmode.RequestTypeSlashCommands) {
-				return routePeople
-			}
-		}
-	}
-	return routeScan
-}
-
-// ackBusy answers an interaction the pool has no room for.
-func (p *pipeline) ackBusy(ctx context.Context, sm *socketmode.Client, ev socketmode.Event) {
-	if ev.Request == nil || ev.Request.EnvelopeID == "" {
-		return
-	}
-	var payload any
-	if ev.Type == socketmode.EventTypeSlashCommand {
-		payload = map[string]any{"response_type": "ephemeral", "text": "securechat is busy right now; please try again in a few seconds."}
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_ = sm.AckCtx(ctx, ev.Request.EnvelopeID, payload)
-}
-
-// envelope is an event with the connection it came on, which acknowledges it.
-type envelope struct {
-	sm *socketmode.Client
-	ev socketmode.Event
-}
-
-// hello notes how many connections Slack counts for the app, and warns when
-// it is more than securechat opened: connections left half-open (a NAT that
-// dropped them silently) count against Slack's 10 until Slack notices, and
-// once the 10 are taken no new connection is accepted.
-func (p *pipeline) hello(log zerolog.Logger, n int) {
-	p.metrics.SlackConnections.Set(float64(n))
-	if want := p.expectConns(); n > want {
-		p.ghosts.Warn().Int("slack_counts", n).Int("opened", want).
-			Msg("Slack counts more Socket Mode connections for this app than securechat opened (ghost connections, or another program using the app token); at 10 Slack refuses new ones: look for other copies of securechat or programs with this app token")
-	}
 }
 
 // handle processes one queued event. It always acknowledges, except when a

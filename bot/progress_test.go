@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/store"
 )
 
@@ -26,8 +27,8 @@ func TestProgressWritesOnlyWhatMoved(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	conn := &connState{gauge: gauge{}}
-	conn.set(true)
+	conn := socket.NewState(gauge{})
+	conn.Set(true)
 	mk := newMarks(nil)
 	p := &progress{store: st, marks: mk, conn: conn, log: zerolog.Nop(), now: func() time.Time { return now }}
 	last := func() time.Time {
