@@ -388,7 +388,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		noise := store.Noise{Reports: max(o.Notify.NoisyReports, 0), Notes: notes.Noisy}
 		pp.h = interact.New(interact.Options{
 			Service: service.New(d.store, o.Admins, o.Now), Poster: d.poster, HTTP: o.HTTPClient, Log: pp.log, Now: o.Now,
-			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake,
+			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake, Mask: rules.mask,
 			Health: func() interact.Health {
 				return interact.Health{Connections: d.conn.Count(), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.current() != nil}
 			},

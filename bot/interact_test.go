@@ -145,7 +145,7 @@ func TestAuthorReportsNotASecret(t *testing.T) {
 		t.Fatalf("modal = %+v (%v)", modal, err)
 	}
 	sub, err := h.slack.SendViewSubmission(author, view.CallbackID, view.PrivateMetadata,
-		map[string]map[string]string{"reason": {"reason_input": "it is the docs' test card"}})
+		map[string]map[string]string{"reason": {"reason_input": "it is the docs' test card " + card}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +179,18 @@ func TestAuthorReportsNotASecret(t *testing.T) {
 	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "already") {
 		t.Errorf("a second report answered %v", r)
 	}
-	if rs, _ := h.store.Reports(context.Background(), ls[0].ID); len(rs) != 1 || rs[0].Reason != "it is the docs' test card" {
-		t.Errorf("reports = %+v; want one, with the reason", rs)
+	// A secret pasted into the reason is masked before it is stored or
+	// shown, as any leak's.
+	if rs, _ := h.store.Reports(context.Background(), ls[0].ID); len(rs) != 1 || rs[0].Reason != "it is the docs' test card ************8453" {
+		t.Errorf("reports = %+v; want one, with the reason masked", rs)
 	}
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		for _, p := range st.Posts() {
+			if strings.Contains(p.Text, card) || strings.Contains(p.Blocks, card) {
+				t.Errorf("the card reached Slack in full: %s", p.Text)
+			}
+		}
+	})
 	if av, _ := h.store.AllowedValues(context.Background()); len(av) != 0 {
 		t.Errorf("a report allowlisted %v by itself", av)
 	}

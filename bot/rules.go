@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,4 +150,28 @@ func (r *rules) run(ctx context.Context, interval time.Duration) {
 			sampled.Warn().Err(err).Msg("could not reload rules; keeping the current ones")
 		}
 	}
+}
+
+// mask hides every value the current rules find in text a person typed (a
+// report's reason) behind its masked excerpt, so that a secret pasted into
+// it is stored and shown as masked as any leak. The text is normalised as
+// messages are.
+func (r *rules) mask(text string) string {
+	snap := r.current()
+	norm := detect.Normalize(text)
+	if snap == nil {
+		return norm
+	}
+	var b strings.Builder
+	last := 0
+	for _, f := range snap.Decide(norm, true).Findings {
+		if f.Start < last || f.End > len(norm) {
+			continue // overlapping findings are masked jointly already
+		}
+		b.WriteString(norm[last:f.Start])
+		b.WriteString(f.Excerpt)
+		last = f.End
+	}
+	b.WriteString(norm[last:])
+	return b.String()
 }

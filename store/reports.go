@@ -359,7 +359,10 @@ func lastAudit(ctx context.Context, tx *txn, action, target string) (by string, 
 
 // PauseRule switches a rule to monitor, as 'regex update ID --action
 // monitor' does (queued deletions only it justified are cancelled), and
-// audits it. A rule in monitor already is left alone (Done false).
+// audits it. A rule in trial stays in monitor and its trial ends (it will
+// not switch to delete by itself); one the breaker tripped is now paused by
+// a person. A rule in monitor already, with neither, is left alone (Done
+// false).
 func (s *Store) PauseRule(ctx context.Context, id int64, actor string) (Change, error) {
 	return s.switchRule(ctx, id, actor, ActionMonitor)
 }
@@ -381,7 +384,8 @@ func (s *Store) switchRule(ctx context.Context, id int64, actor, action string) 
 		c = Change{}
 		now := s.millis()
 		res, err := tx.ExecContext(ctx,
-			`UPDATE regexes SET action = ?, tripped_reason = '', trial_until = 0, updated_at = ? WHERE id = ? AND action != ?`,
+			`UPDATE regexes SET action = ?, tripped_reason = '', trial_until = 0, updated_at = ?
+			 WHERE id = ? AND (action != ? OR COALESCE(trial_until, 0) != 0 OR tripped_reason != '')`,
 			action, now, id, action)
 		if err != nil {
 			return err

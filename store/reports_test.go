@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/securechat/securechat/store"
@@ -134,5 +135,31 @@ func TestAdminActionsChangeOneThingOnce(t *testing.T) {
 	}
 	if _, err := s.PauseRule(ctx, 999, "os:alice"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("pause of a removed rule: %v, want ErrNotFound", err)
+	}
+}
+
+// TestPauseEndsATrial: pausing a rule in trial (monitor until a date, then
+// delete) keeps it in monitor for good, as 'regex update --action monitor'
+// always did; pausing a rule the breaker tripped makes it a person's pause.
+func TestPauseEndsATrial(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	until := time.Now().Add(time.Hour)
+	r, err := s.AddRule(ctx, store.Regex{Pattern: "tok_[a-z]+", Description: "t", Enabled: true, Action: store.ActionMonitor, TrialUntil: &until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.PauseRule(ctx, r.ID, "os:alice")
+	if err != nil || !c.Done {
+		t.Fatalf("pause of a rule in trial = %+v, %v; want a change", c, err)
+	}
+	if got, _ := s.Regex(ctx, r.ID); got.TrialUntil != nil || got.Action != store.ActionMonitor {
+		t.Errorf("after pause: action %s, trial until %v; want monitor, no trial", got.Action, got.TrialUntil)
+	}
+	if ended, _ := s.EndTrials(ctx, until.Add(time.Minute), nil); len(ended) != 0 {
+		t.Errorf("a paused rule's trial still ended: %+v", ended)
+	}
+	if c, _ := s.PauseRule(ctx, r.ID, "os:bob"); c.Done {
+		t.Errorf("a second pause changed something: %+v", c)
 	}
 }

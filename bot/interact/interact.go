@@ -58,6 +58,9 @@ type Options struct {
 	ReportNotes func(ls []store.Leak, reporter, kind, reason string) []store.OutboxItem
 	// Noise flags a rule whose reports pass the threshold.
 	Noise store.Noise
+	// Mask hides the secrets the rules find in text a member typed (a
+	// report's reason) before it is stored or shown; nil keeps it as typed.
+	Mask func(string) string
 	// Wake tells the notifier that notifications were queued.
 	Wake func()
 	// Health reports the daemon's own state.
@@ -274,6 +277,9 @@ func (h *Handler) report(ctx context.Context, user, ref, kind, reason, responseU
 	if err != nil {
 		log.Warn().Err(err).Msg("a report carried a bad reference")
 		return
+	}
+	if h.o.Mask != nil && reason != "" {
+		reason = h.o.Mask(reason)
 	}
 	notes := func(ls []store.Leak) []store.OutboxItem {
 		if h.o.ReportNotes == nil {

@@ -186,7 +186,7 @@ func (n Notices) Reported(ls []store.Leak, reporter, kind, reason string) []stor
 	if n.Cfg.WebhookURL != "" {
 		now := n.Now().UTC()
 		body := map[string]any{"id": fmt.Sprintf("report:%s:%s:%s:%s", msg.Channel, msg.TS, reporter, kind), "event": "report",
-			"kind": kind, "channel": msg.Channel, "ts": msg.TS, "user": reporter, "reason": reason, "leak_ids": ls[0].ID, "time": now}
+			"kind": kind, "channel": msg.Channel, "ts": msg.TS, "user": reporter, "reason": reason, "leak_ids": leakIDs(ls), "time": now}
 		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: []byte(Marshal(body))})})
 	}
 	return out
@@ -404,6 +404,14 @@ func (n Notices) Outage(since, now time.Time, lookback time.Duration, cmd string
 		body := map[string]any{"id": fmt.Sprintf("outage:%d", since.UnixMilli()), "event": "outage",
 			"offline_since": since.UTC(), "reconnected": now.UTC(), "lookback_seconds": int(lookback.Seconds()), "scan": cmd, "time": now.UTC()}
 		out = append(out, store.OutboxItem{Kind: store.KindWebhook, Payload: Marshal(Notice{Body: []byte(Marshal(body))})})
+	}
+	return out
+}
+
+func leakIDs(ls []store.Leak) []int64 {
+	out := make([]int64, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.ID)
 	}
 	return out
 }
