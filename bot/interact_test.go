@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/bot/interact"
@@ -415,4 +416,42 @@ func TestNoBotTokenNoButtons(t *testing.T) {
 			t.Errorf("/securechat without a bot user acked with %s", d.AckPayload)
 		}
 	})
+}
+
+// TestInteractionsAreNotBehindScanning: while every scanning worker is stuck
+// (the database is locked by another process) and messages queue up, a
+// /securechat command is still answered: the router gives people their own
+// pool. The messages are handled once the lock goes.
+func TestInteractionsAreNotBehindScanning(t *testing.T) {
+	h := newHarness(t, setup{fake: fakeslack.Options{BotToken: botToken}, noStart: true})
+	h.daemon = bot.New(h.store, h.daemon.Logger(), bot.Options{AppToken: h.slack.AppToken(), UserToken: h.slack.UserToken(),
+		APIURL: h.slack.APIURL(), ReloadInterval: time.Hour, RetryMax: 200 * time.Millisecond, Workers: 1, QueueSize: 64,
+		RecordTimeout: 20 * time.Second, Notify: bot.Notify{BotToken: botToken}})
+	h.start()
+	h.wait("connected", func(st *fakeslack.State) bool { return st.Connections() == 1 })
+	tx := lockDB(t, h.dbPath)
+	var envs []string
+	for range 10 {
+		_, env := h.post(fakeslack.Message{Text: "card " + card})
+		envs = append(envs, env)
+	}
+	cmd, _, err := h.slack.SendSlashCommand(bystander, "C0GENERAL01", "help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait("the command answered", acked(cmd))
+	h.slack.Snapshot(func(st *fakeslack.State) {
+		for _, e := range envs {
+			if st.Acked(e) {
+				t.Errorf("message %s was handled while the database was locked: the test did not hold the scanning up", e)
+			}
+		}
+		if d, _ := st.Delivery(cmd); !strings.Contains(string(d.AckPayload), "/securechat pause ID") {
+			t.Errorf("/securechat help answered %s", d.AckPayload)
+		}
+	})
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("every message handled once the lock went", acked(envs...))
 }

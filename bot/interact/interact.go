@@ -473,7 +473,9 @@ func (h *Handler) respond(ctx context.Context, responseURL string, m *slack.Webh
 	if responseURL == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// Bounded, and given up at shutdown once the daemon abandons its work:
+	// the change itself is already durable.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.o.HTTP, m); err != nil {
 		log.Warn().Err(err).Msg("could not answer through the interaction's response_url")
