@@ -4,6 +4,7 @@ import (
 	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
+	"github.com/securechat/securechat/bot/scan"
 	"github.com/securechat/securechat/bot/slackapi"
 )
 
@@ -30,3 +31,6 @@ type WebhookFinding = notify.WebhookFinding
 
 // Scope limits what is scanned (package bot/message).
 type Scope = message.Scope
+
+// Breaker configures the runaway-rule breaker (package bot/scan).
+type Breaker = scan.BreakerConfig

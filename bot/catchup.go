@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/notify"
+	"github.com/securechat/securechat/bot/scan"
 	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/store"
 )
@@ -47,122 +47,10 @@ const catchupOverlap = 2 * time.Minute
 // are saved.
 const progressEvery = 2 * time.Second
 
-// marks holds, per conversation, the newest message ts handled this run
-// (live or caught up), for the catch-up's watermarks. It holds one entry a
-// conversation.
-type marks struct {
-	mu      sync.Mutex
-	newest  map[string]string
-	changed map[string]bool
-	unclean bool // an event was left unacknowledged: the watermarks are not exact
-	// holds counts the catch-up windows not yet stored: while one is
-	// pending, nothing is saved (neither watermarks nor the connection
-	// time), so that live events cannot move the bounds the next start
-	// would read from past messages of the outage nobody has read yet.
-	holds int
-	// saving is held across a save, so that a hold waits for a save in
-	// flight.
-	saving sync.Mutex
-}
-
-// hold stops the saving of progress until release: a catch-up window is
-// about to be stored.
-func (m *marks) hold() {
-	m.saving.Lock()
-	m.mu.Lock()
-	m.holds++
-	m.mu.Unlock()
-	m.saving.Unlock()
-}
-
-// release ends a hold: the window is stored.
-func (m *marks) release() {
-	m.mu.Lock()
-	m.holds = max(m.holds-1, 0)
-	m.mu.Unlock()
-}
-
-func (m *marks) held() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.holds > 0
-}
-
-func newMarks(stored map[string]string) *marks {
-	if stored == nil {
-		stored = map[string]string{}
-	}
-	return &marks{newest: stored, changed: map[string]bool{}}
-}
-
-// handled notes a message handled (scanned, skipped or recorded).
-func (m *marks) handled(channel, ts string) {
-	if channel == "" || ts == "" {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if history.TSAfter(ts, m.newest[channel]) {
-		m.newest[channel] = ts
-		m.changed[channel] = true
-	}
-}
-
-// lost notes an event left unacknowledged.
-func (m *marks) lost() {
-	m.mu.Lock()
-	m.unclean = true
-	m.mu.Unlock()
-}
-
-// snapshot copies the watermarks. The catch-up reads from a copy taken
-// when the connection came back, before any live event moved them: a live
-// message handled during the catch-up must not hide the older ones posted
-// while the daemon was away.
-func (m *marks) snapshot() map[string]string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return maps.Clone(m.newest)
-}
-
-// take returns the watermarks changed since the last take.
-func (m *marks) take() map[string]string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[string]string, len(m.changed))
-	for ch := range m.changed {
-		out[ch] = m.newest[ch]
-	}
-	clear(m.changed)
-	return out
-}
-
-// moved reports whether a watermark changed since the last take.
-func (m *marks) moved() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.changed) > 0
-}
-
-// giveBack marks watermarks as changed again after a failed save.
-func (m *marks) giveBack(ms map[string]string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for ch := range ms {
-		m.changed[ch] = true
-	}
-}
-
-func (m *marks) isClean() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return !m.unclean
-}
-
 // progress saves the watermarks and the last connection time.
 type progress struct {
 	store progressStore
-	marks *marks
+	marks *scan.Marks
 	conn  *socket.State
 	log   zerolog.Logger
 	now   func() time.Time
@@ -177,7 +65,7 @@ const heartbeatEvery = 30 * time.Second
 // tick writes the watermarks that moved, and the last connection time; when
 // none moved, only every heartbeatEvery.
 func (p *progress) tick(ctx context.Context) {
-	if now := p.now(); p.marks.moved() || p.beat.IsZero() || now.Sub(p.beat) >= heartbeatEvery {
+	if now := p.now(); p.marks.Moved() || p.beat.IsZero() || now.Sub(p.beat) >= heartbeatEvery {
 		p.write(ctx, false)
 	}
 }
@@ -191,16 +79,15 @@ func (p *progress) finish(ctx context.Context, clean bool) { p.write(ctx, clean)
 // catch-up window is not stored yet it saves nothing: the next start then
 // reads from the bounds saved before the outage.
 func (p *progress) write(ctx context.Context, clean bool) {
-	p.marks.saving.Lock()
-	defer p.marks.saving.Unlock()
-	if p.marks.held() {
+	defer p.marks.Saving()()
+	if p.marks.Held() {
 		p.log.Debug().Msg("progress not saved: a catch-up window is not stored yet")
 		return
 	}
 	now := p.now()
-	ms := p.marks.take()
+	ms := p.marks.Take()
 	if err := p.store.SaveProgress(ctx, ms, p.conn.LastUp(now), clean); err != nil {
-		p.marks.giveBack(ms)
+		p.marks.GiveBack(ms)
 		p.log.Warn().Err(err).Msg("could not save the catch-up watermarks; retrying (a restart may read more history than needed)")
 		return
 	}
@@ -230,8 +117,8 @@ type catchup struct {
 	leader    func() bool
 	reader    *history.Reader
 	store     catchupStore
-	pipe      *pipeline
-	marks     *marks
+	pipe      *scan.Pipeline
+	marks     *scan.Marks
 	types     []string // conversation types the token may list
 	usersRead bool     // the token has users:read
 	notes     notify.Notices
@@ -301,10 +188,10 @@ func (c *catchup) connected() {
 	c.downFrom = time.Time{}
 	// The reader calls connected before it takes any event of the new
 	// connection, so no live event of it has moved the watermarks yet.
-	w.marks = c.marks.snapshot()
+	w.marks = c.marks.Snapshot()
 	// Nothing is saved until the window is stored: a live event of the new
 	// connection must not move the bounds before the window holds them.
-	c.marks.hold()
+	c.marks.Hold()
 	c.fresh = append(c.fresh, w)
 	wait.Nudge(c.trigger)
 }
@@ -424,7 +311,7 @@ func (c *catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool)
 		c.mu.Lock()
 		c.fresh = c.fresh[1:]
 		c.mu.Unlock()
-		c.marks.release()
+		c.marks.Release()
 		keep = keepAll
 	}
 }
@@ -499,7 +386,7 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 		if ctx.Err() != nil {
 			return read, failed + 1, ctx.Err()
 		}
-		if !c.pipe.scope.Conversation(conv.ID, conv.Type) {
+		if !c.pipe.Scope.Conversation(conv.ID, conv.Type) {
 			continue
 		}
 		p, ok := cw.Progress[conv.ID]
@@ -524,7 +411,7 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 				if history.TSAfter(m.TS, newest) {
 					newest = m.TS
 				}
-				return c.pipe.fromHistory(ctx, &m.Event, "catch-up")
+				return c.pipe.FromHistory(ctx, &m.Event, "catch-up")
 			})
 		var ae *history.APIError
 		if errors.As(err, &ae) && slices.Contains(unreadableCodes, ae.Code) {
@@ -549,7 +436,7 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 			c.log.Warn().Err(err).Str("channel", conv.ID).Msg("catch-up: could not read a conversation; the rest of its window is read at the next try, or at the next start")
 			continue
 		}
-		c.marks.handled(conv.ID, newest)
+		c.marks.Handled(conv.ID, newest)
 	}
 	if cw.Since.Before(history.TimeOfTS(cw.FloorTS)) && !cw.Alerted {
 		c.outage(ctx, cw, history.TimeOfTS(cw.FloorTS))
@@ -649,5 +536,5 @@ func (c *catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time
 	}
 	c.log.Error().Time("offline_since", since).Dur("lookback", now.Sub(floor)).Str("scan", cmd).
 		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
-	c.pipe.wakeNotifier()
+	c.pipe.WakeNotifier()
 }

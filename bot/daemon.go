@@ -38,6 +38,7 @@ import (
 	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
+	"github.com/securechat/securechat/bot/scan"
 	"github.com/securechat/securechat/bot/slackapi"
 	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/service"
@@ -100,7 +101,7 @@ type Options struct {
 	// records no fingerprints.
 	AllowlistKey []byte
 	// Breaker is the runaway-rule breaker.
-	Breaker Breaker
+	Breaker scan.BreakerConfig
 	// Catchup reads what was posted while the daemon was not connected.
 	Catchup Catchup
 	// Metrics collects the daemon's metrics [a new set].
@@ -139,7 +140,7 @@ func Defaults() Options {
 		StaggerConnections: 5 * time.Second,
 		Mode:               ModeEnforce,
 		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10, NoisyReports: 3},
-		Breaker:            Breaker{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
+		Breaker:            scan.BreakerConfig{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
 		Catchup:            Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: history.DefaultPace},
 	}
 }
@@ -292,9 +293,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	dbStats := d.store.PoolStats
 	o.Metrics.DB.Store(&dbStats)
-	rules := newRules(d.store, o.AllowlistKey, o.Metrics, d.log.With().Str("component", "rules").Logger())
-	rules.maxAge = 2 * o.ReloadInterval
-	if err := rules.reload(ctx); err != nil {
+	rules := scan.NewRules(d.store, o.AllowlistKey, o.Metrics, d.log.With().Str("component", "rules").Logger())
+	rules.MaxAge = 2 * o.ReloadInterval
+	if err := rules.Reload(ctx); err != nil {
 		return fmt.Errorf("load rules: %w", err)
 	}
 	notes := notify.Notices{Cfg: o.Notify, Now: o.Now}
@@ -309,7 +310,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// first moment (its catch-up at start is not delayed).
 	cl.tick(ctx)
 	notifier.Leader = cl.isLeader
-	rules.endTrials = func(ctx context.Context) {
+	rules.EndTrials = func(ctx context.Context) {
 		if !cl.isLeader() {
 			return
 		}
@@ -328,9 +329,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			notifier.Wake()
 		}
 	}
-	var brk *breaker
+	var brk *scan.Breaker
 	if o.Breaker.Enabled && o.Mode != ModeMonitor {
-		brk = newBreaker(o.Breaker, d.store, notes, o.Metrics, d.log.With().Str("component", "breaker").Logger(), o.Now)
+		brk = scan.NewBreaker(o.Breaker, d.store, notes, o.Metrics, d.log.With().Str("component", "breaker").Logger(), o.Now)
 	}
 	prev, err := d.store.Presence(ctx)
 	if err != nil {
@@ -340,14 +341,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mk := newMarks(stored)
-	pipe := &pipeline{
-		store: d.store, rules: rules, notes: notes, metrics: o.Metrics, log: d.log,
-		scope: message.NewFilter(o.Scope, self, notifier.IsOwn), scanBots: o.ScanBots, monitor: o.Mode == ModeMonitor,
-		recordTimeout: o.RecordTimeout, breaker: brk,
-		wakeDeleter: del.Wake, wakeNotifier: notifier.Wake, marks: mk,
+	mk := scan.NewMarks(stored)
+	pipe := &scan.Pipeline{
+		Store: d.store, Rules: rules, Notes: notes, Metrics: o.Metrics, Log: d.log,
+		Scope: message.NewFilter(o.Scope, self, notifier.IsOwn), ScanBots: o.ScanBots, Monitor: o.Mode == ModeMonitor,
+		RecordTimeout: o.RecordTimeout, Breaker: brk,
+		WakeDeleter: del.Wake, WakeNotifier: notifier.Wake, Marks: mk,
 	}
-	reader := &socket.Reader{Log: d.log, Metrics: o.Metrics, State: d.conn, Lost: mk.lost,
+	reader := &socket.Reader{Log: d.log, Metrics: o.Metrics, State: d.conn, Lost: mk.Lost,
 		ExpectConns: func() int { return o.Connections * cl.replicas() },
 		Ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
 	}
@@ -388,9 +389,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		noise := store.Noise{Reports: max(o.Notify.NoisyReports, 0), Notes: notes.Noisy}
 		pp.h = interact.New(interact.Options{
 			Service: service.New(d.store, o.Admins, o.Now), Poster: d.poster, HTTP: o.HTTPClient, Log: pp.log, Now: o.Now,
-			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake, Mask: rules.mask,
+			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake, Mask: rules.Mask,
 			Health: func() interact.Health {
-				return interact.Health{Connections: d.conn.Count(), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.current() != nil}
+				return interact.Health{Connections: d.conn.Count(), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.Current() != nil}
 			},
 		})
 		if len(o.Admins) == 0 {
@@ -437,14 +438,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for range o.Workers {
 		workers.Go(func() {
 			for env := range queue {
-				pipe.handle(workCtx, env.SM, env.Ev)
+				pipe.Handle(workCtx, env.SM, env.Ev)
 			}
 		})
 	}
 	if o.Mode != ModeMonitor {
 		components.Go(func() error { return del.Run(life) })
 	}
-	components.Go(func() error { rules.run(life, o.ReloadInterval); return nil })
+	components.Go(func() error { rules.Run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.Run(life); return nil })
 	components.Go(func() error { prog.run(life); return nil })
 	components.Go(func() error { cl.run(life); return nil })
@@ -455,7 +456,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return d.store.Watch(life, func(h string) {
 			switch h {
 			case store.HintRules:
-				rules.hint()
+				rules.Hint()
 			case store.HintWork:
 				del.Wake()
 				notifier.Wake()
@@ -466,7 +467,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		components.Go(func() error { cu.run(life); return nil })
 	}
 	if brk != nil {
-		components.Go(func() error { brk.run(life); return nil })
+		components.Go(func() error { brk.Run(life); return nil })
 	}
 	if o.MetricsListener != nil {
 		components.Go(func() error {
@@ -477,7 +478,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				if !d.Connected() {
 					return errors.New("no Socket Mode connection is up")
 				}
-				if rules.current() == nil {
+				if rules.Current() == nil {
 					return errors.New("the rules are not loaded")
 				}
 				return nil
@@ -501,7 +502,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	select {
 	case <-workersDone:
 	case <-time.After(o.ShutdownTimeout):
-		mk.lost()
+		mk.Lost()
 		d.log.Warn().Dur("waited", o.ShutdownTimeout).
 			Msg("events still in flight at the shutdown timeout; Slack will redeliver them, unacknowledged")
 		abandonWork()
@@ -512,7 +513,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The last watermarks, and whether they are exact: every event seen was
 	// handled (the events still queued at a timeout were not).
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	prog.finish(saveCtx, err == nil && mk.isClean())
+	prog.finish(saveCtx, err == nil && mk.IsClean())
 	cancelSave()
 	d.conn.Set(false)
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/scan"
 	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/store"
 )
@@ -29,7 +30,7 @@ func TestProgressWritesOnlyWhatMoved(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	conn := socket.NewState(gauge{})
 	conn.Set(true)
-	mk := newMarks(nil)
+	mk := scan.NewMarks(nil)
 	p := &progress{store: st, marks: mk, conn: conn, log: zerolog.Nop(), now: func() time.Time { return now }}
 	last := func() time.Time {
 		t.Helper()
@@ -49,7 +50,7 @@ func TestProgressWritesOnlyWhatMoved(t *testing.T) {
 	if !last().Equal(first) {
 		t.Errorf("an idle tick within %s wrote", heartbeatEvery)
 	}
-	mk.handled("C1", "1764580000.000100")
+	mk.Handled("C1", "1764580000.000100")
 	p.tick(ctx)
 	if wm, _ := st.Watermarks(ctx); wm["C1"] != "1764580000.000100" || !last().Equal(now) {
 		t.Errorf("a moved watermark was not written: %v, %v", wm, last())

@@ -12,14 +12,6 @@ import (
 // consumer, which *store.Store (SQLite or PostgreSQL) satisfies. A
 // component's tests can give it a double of just this.
 
-// leakRecorder is the pipeline's view: a leak and its deletion in one
-// transaction, with the breaker weighed in it.
-type leakRecorder interface {
-	RecordLeak(ctx context.Context, msg store.Message, findings []store.Finding, deleteMsg bool, notes ...store.OutboxItem) (store.RecordResult, error)
-	RecordLeakWeighed(ctx context.Context, msg store.Message, findings []store.Finding, deleteMsg bool, b store.Breaker,
-		notes func(fs []store.Finding, deleteMsg bool) []store.OutboxItem) (store.RecordResult, []store.Finding, []store.Trip, error)
-}
-
 // progressStore is where the watermarks and this daemon's connection time
 // are saved.
 type progressStore interface {
@@ -40,15 +32,8 @@ type catchupStore interface {
 	Unnamed(ctx context.Context, limit int, staleBefore time.Time) (conversations, users []string, err error)
 }
 
-// scanCounter is the breaker's view: the shared count of messages scanned.
-type scanCounter interface {
-	AddScanned(ctx context.Context, daemon string, t time.Time, n int, keep time.Duration) error
-}
-
 var (
-	_ scanCounter   = (*store.Store)(nil)
 	_ notify.Outbox = (*store.Store)(nil)
-	_ leakRecorder  = (*store.Store)(nil)
 	_ catchupStore  = (*store.Store)(nil)
 	_ clusterStore  = (*store.Store)(nil)
 )

@@ -1,4 +1,10 @@
-package bot
+// Package scan decides each message: the scope, the current rule snapshot
+// (Rules, reloaded when the rules change), the runaway-rule breaker, and the
+// recording of a leak with its pending deletion and notices in one
+// transaction before the envelope is acknowledged. The catch-up hands it
+// messages from history through the same decision (FromHistory). Marks
+// keeps the newest message handled per conversation, for the watermarks.
+package scan
 
 import (
 	"context"
@@ -12,32 +18,33 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/securechat/securechat/bot/message"
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/store"
 )
 
-// pipeline takes Socket Mode events from the socket to the store: read,
+// Pipeline takes Socket Mode events from the socket to the store: read,
 // decode, scope, decide, record, acknowledge. It is the only component that
 // talks to the socket.
-type pipeline struct {
-	store         leakRecorder
-	rules         *rules
-	notes         notify.Notices
-	metrics       *Metrics
-	log           zerolog.Logger
-	scope         message.Filter
-	scanBots      bool
-	monitor       bool // the daemon's monitor mode: never delete
-	recordTimeout time.Duration
-	breaker       *breaker // nil when off
-	wakeDeleter   func()   // a deletion was queued
-	wakeNotifier  func()   // a notification was queued
-	marks         *marks   // newest handled message per conversation
+type Pipeline struct {
+	Store         LeakRecorder
+	Rules         *Rules
+	Notes         notify.Notices
+	Metrics       *metrics.Metrics
+	Log           zerolog.Logger
+	Scope         message.Filter
+	ScanBots      bool
+	Monitor       bool // the daemon's monitor mode: never delete
+	RecordTimeout time.Duration
+	Breaker       *Breaker // nil when off
+	WakeDeleter   func()   // a deletion was queued
+	WakeNotifier  func()   // a notification was queued
+	Marks         *Marks   // newest handled message per conversation
 }
 
-// handle processes one queued event. It always acknowledges, except when a
+// Handle processes one queued event. It always acknowledges, except when a
 // leak could not be recorded: then Slack's redelivery is the retry.
-func (p *pipeline) handle(ctx context.Context, sm *socketmode.Client, ev socketmode.Event) {
+func (p *Pipeline) Handle(ctx context.Context, sm *socketmode.Client, ev socketmode.Event) {
 	switch ev.Type {
 	case socketmode.EventTypeEventsAPI:
 		if ev.Request == nil {
@@ -59,7 +66,7 @@ func (p *pipeline) handle(ctx context.Context, sm *socketmode.Client, ev socketm
 			RetryAttempt int             `json:"retry_attempt"`
 		}
 		if err := json.Unmarshal(bad.Message, &env); err != nil || env.EnvelopeID == "" {
-			p.log.Warn().Int("bytes", len(bad.Message)).Msg("dropped an unreadable frame with no envelope id (nothing to acknowledge)")
+			p.Log.Warn().Int("bytes", len(bad.Message)).Msg("dropped an unreadable frame with no envelope id (nothing to acknowledge)")
 			return
 		}
 		if env.Type == socketmode.RequestTypeEventsAPI {
@@ -74,32 +81,32 @@ func (p *pipeline) handle(ctx context.Context, sm *socketmode.Client, ev socketm
 	}
 }
 
-func (p *pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeID string, payload []byte, retry int) {
-	c, eventID, skip, err := message.Parse(payload, p.scanBots)
-	log := p.log.With().Str("envelope_id", envelopeID).Str("event_id", eventID).Logger()
+func (p *Pipeline) process(ctx context.Context, sm *socketmode.Client, envelopeID string, payload []byte, retry int) {
+	c, eventID, skip, err := message.Parse(payload, p.ScanBots)
+	log := p.Log.With().Str("envelope_id", envelopeID).Str("event_id", eventID).Logger()
 	if err != nil {
 		log.Warn().Err(err).Msg("acknowledged and skipped a malformed event")
-		p.metrics.Events.WithLabelValues("malformed").Inc()
+		p.Metrics.Events.WithLabelValues("malformed").Inc()
 		p.ack(ctx, sm, envelopeID)
 		return
 	}
 	err = p.decide(ctx, c, skip, log.With().Int("retry_attempt", retry).Logger(), func() { p.ack(ctx, sm, envelopeID) })
 	if err != nil {
-		p.marks.lost()
+		p.Marks.Lost()
 		return // not acknowledged: Slack's redelivery is the retry
 	}
 }
 
-// fromHistory handles a message the history reader read (origin says which
+// FromHistory handles a message the history reader read (origin says which
 // reader, for logs): the same scope, engine, deletion rule and
 // de-duplication as a live event. It returns an error when a leak could
 // not be recorded; the caller reads the message again later.
-func (p *pipeline) fromHistory(ctx context.Context, ev *message.Event, origin string) error {
-	c, skip, err := message.FromEvent(ev, p.scanBots)
-	log := p.log.With().Str("origin", origin).Logger()
+func (p *Pipeline) FromHistory(ctx context.Context, ev *message.Event, origin string) error {
+	c, skip, err := message.FromEvent(ev, p.ScanBots)
+	log := p.Log.With().Str("origin", origin).Logger()
 	if err != nil {
 		log.Warn().Err(err).Str("channel", ev.Channel).Str("ts", ev.TS).Msg("skipped a malformed message from history")
-		p.metrics.Events.WithLabelValues("malformed").Inc()
+		p.Metrics.Events.WithLabelValues("malformed").Inc()
 		return nil
 	}
 	return p.decide(ctx, c, skip, log, func() {})
@@ -109,26 +116,26 @@ func (p *pipeline) fromHistory(ctx context.Context, ev *message.Event, origin st
 // its deletion and notices. durable is called as soon as the outcome is
 // durable (the live path acknowledges then). It returns an error only when
 // a leak could not be recorded.
-func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, log zerolog.Logger, durable func()) error {
+func (p *Pipeline) decide(ctx context.Context, c message.Content, skip string, log zerolog.Logger, durable func()) error {
 	if skip == "" {
-		skip = p.scope.Skip(c)
+		skip = p.Scope.Skip(c)
 		if skip != "" {
-			p.metrics.Events.WithLabelValues("out_of_scope").Inc()
+			p.Metrics.Events.WithLabelValues("out_of_scope").Inc()
 		}
 	} else {
-		p.metrics.Events.WithLabelValues("skipped").Inc()
+		p.Metrics.Events.WithLabelValues("skipped").Inc()
 	}
 	if skip != "" {
 		log.Trace().Str("reason", skip).Msg("skipped event")
 		durable()
-		p.marks.handled(c.Channel, c.TS)
+		p.Marks.Handled(c.Channel, c.TS)
 		return nil
 	}
 	start := time.Now()
-	v := p.rules.forEvent(ctx).Decide(c.Text, p.monitor)
-	p.metrics.ScanSeconds.Observe(time.Since(start).Seconds())
-	if p.breaker != nil {
-		p.breaker.scanned()
+	v := p.Rules.forEvent(ctx).Decide(c.Text, p.Monitor)
+	p.Metrics.ScanSeconds.Observe(time.Since(start).Seconds())
+	if p.Breaker != nil {
+		p.Breaker.scanned()
 	}
 	if len(v.Findings) == 0 {
 		outcome := "clean"
@@ -136,9 +143,9 @@ func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, l
 			outcome = "allowlisted"
 			log.Info().Str("channel", c.Channel).Str("ts", c.TS).Int("values", v.Allowlisted).Msg("allowlisted value seen; not a leak")
 		}
-		p.metrics.Events.WithLabelValues(outcome).Inc()
+		p.Metrics.Events.WithLabelValues(outcome).Inc()
 		durable()
-		p.marks.handled(c.Channel, c.TS)
+		p.Marks.Handled(c.Channel, c.TS)
 		return nil
 	}
 	msg := store.Message{Channel: c.Channel, User: c.User, TS: c.TS, Undeletable: p.undeletable(c)}
@@ -149,13 +156,13 @@ func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, l
 		var notes []store.OutboxItem
 		switch {
 		case !slices.ContainsFunc(fs, store.Finding.Deletes):
-			notes = p.notes.Outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
+			notes = p.Notes.Outcome(msg, fs, store.ActionMonitor, "recorded (monitor: not deleted)", "")
 		case msg.Undeletable:
 			// Slack refuses chat.delete on another member's direct message
 			// (cant_delete_message), whoever holds the token: record, tell
 			// the author to delete it, and say so to the admins.
-			notes = append(p.notes.AuthorUndeletable(msg, fs),
-				p.notes.Outcome(msg, fs, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
+			notes = append(p.Notes.AuthorUndeletable(msg, fs),
+				p.Notes.Outcome(msg, fs, store.ActionDelete, "not deleted: Slack does not let admins delete other members' direct messages", "")...)
 		}
 		noted = len(notes) > 0
 		return notes
@@ -168,18 +175,18 @@ func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, l
 		deleteMsg = v.Delete && !msg.Undeletable
 	}
 	if err != nil {
-		p.metrics.Events.WithLabelValues("record_failed").Inc()
+		p.Metrics.Events.WithLabelValues("record_failed").Inc()
 		log.Error().Err(err).Str("channel", c.Channel).Str("ts", c.TS).
 			Msg("could not record a leak; it is tried again (a live event is left unacknowledged for Slack to redeliver, a message from history is read again)")
 		return err
 	}
 	durable()
-	p.marks.handled(c.Channel, c.TS)
+	p.Marks.Handled(c.Channel, c.TS)
 	outcome := "queued for deletion"
 	switch {
 	case res.NewLeaks == 0:
 		outcome = "already recorded (seen before)"
-		p.metrics.Events.WithLabelValues("redelivered").Inc()
+		p.Metrics.Events.WithLabelValues("redelivered").Inc()
 	case !v.Delete:
 		outcome = "recorded (monitor: not deleted)"
 	case !deleteMsg:
@@ -190,9 +197,9 @@ func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, l
 		outcome = "added to the message's pending deletion"
 	}
 	if res.NewLeaks > 0 {
-		p.metrics.Events.WithLabelValues("leak").Inc()
+		p.Metrics.Events.WithLabelValues("leak").Inc()
 		for _, f := range v.Findings {
-			p.metrics.Leaks.WithLabelValues(strconv.FormatInt(f.RegexID, 10), f.Action).Inc()
+			p.Metrics.Leaks.WithLabelValues(strconv.FormatInt(f.RegexID, 10), f.Action).Inc()
 		}
 	}
 	for _, f := range v.Findings {
@@ -201,18 +208,18 @@ func (p *pipeline) decide(ctx context.Context, c message.Content, skip string, l
 			Str("action", f.Action).Str("outcome", outcome).Msg("leak detected")
 	}
 	if res.NewDeletion {
-		p.wakeDeleter()
+		p.WakeDeleter()
 	}
 	if res.NewLeaks > 0 && noted || res.Trips > 0 {
-		p.wakeNotifier() // notices were queued with the leak, or a trip's alert
+		p.WakeNotifier() // notices were queued with the leak, or a trip's alert
 	}
 	return nil
 }
 
 // undeletable reports whether Slack will refuse to delete the message (see
 // store.Undeletable).
-func (p *pipeline) undeletable(c message.Content) bool {
-	return store.Undeletable(c.ChannelType, c.Channel, c.User, p.scope.Self)
+func (p *Pipeline) undeletable(c message.Content) bool {
+	return store.Undeletable(c.ChannelType, c.Channel, c.User, p.Scope.Self)
 }
 
 // record stores a leak, retrying a busy database until recordTimeout has
@@ -221,40 +228,40 @@ func (p *pipeline) undeletable(c message.Content) bool {
 // recording transaction (store.RecordLeakWeighed), so that its limit holds
 // exactly across this daemon's workers and every other daemon on the
 // database. It returns the findings as recorded.
-func (p *pipeline) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool,
+func (p *Pipeline) record(ctx context.Context, msg store.Message, fs []store.Finding, deleteMsg bool,
 	notes func([]store.Finding, bool) []store.OutboxItem) (store.RecordResult, []store.Finding, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.recordTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.RecordTimeout)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
 		var res store.RecordResult
 		recorded := fs
-		if p.breaker != nil && deleteMsg {
+		if p.Breaker != nil && deleteMsg {
 			var trips []store.Trip
-			res, recorded, trips, err = p.store.RecordLeakWeighed(ctx, msg, fs, deleteMsg, p.breaker.limits(), notes)
+			res, recorded, trips, err = p.Store.RecordLeakWeighed(ctx, msg, fs, deleteMsg, p.Breaker.limits(), notes)
 			if err == nil {
-				p.breaker.tripped(trips)
+				p.Breaker.tripped(trips)
 			}
 		} else {
-			res, err = p.store.RecordLeak(ctx, msg, fs, deleteMsg, notes(fs, deleteMsg)...)
+			res, err = p.Store.RecordLeak(ctx, msg, fs, deleteMsg, notes(fs, deleteMsg)...)
 		}
 		if err == nil {
 			return res, recorded, nil
 		}
 		select {
 		case <-ctx.Done():
-			return store.RecordResult{}, nil, fmt.Errorf("not durable within %s: %w", p.recordTimeout, err)
+			return store.RecordResult{}, nil, fmt.Errorf("not durable within %s: %w", p.RecordTimeout, err)
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		}
 	}
 }
 
-func (p *pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID string) {
+func (p *Pipeline) ack(ctx context.Context, sm *socketmode.Client, envelopeID string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := sm.AckCtx(ctx, envelopeID, nil); err != nil {
-		p.log.Warn().Err(err).Str("envelope_id", envelopeID).Msg("could not acknowledge; Slack will redeliver (harmless: leaks are deduplicated)")
+		p.Log.Warn().Err(err).Str("envelope_id", envelopeID).Msg("could not acknowledge; Slack will redeliver (harmless: leaks are deduplicated)")
 		return
 	}
-	p.metrics.Acks.Inc()
+	p.Metrics.Acks.Inc()
 }

@@ -1,4 +1,4 @@
-package bot
+package scan
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/store"
 )
 
@@ -25,9 +26,9 @@ func TestAPausedDaemonLooksAtTheRulesFirst(t *testing.T) {
 	if _, err := st.AddRegex(ctx, `6759[0-9]{12}`, "cards"); err != nil {
 		t.Fatal(err)
 	}
-	r := newRules(st, nil, NewMetrics(), zerolog.Nop())
-	r.maxAge = time.Hour
-	if err := r.reload(ctx); err != nil {
+	r := NewRules(st, nil, metrics.New(), zerolog.Nop())
+	r.MaxAge = time.Hour
+	if err := r.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.AddRegex(ctx, `tok_[a-z]{12}`, "tokens"); err != nil {

@@ -1,4 +1,4 @@
-package bot
+package scan
 
 import (
 	"context"
@@ -11,38 +11,39 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/securechat/securechat/bot/internal/wait"
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/ruleset"
 )
 
-// rules holds the rule snapshot in force and replaces it when the store's
-// rules generation moves. Readers take the current snapshot with current;
+// Rules holds the rule snapshot in force and replaces it when the store's
+// Rules generation moves. Readers take the current snapshot with current;
 // a snapshot is immutable, so a scan never sees half a change.
-type rules struct {
+type Rules struct {
 	src     ruleset.Source
 	key     []byte
-	metrics *Metrics
+	metrics *metrics.Metrics
 	log     zerolog.Logger
 	snap    atomic.Pointer[ruleset.Snapshot]
-	// endTrials, when set, switches rules whose trial ended to delete; it
+	// EndTrials, when set, switches rules whose trial ended to delete; it
 	// runs before each reload.
-	endTrials func(ctx context.Context)
-	// maxAge: an event decided when the last look at the rules generation
+	EndTrials func(ctx context.Context)
+	// MaxAge: an event decided when the last look at the rules generation
 	// is older than this looks first (0: never). The ticker keeps it fresh;
 	// a process that was paused (SIGSTOP, a frozen VM, a long GC) has a
 	// stale view and events waiting in its sockets.
-	maxAge time.Duration
+	MaxAge time.Duration
 	mu     sync.Mutex // one reload at a time
 	looked atomic.Pointer[time.Time]
 	hintCh chan struct{}
 }
 
-// hint says the rules may have changed (a NOTIFY from another process):
+// Hint says the rules may have changed (a NOTIFY from another process):
 // run looks now rather than at its next tick.
-func (r *rules) hint() { wait.Nudge(r.hintCh) }
+func (r *Rules) Hint() { wait.Nudge(r.hintCh) }
 
-func newRules(src ruleset.Source, key []byte, m *Metrics, log zerolog.Logger) *rules {
-	return &rules{src: src, key: key, metrics: m, log: log, hintCh: make(chan struct{}, 1)}
+func NewRules(src ruleset.Source, key []byte, m *metrics.Metrics, log zerolog.Logger) *Rules {
+	return &Rules{src: src, key: key, metrics: m, log: log, hintCh: make(chan struct{}, 1)}
 }
 
 // disabler is a source that can disable a stored rule; *store.Store is one.
@@ -50,12 +51,12 @@ type disabler interface {
 	DisableRegex(ctx context.Context, id int64, reason string) error
 }
 
-// current returns the snapshot in force (nil before the first reload).
-func (r *rules) current() *ruleset.Snapshot { return r.snap.Load() }
+// Current returns the snapshot in force (nil before the first reload).
+func (r *Rules) Current() *ruleset.Snapshot { return r.snap.Load() }
 
-// reload loads a new snapshot when the rules generation changed. Patterns
+// Reload loads a new snapshot when the rules generation changed. Patterns
 // that no longer compile are logged and skipped.
-func (r *rules) reload(ctx context.Context) error {
+func (r *Rules) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.reloadLocked(ctx)
@@ -63,12 +64,12 @@ func (r *rules) reload(ctx context.Context) error {
 
 // stale reports whether the last look at the rules generation is older
 // than maxAge.
-func (r *rules) stale() bool {
+func (r *Rules) stale() bool {
 	last := r.looked.Load()
-	return r.maxAge > 0 && last != nil && time.Since(*last) > r.maxAge
+	return r.MaxAge > 0 && last != nil && time.Since(*last) > r.MaxAge
 }
 
-func (r *rules) reloadLocked(ctx context.Context) error {
+func (r *Rules) reloadLocked(ctx context.Context) error {
 	now := time.Now() // monotonic: a stop of the process counts
 	r.looked.Store(&now)
 	gen, err := r.src.RulesGeneration(ctx)
@@ -116,7 +117,7 @@ func (r *rules) reloadLocked(ctx context.Context) error {
 // after a look at the rules generation when the last look is older than
 // maxAge (at most one look per maxAge, so a database that does not answer
 // does not slow every event).
-func (r *rules) forEvent(ctx context.Context) *ruleset.Snapshot {
+func (r *Rules) forEvent(ctx context.Context) *ruleset.Snapshot {
 	if r.stale() {
 		r.mu.Lock()
 		// The workers that waited here while another looked need not
@@ -128,11 +129,11 @@ func (r *rules) forEvent(ctx context.Context) *ruleset.Snapshot {
 		}
 		r.mu.Unlock()
 	}
-	return r.current()
+	return r.Current()
 }
 
-// run reloads every interval until ctx ends.
-func (r *rules) run(ctx context.Context, interval time.Duration) {
+// Run reloads every interval until ctx ends.
+func (r *Rules) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	sampled := r.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})
@@ -143,21 +144,21 @@ func (r *rules) run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		case <-r.hintCh:
 		}
-		if r.endTrials != nil {
-			r.endTrials(ctx)
+		if r.EndTrials != nil {
+			r.EndTrials(ctx)
 		}
-		if err := r.reload(ctx); err != nil && ctx.Err() == nil {
+		if err := r.Reload(ctx); err != nil && ctx.Err() == nil {
 			sampled.Warn().Err(err).Msg("could not reload rules; keeping the current ones")
 		}
 	}
 }
 
-// mask hides every value the current rules find in text a person typed (a
+// Mask hides every value the current rules find in text a person typed (a
 // report's reason) behind its masked excerpt, so that a secret pasted into
 // it is stored and shown as masked as any leak. The text is normalised as
 // messages are.
-func (r *rules) mask(text string) string {
-	snap := r.current()
+func (r *Rules) Mask(text string) string {
+	snap := r.Current()
 	norm := detect.Normalize(text)
 	if snap == nil {
 		return norm

@@ -1,4 +1,4 @@
-package bot
+package scan
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/store"
 )
 
-// Breaker configures the runaway-rule breaker: a rule that queues more than
+// BreakerConfig configures the runaway-rule breaker: a rule that queues more than
 // MaxDeletions deletions, or more than MaxShare of the messages scanned
 // (once at least MinScanned were), within Window, is switched to monitor
 // and its queued deletions are held. The window is shared by every daemon
 // on the database.
-type Breaker struct {
+type BreakerConfig struct {
 	Enabled      bool
 	MaxDeletions int
 	MaxShare     float64
@@ -28,29 +29,29 @@ type Breaker struct {
 	Window       time.Duration
 }
 
-// breaker is the runaway-rule breaker at work in a daemon.
-type breaker struct {
-	cfg     Breaker
-	store   scanCounter
+// Breaker is the runaway-rule Breaker at work in a daemon.
+type Breaker struct {
+	cfg     BreakerConfig
+	store   ScanCounter
 	notes   notify.Notices
-	metrics *Metrics
+	metrics *metrics.Metrics
 	log     zerolog.Logger
 	now     func() time.Time
 	id      string       // this daemon, in scan_counts
 	pending atomic.Int64 // messages scanned, not yet flushed to the database
 }
 
-func newBreaker(cfg Breaker, st scanCounter, notes notify.Notices, m *Metrics, log zerolog.Logger, now func() time.Time) *breaker {
+func NewBreaker(cfg BreakerConfig, st ScanCounter, notes notify.Notices, m *metrics.Metrics, log zerolog.Logger, now func() time.Time) *Breaker {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &breaker{cfg: cfg, store: st, notes: notes, metrics: m, log: log, now: now, id: hex.EncodeToString(b[:])}
+	return &Breaker{cfg: cfg, store: st, notes: notes, metrics: m, log: log, now: now, id: hex.EncodeToString(b[:])}
 }
 
 // scanned counts one message scanned.
-func (b *breaker) scanned() { b.pending.Add(1) }
+func (b *Breaker) scanned() { b.pending.Add(1) }
 
-// run flushes the scan counts to the database until ctx ends.
-func (b *breaker) run(ctx context.Context) {
+// Run flushes the scan counts to the database until ctx ends.
+func (b *Breaker) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -64,7 +65,7 @@ func (b *breaker) run(ctx context.Context) {
 	}
 }
 
-func (b *breaker) flush(ctx context.Context) {
+func (b *Breaker) flush(ctx context.Context) {
 	n := b.pending.Swap(0)
 	if n == 0 {
 		return
@@ -78,7 +79,7 @@ func (b *breaker) flush(ctx context.Context) {
 // limits returns the breaker's limits for a recording transaction
 // (store.RecordLeakWeighed), with what this daemon scanned and has not
 // flushed yet.
-func (b *breaker) limits() store.Breaker {
+func (b *Breaker) limits() store.Breaker {
 	now := b.now()
 	return store.Breaker{Window: b.cfg.Window, MaxDeletions: b.cfg.MaxDeletions, MaxShare: b.cfg.MaxShare, MinScanned: b.cfg.MinScanned,
 		Unflushed: int(b.pending.Load()), Now: now,
@@ -97,7 +98,7 @@ func resumeHint(id int64) string {
 }
 
 // tripped counts and logs the rules a recording tripped.
-func (b *breaker) tripped(trips []store.Trip) {
+func (b *Breaker) tripped(trips []store.Trip) {
 	for _, t := range trips {
 		b.metrics.BreakerTrips.WithLabelValues(strconv.FormatInt(t.Finding.RegexID, 10)).Inc()
 		b.log.Error().Int64("regex_id", t.Finding.RegexID).Str("rule", t.Finding.Rule).Str("why", t.Why).Int("held", t.Held).
