@@ -1,19 +1,21 @@
-// Package bot is securechat's daemon. Daemon.Run supervises its components,
-// each in a file of its own and each given what it needs:
+// Package bot is securechat's daemon. Daemon.Run builds its components,
+// each a package of its own given what it needs, and supervises them:
 //
-//   - the pipeline (pipeline.go) reads Socket Mode events, decodes them
-//     (event.go), applies the scope (scope.go), decides with the current rule
-//     snapshot (rules.go, over package ruleset), records leaks with their
-//     pending deletions and acknowledges each envelope once that is durable;
-//   - the deleter (deleter.go) works through the durable deletion queue with
-//     chat.delete;
-//   - the notifier (notifier.go) sends the queued notices, alerts and webhook
-//     events, whose text is built by the pure functions of notices.go;
-//   - the rule reloader (rules.go) swaps in a new snapshot when the rules
-//     change; the metrics server (metrics.go) serves /metrics and health.
-//
-// What a Slack Web API error means is decided in one place (slackerr.go),
-// and the tokens are checked before anything starts (auth.go).
+//   - bot/socket reads the Socket Mode connections and routes each envelope:
+//     message events to the scanning queue, what a person waits on to the
+//     people pool;
+//   - bot/scan decides each message (bot/message decodes it and applies the
+//     scope) with the current rule snapshot, records a leak with its pending
+//     deletion and notices, and acknowledges the envelope once that is
+//     durable; the runaway-rule breaker and the rule reloader live there;
+//   - bot/deleter works through the durable deletion queue with chat.delete;
+//   - bot/notify renders the notices and its Notifier sends them;
+//   - bot/interact answers buttons, the report modal, /securechat and the
+//     Home tab through package service (people.go hands them over);
+//   - the catch-up (catchup.go) reads what was posted while no daemon was
+//     connected through bot/history, on the leader (cluster.go);
+//   - bot/metrics serves /metrics and the health probes; bot/slackapi says
+//     what a Web API error means and checks the tokens before anything starts.
 package bot
 
 import (
