@@ -455,3 +455,21 @@ func TestInteractionsAreNotBehindScanning(t *testing.T) {
 	}
 	h.wait("every message handled once the lock went", acked(envs...))
 }
+
+// TestNoticeFallsBackToADMWithButtons: where the bot is not a member of the
+// conversation, Slack refuses its ephemeral notice (not_in_channel); the
+// author gets the same notice, buttons included, as a direct message.
+func TestNoticeFallsBackToADMWithButtons(t *testing.T) {
+	h := newHarness(t, setup{fake: fakeslack.Options{BotToken: botToken},
+		opts: bot.Options{Admins: []string{admin1}, Notify: bot.Notify{Author: "ephemeral", BotToken: botToken}}})
+	h.slack.Script("chat.postEphemeral", fakeslack.Response{Error: "not_in_channel"})
+	ts, _ := h.post(fakeslack.Message{User: author, Text: "my card " + card})
+	h.wait("the notice as a DM", func(st *fakeslack.State) bool {
+		for _, p := range st.Posts() {
+			if p.Method == "chat.postMessage" && strings.HasPrefix(p.Channel, "D") && p.Token == botToken {
+				return buttons(t, p.Blocks)[interact.ActionNotSecret] == interact.MessageRef("C0GENERAL01", ts)
+			}
+		}
+		return false
+	})
+}
