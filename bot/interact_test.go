@@ -3,14 +3,18 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/securechat/securechat/bot"
 	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/internal/fakeslack"
+	"github.com/securechat/securechat/internal/pgtest"
+	"github.com/securechat/securechat/internal/syncbuf"
 	"github.com/securechat/securechat/store"
 )
 
@@ -472,4 +476,72 @@ func TestNoticeFallsBackToADMWithButtons(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestTwoAdminsOnTwoReplicas: two daemons share one PostgreSQL database
+// and the app's connections; two admins press "Allow this value" and
+// "Pause rule" on the same alert at once, each click reaching another
+// replica (the fake Slack hands envelopes to the connections in turn). One value is allowed and one rule paused, each audited once,
+// and whoever came second is told who came first.
+func TestTwoAdminsOnTwoReplicas(t *testing.T) {
+	url := pgtest.Database(t)
+	ctx := context.Background()
+	fake := fakeslack.New(fakeslack.Options{BotToken: botToken, PingInterval: 200 * time.Millisecond})
+	t.Cleanup(fake.Close)
+	logs := &syncbuf.Buffer{}
+	var stores []*store.Store
+	for i := range 2 {
+		st, err := store.Open(ctx, url, store.WithInstance(fmt.Sprintf("replica-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		stores = append(stores, st)
+	}
+	if _, err := stores[0].AddRegex(ctx, maestro, "cards"); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range stores {
+		d := bot.New(st, zerolog.New(logs).With().Int("replica", i).Logger(), bot.Options{AppToken: fake.AppToken(), UserToken: fake.UserToken(),
+			APIURL: fake.APIURL(), ReloadInterval: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, Connections: 1,
+			Instance: fmt.Sprintf("replica-%d", i), AllowlistKey: []byte("allowlist-key"), Admins: []string{admin1, admin2},
+			Notify: bot.Notify{Author: "ephemeral", BotToken: botToken, AlertChannel: alerts}})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- d.Run(runCtx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+			if t.Failed() {
+				t.Logf("logs:\n%s", logs.String())
+			}
+		})
+	}
+	h := &harness{t: t, slack: fake, store: stores[0], logs: logs}
+	h.wait("both replicas connected", func(st *fakeslack.State) bool { return st.Connections() == 2 })
+	h.post(fakeslack.Message{User: author, Text: "my card " + card})
+	h.wait("the alert", func(st *fakeslack.State) bool { return findPost(st, "chat.postMessage", alerts) != nil })
+	for _, action := range []string{interact.ActionAllow, interact.ActionPause} {
+		var envs, urls [2]string
+		var wg sync.WaitGroup
+		for i, who := range []string{admin1, admin2} {
+			wg.Go(func() { envs[i], urls[i] = h.alertClick(who, action) })
+		}
+		wg.Wait()
+		h.wait("both clicks acknowledged", acked(envs[0], envs[1]))
+		h.wait("the other admin told", func(st *fakeslack.State) bool {
+			return len(responsesTo(st, urls[0]))+len(responsesTo(st, urls[1])) >= 1
+		})
+	}
+	h.wait("the alert updated twice", func(st *fakeslack.State) bool { return len(updates(st)) == 2 })
+	if av, _ := stores[1].AllowedValues(ctx); len(av) != 1 {
+		t.Errorf("allowlist = %+v; want one entry", av)
+	}
+	if r, _ := stores[1].Regex(ctx, 1); r.Action != store.ActionMonitor {
+		t.Errorf("rule = %s; want paused", r.Action)
+	}
+	log, _ := stores[1].AuditLog(ctx, "", 10)
+	if len(log) != 2 {
+		t.Errorf("audit = %+v; want one allow and one pause", log)
+	}
 }
