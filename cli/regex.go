@@ -256,6 +256,14 @@ then switch it to delete. A running daemon applies the change within a couple of
 			if asJSON {
 				return writeJSON(a.Stdout, r)
 			}
+			if !c.Done {
+				by := ""
+				if c.By != "" {
+					by = fmt.Sprintf(" (since %s, by %s)", formatTime(c.At), c.By)
+				}
+				fmt.Fprintf(a.Stderr, "Regex %d's action is %s already%s; nothing changed.\n", r.ID, r.Action, by)
+				return nil
+			}
 			note := cancelledNote(c.Cancelled)
 			if c.Held > 0 && r.Action == store.ActionDelete {
 				note += fmt.Sprintf(" %d deletion(s) of this rule stay held: review with 'securechat leaks list --regex %d --status held', then 'securechat leaks resume --rule %d'.", c.Held, r.ID, r.ID)

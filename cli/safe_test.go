@@ -402,3 +402,24 @@ func TestRegexAddTrial(t *testing.T) {
 		t.Errorf("after update --action delete: %+v, %v", after, err)
 	}
 }
+
+// TestRuleChangesAreAuditedOnce: the CLI's rule changes go through the
+// same audited, idempotent functions as Slack's buttons; a change made
+// already says so and records nothing.
+func TestRuleChangesAreAuditedOnce(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("regex", "add", "tok_[a-z0-9]{16}", "--description", "tokens", "--action", "monitor")
+	e.mustRun("regex", "update", "1", "--action", "delete")
+	r := e.mustRun("regex", "update", "1", "--action", "delete")
+	if !strings.Contains(r.stderr, "already") || !strings.Contains(r.stderr, "nothing changed") {
+		t.Errorf("a second update said %q", r.stderr)
+	}
+	log := e.mustRun("audit", "--json").stdout
+	var entries []store.AuditEntry
+	if err := json.Unmarshal([]byte(log), &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Action != "rule.resume" || entries[1].Action != "rule.add" || !strings.HasPrefix(entries[0].Actor, "os:") {
+		t.Errorf("audit = %+v; want add, then one resume, by an OS user", entries)
+	}
+}
