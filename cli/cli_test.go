@@ -602,3 +602,31 @@ func TestLeaksListShowsCachedNames(t *testing.T) {
 		t.Errorf("unknown #name: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+func TestAdminsSetting(t *testing.T) {
+	c := Defaults()
+	c.LoadEnv(func(k string) string {
+		if k == EnvAdmins {
+			return "U0ADMIN0001, W0GRIDADMIN1"
+		}
+		return ""
+	})
+	if strings.Join(c.Slack.Admins, "|") != "U0ADMIN0001|W0GRIDADMIN1" {
+		t.Fatalf("admins from %s = %q", EnvAdmins, c.Slack.Admins)
+	}
+	if err := c.Validate(false); err != nil {
+		t.Fatalf("valid admins refused: %v", err)
+	}
+	for _, bad := range []string{"bogus", "u0admin0001", "C0GENERAL01", "@alice", "U"} {
+		c := Defaults()
+		c.Slack.Admins = []string{bad}
+		if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "Copy member ID") {
+			t.Errorf("admins = [%q]: %v; want a refusal that says where to find the id", bad, err)
+		}
+	}
+	c = Defaults()
+	c.Notify.NoisyReports = -1
+	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "noisy_reports") {
+		t.Errorf("noisy_reports = -1: %v", err)
+	}
+}
