@@ -19,8 +19,9 @@ const module = "github.com/securechat/securechat/"
 var allowedImports = map[string][]string{
 	".":                 {"cli"},
 	"cli":               {"bot", "bot/history", "bot/interact", "service", "ruleset", "store", "detect"},
-	"bot":               {"bot/socket", "bot/scan", "bot/message", "bot/history", "bot/notify", "bot/deleter", "bot/interact", "bot/slackapi", "bot/metrics", "bot/internal/wait", "service", "ruleset", "store", "detect"},
+	"bot":               {"bot/catchup", "bot/socket", "bot/scan", "bot/message", "bot/history", "bot/notify", "bot/deleter", "bot/interact", "bot/slackapi", "bot/metrics", "bot/internal/wait", "service", "ruleset", "store", "detect"},
 	"bot/socket":        {"bot/slackapi", "bot/metrics"},
+	"bot/catchup":       {"bot/scan", "bot/socket", "bot/history", "bot/notify", "bot/metrics", "bot/internal/wait", "store"},
 	"bot/scan":          {"bot/message", "bot/history", "bot/notify", "bot/metrics", "bot/internal/wait", "ruleset", "store", "detect"},
 	"bot/message":       {"detect"},
 	"bot/history":       {"bot/message", "bot/notify", "bot/slackapi", "bot/metrics", "bot/internal/wait", "ruleset", "store", "detect"},

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"github.com/securechat/securechat/bot/catchup"
 	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
@@ -34,3 +35,6 @@ type Scope = message.Scope
 
 // Breaker configures the runaway-rule breaker (package bot/scan).
 type Breaker = scan.BreakerConfig
+
+// Catchup configures the catch-up after downtime (package bot/catchup).
+type Catchup = catchup.Config

@@ -12,8 +12,8 @@
 //   - bot/notify renders the notices and its Notifier sends them;
 //   - bot/interact answers buttons, the report modal, /securechat and the
 //     Home tab through package service (people.go hands them over);
-//   - the catch-up (catchup.go) reads what was posted while no daemon was
-//     connected through bot/history, on the leader (cluster.go);
+//   - bot/catchup reads what was posted while no daemon was connected
+//     through bot/history, on the leader (cluster.go);
 //   - bot/metrics serves /metrics and the health probes; bot/slackapi says
 //     what a Web API error means and checks the tokens before anything starts.
 package bot
@@ -33,10 +33,10 @@ import (
 	"github.com/slack-go/slack/socketmode"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/securechat/securechat/bot/catchup"
 	"github.com/securechat/securechat/bot/deleter"
 	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/bot/interact"
-	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/message"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
@@ -105,7 +105,7 @@ type Options struct {
 	// Breaker is the runaway-rule breaker.
 	Breaker scan.BreakerConfig
 	// Catchup reads what was posted while the daemon was not connected.
-	Catchup Catchup
+	Catchup catchup.Config
 	// Metrics collects the daemon's metrics [a new set].
 	Metrics *Metrics
 	// MetricsListener, when set, serves /metrics, /healthz and /readyz.
@@ -143,7 +143,7 @@ func Defaults() Options {
 		Mode:               ModeEnforce,
 		Notify:             Notify{Author: "ephemeral", AuthorMessage: DefaultAuthorMessage, DigestAbove: 10, NoisyReports: 3},
 		Breaker:            scan.BreakerConfig{Enabled: true, MaxDeletions: 20, MaxShare: 0.05, MinScanned: 200, Window: 10 * time.Minute},
-		Catchup:            Catchup{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: history.DefaultPace},
+		Catchup:            catchup.Config{Enabled: true, Gap: 30 * time.Second, Lookback: 24 * time.Hour, Pace: history.DefaultPace},
 	}
 }
 
@@ -354,15 +354,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ExpectConns: func() int { return o.Connections * cl.replicas() },
 		Ghosts:      d.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Minute}),
 	}
-	prog := &progress{store: d.store, marks: mk, conn: d.conn, log: d.log.With().Str("component", "catchup").Logger(), now: o.Now}
-	var cu *catchup
+	prog := &catchup.Progress{Store: d.store, Marks: mk, Conn: d.conn, Log: d.log.With().Str("component", "catchup").Logger(), Now: o.Now}
+	var cu *catchup.Catchup
 	if o.Catchup.Enabled {
 		clog := d.log.With().Str("component", "catchup").Logger()
-		cu = newCatchup(&catchup{cfg: o.Catchup, store: d.store, pipe: pipe, marks: mk, types: history.ReaderTypes(scopes), usersRead: history.HasScope(scopes, "users:read"),
-			notes: notes, log: clog, metrics: o.Metrics, now: o.Now, prev: prev, leader: cl.isLeader,
-			reader: history.NewReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
-		reader.Connected, reader.Disconnected = cu.connected, cu.disconnected
-		cl.becameLeader = func() { wait.Nudge(cu.trigger) }
+		cu = catchup.New(&catchup.Catchup{Cfg: o.Catchup, Store: d.store, Pipe: pipe, Marks: mk, Types: history.ReaderTypes(scopes), UsersRead: history.HasScope(scopes, "users:read"),
+			Notes: notes, Log: clog, Metrics: o.Metrics, Now: o.Now, Prev: prev, Leader: cl.isLeader,
+			Reader: history.NewReader(o.HTTPClient, o.APIURL, o.UserToken, o.Catchup.Pace, o.Metrics, clog, o.Now)})
+		reader.Connected, reader.Disconnected = cu.Connected, cu.Disconnected
+		cl.becameLeader = cu.Trigger
 	} else {
 		d.log.Warn().Msg("catch-up is off: messages posted while securechat is not connected are not scanned")
 	}
@@ -449,7 +449,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	components.Go(func() error { rules.Run(life, o.ReloadInterval); return nil })
 	components.Go(func() error { notifier.Run(life); return nil })
-	components.Go(func() error { prog.run(life); return nil })
+	components.Go(func() error { prog.Run(life); return nil })
 	components.Go(func() error { cl.run(life); return nil })
 	// Hints from the other processes on the database (PostgreSQL's
 	// NOTIFY): a rule changed, work was queued. Polling stays the
@@ -466,7 +466,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	})
 	if cu != nil {
-		components.Go(func() error { cu.run(life); return nil })
+		components.Go(func() error { cu.Run(life); return nil })
 	}
 	if brk != nil {
 		components.Go(func() error { brk.Run(life); return nil })
@@ -515,7 +515,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The last watermarks, and whether they are exact: every event seen was
 	// handled (the events still queued at a timeout were not).
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	prog.finish(saveCtx, err == nil && mk.IsClean())
+	prog.Finish(saveCtx, err == nil && mk.IsClean())
 	cancelSave()
 	d.conn.Set(false)
 	if err == nil {

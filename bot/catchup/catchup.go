@@ -1,4 +1,9 @@
-package bot
+// Package catchup reads what was posted while no daemon was connected: it
+// keeps the watermarks (Progress), stores a window per outage before
+// anything is read, and on the leader reads each window through
+// bot/history and hands every message to the same decision as a live
+// event (scan.Pipeline.FromHistory). It also refreshes the name cache.
+package catchup
 
 import (
 	"context"
@@ -13,16 +18,17 @@ import (
 
 	"github.com/securechat/securechat/bot/history"
 	"github.com/securechat/securechat/bot/internal/wait"
+	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/notify"
 	"github.com/securechat/securechat/bot/scan"
 	"github.com/securechat/securechat/bot/socket"
 	"github.com/securechat/securechat/store"
 )
 
-// Catchup configures catch-up after downtime: Socket Mode replays nothing
+// Config configures catch-up after downtime: Socket Mode replays nothing
 // for a time with no connection, and Slack gives up on an unacknowledged
 // event after three retries (at once, after 1 and after 5 minutes).
-type Catchup struct {
+type Config struct {
 	Enabled bool
 	// Gap: a reconnect after a longer loss of the connection reads the
 	// missed window [30s]. At start the window since the last connection
@@ -47,13 +53,13 @@ const catchupOverlap = 2 * time.Minute
 // are saved.
 const progressEvery = 2 * time.Second
 
-// progress saves the watermarks and the last connection time.
-type progress struct {
-	store progressStore
-	marks *scan.Marks
-	conn  *socket.State
-	log   zerolog.Logger
-	now   func() time.Time
+// Progress saves the watermarks and the last connection time.
+type Progress struct {
+	Store ProgressStore
+	Marks *scan.Marks
+	Conn  *socket.State
+	Log   zerolog.Logger
+	Now   func() time.Time
 	beat  time.Time // when the last connection time was last written
 }
 
@@ -64,37 +70,37 @@ const heartbeatEvery = 30 * time.Second
 
 // tick writes the watermarks that moved, and the last connection time; when
 // none moved, only every heartbeatEvery.
-func (p *progress) tick(ctx context.Context) {
-	if now := p.now(); p.marks.Moved() || p.beat.IsZero() || now.Sub(p.beat) >= heartbeatEvery {
+func (p *Progress) tick(ctx context.Context) {
+	if now := p.Now(); p.Marks.Moved() || p.beat.IsZero() || now.Sub(p.beat) >= heartbeatEvery {
 		p.write(ctx, false)
 	}
 }
 
-// finish is the last save of a run; clean (every event seen was handled)
+// Finish is the last save of a run; clean (every event seen was handled)
 // marks the watermarks exact.
-func (p *progress) finish(ctx context.Context, clean bool) { p.write(ctx, clean) }
+func (p *Progress) Finish(ctx context.Context, clean bool) { p.write(ctx, clean) }
 
 // write saves the watermarks that moved and the last connection time. It
 // runs on one goroutine at a time (the ticker's, then finish). While a
 // catch-up window is not stored yet it saves nothing: the next start then
 // reads from the bounds saved before the outage.
-func (p *progress) write(ctx context.Context, clean bool) {
-	defer p.marks.Saving()()
-	if p.marks.Held() {
-		p.log.Debug().Msg("progress not saved: a catch-up window is not stored yet")
+func (p *Progress) write(ctx context.Context, clean bool) {
+	defer p.Marks.Saving()()
+	if p.Marks.Held() {
+		p.Log.Debug().Msg("progress not saved: a catch-up window is not stored yet")
 		return
 	}
-	now := p.now()
-	ms := p.marks.Take()
-	if err := p.store.SaveProgress(ctx, ms, p.conn.LastUp(now), clean); err != nil {
-		p.marks.GiveBack(ms)
-		p.log.Warn().Err(err).Msg("could not save the catch-up watermarks; retrying (a restart may read more history than needed)")
+	now := p.Now()
+	ms := p.Marks.Take()
+	if err := p.Store.SaveProgress(ctx, ms, p.Conn.LastUp(now), clean); err != nil {
+		p.Marks.GiveBack(ms)
+		p.Log.Warn().Err(err).Msg("could not save the catch-up watermarks; retrying (a restart may read more history than needed)")
 		return
 	}
 	p.beat = now
 }
 
-func (p *progress) run(ctx context.Context) {
+func (p *Progress) Run(ctx context.Context) {
 	t := time.NewTicker(progressEvery)
 	defer t.Stop()
 	for {
@@ -107,25 +113,25 @@ func (p *progress) run(ctx context.Context) {
 	}
 }
 
-// catchup reads what was posted while the daemon had no connection and
+// Catchup reads what was posted while the daemon had no connection and
 // feeds it through the pipeline.
-type catchup struct {
-	cfg Catchup
-	// leader, when set, says whether this daemon reads the stored windows
-	// and refreshes names: of replicas, only the leader does (any replica
+type Catchup struct {
+	Cfg Config
+	// Leader, when set, says whether this daemon reads the stored windows
+	// and refreshes names: of replicas, only the Leader does (any replica
 	// stores the windows it notices).
-	leader    func() bool
-	reader    *history.Reader
-	store     catchupStore
-	pipe      *scan.Pipeline
-	marks     *scan.Marks
-	types     []string // conversation types the token may list
-	usersRead bool     // the token has users:read
-	notes     notify.Notices
-	log       zerolog.Logger
-	metrics   *Metrics
-	now       func() time.Time
-	prev      store.Presence // what the last run left
+	Leader    func() bool
+	Reader    *history.Reader
+	Store     Store
+	Pipe      *scan.Pipeline
+	Marks     *scan.Marks
+	Types     []string // conversation types the token may list
+	UsersRead bool     // the token has users:read
+	Notes     notify.Notices
+	Log       zerolog.Logger
+	Metrics   *metrics.Metrics
+	Now       func() time.Time
+	Prev      store.Presence // what the last run left
 	trigger   chan struct{}  // a catch-up is to run
 	mu        sync.Mutex
 	// fresh holds the windows not stored yet, oldest first; the progress
@@ -146,26 +152,26 @@ type window struct {
 	marks map[string]string // the watermarks when the connection came back
 }
 
-func newCatchup(c *catchup) *catchup {
+func New(c *Catchup) *Catchup {
 	c.trigger = make(chan struct{}, 1)
 	c.first = true
 	return c
 }
 
-// disconnected is called when the connection is lost.
-func (c *catchup) disconnected() {
+// Disconnected is called when the connection is lost.
+func (c *Catchup) Disconnected() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.wasUp && c.downFrom.IsZero() {
-		c.downFrom = c.now()
+		c.downFrom = c.Now()
 	}
 	c.wasUp = false
 }
 
-// connected is called when a connection is up: the first one of a run
+// Connected is called when a connection is up: the first one of a run
 // catches up since the last run's last connection, a later one after a gap
 // longer than cfg.Gap.
-func (c *catchup) connected() {
+func (c *Catchup) Connected() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.wasUp = true
@@ -173,13 +179,13 @@ func (c *catchup) connected() {
 	switch {
 	case c.first:
 		c.first = false
-		if c.prev.LastConnected.IsZero() {
-			c.log.Info().Msg("catch-up: no earlier run on this database; history before now is not read (use 'securechat scan' for it)")
+		if c.Prev.LastConnected.IsZero() {
+			c.Log.Info().Msg("catch-up: no earlier run on this database; history before now is not read (use 'securechat scan' for it)")
 			wait.Nudge(c.trigger) // windows an earlier run left open are still read
 			return
 		}
-		w = window{since: c.prev.LastConnected, exact: c.prev.Clean, why: "start"}
-	case !c.downFrom.IsZero() && c.now().Sub(c.downFrom) > c.cfg.Gap:
+		w = window{since: c.Prev.LastConnected, exact: c.Prev.Clean, why: "start"}
+	case !c.downFrom.IsZero() && c.Now().Sub(c.downFrom) > c.Cfg.Gap:
 		w = window{since: c.downFrom, why: "reconnect"}
 	default:
 		c.downFrom = time.Time{}
@@ -188,15 +194,15 @@ func (c *catchup) connected() {
 	c.downFrom = time.Time{}
 	// The reader calls connected before it takes any event of the new
 	// connection, so no live event of it has moved the watermarks yet.
-	w.marks = c.marks.Snapshot()
+	w.marks = c.Marks.Snapshot()
 	// Nothing is saved until the window is stored: a live event of the new
 	// connection must not move the bounds before the window holds them.
-	c.marks.Hold()
+	c.Marks.Hold()
 	c.fresh = append(c.fresh, w)
 	wait.Nudge(c.trigger)
 }
 
-func (c *catchup) run(ctx context.Context) {
+func (c *Catchup) Run(ctx context.Context) {
 	names := time.NewTicker(10 * time.Minute)
 	defer names.Stop()
 	// Windows another replica stored are read by the leader: it looks for
@@ -211,21 +217,21 @@ func (c *catchup) run(ctx context.Context) {
 		case <-names.C:
 			c.refreshNames(ctx)
 		case <-look.C:
-			if c.leader != nil && c.leader() {
-				if ws, err := c.store.CatchupWindows(ctx); err == nil && len(ws) > 0 {
+			if c.Leader != nil && c.Leader() {
+				if ws, err := c.Store.CatchupWindows(ctx); err == nil && len(ws) > 0 {
 					wait.Nudge(c.trigger)
 				}
 			}
 		case <-c.trigger:
 			err := c.once(ctx)
 			if err == nil {
-				c.metrics.Catchups.WithLabelValues("done").Inc()
+				c.Metrics.Catchups.WithLabelValues("done").Inc()
 			}
 			if err != nil && ctx.Err() == nil {
-				c.metrics.Catchups.WithLabelValues("failed").Inc()
-				c.log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute (what it did not read stays in the database)")
+				c.Metrics.Catchups.WithLabelValues("failed").Inc()
+				c.Log.Error().Err(err).Msg("catch-up failed; it is tried again in a minute (what it did not read stays in the database)")
 				go func() {
-					if wait.Sleep(ctx, c.cfg.retry()) != nil {
+					if wait.Sleep(ctx, c.Cfg.retry()) != nil {
 						return
 					}
 					wait.Nudge(c.trigger)
@@ -240,7 +246,7 @@ func (c *catchup) run(ctx context.Context) {
 const windowLook = 15 * time.Second
 
 // retry is how long a failed catch-up waits before it is tried again.
-func (c Catchup) retry() time.Duration {
+func (c Config) retry() time.Duration {
 	if c.Retry > 0 {
 		return c.Retry
 	}
@@ -276,7 +282,7 @@ func oldestFor(wm string, since time.Time, exact bool, floor string) string {
 // the lower bound of every conversation its watermarks know, and ends the
 // hold on the progress saving for each one stored. With keep false (no
 // conversation can be listed) they are dropped instead.
-func (c *catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool) error {
+func (c *Catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool) error {
 	keep := keepAll
 	for {
 		c.mu.Lock()
@@ -286,32 +292,32 @@ func (c *catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool)
 		}
 		w := c.fresh[0]
 		c.mu.Unlock()
-		if keep && w.why == "reconnect" && c.leader != nil {
+		if keep && w.why == "reconnect" && c.Leader != nil {
 			// Replicas: while this daemon was not connected, another may
 			// have been, and Slack gave it the events. Only what nobody
 			// was connected for is missing.
-			if p, err := c.store.OthersPresence(ctx); err == nil && p.LastConnected.After(w.since) {
+			if p, err := c.Store.OthersPresence(ctx); err == nil && p.LastConnected.After(w.since) {
 				w.since = p.LastConnected
-				if start.Sub(w.since) <= c.cfg.Gap {
+				if start.Sub(w.since) <= c.Cfg.Gap {
 					keep = false // covered: nothing to read
-					c.log.Info().Msg("catch-up not needed: another replica was connected meanwhile")
+					c.Log.Info().Msg("catch-up not needed: another replica was connected meanwhile")
 				}
 			}
 		}
 		if keep {
-			floor := history.TSOf(start.Add(-c.cfg.Lookback))
+			floor := history.TSOf(start.Add(-c.Cfg.Lookback))
 			cw := store.CatchupWindow{Since: w.since, Exact: w.exact, FloorTS: floor, Why: w.why, Progress: map[string]store.CatchupProgress{}}
 			for ch, wm := range w.marks {
 				cw.Progress[ch] = store.CatchupProgress{Oldest: oldestFor(wm, w.since, w.exact, floor)}
 			}
-			if _, err := c.store.OpenCatchupWindow(ctx, cw); err != nil {
+			if _, err := c.Store.OpenCatchupWindow(ctx, cw); err != nil {
 				return err // kept, with its hold: stored at the next try
 			}
 		}
 		c.mu.Lock()
 		c.fresh = c.fresh[1:]
 		c.mu.Unlock()
-		c.marks.Release()
+		c.Marks.Release()
 		keep = keepAll
 	}
 }
@@ -321,10 +327,10 @@ func (c *catchup) storeFresh(ctx context.Context, start time.Time, keepAll bool)
 // newest page first from where it was left, and each page's progress is
 // stored once the page is handled; a window is removed when every
 // conversation in it is done.
-func (c *catchup) once(ctx context.Context) error {
-	start := c.now()
-	if len(c.types) == 0 {
-		c.log.Warn().Msg("catch-up skipped: the user token has none of channels:read, groups:read, im:read, mpim:read")
+func (c *Catchup) once(ctx context.Context) error {
+	start := c.Now()
+	if len(c.Types) == 0 {
+		c.Log.Warn().Msg("catch-up skipped: the user token has none of channels:read, groups:read, im:read, mpim:read")
 		return c.storeFresh(ctx, start, false)
 	}
 	if err := c.storeFresh(ctx, start, true); err != nil {
@@ -333,14 +339,14 @@ func (c *catchup) once(ctx context.Context) error {
 	if !c.leads() {
 		return nil // stored: the leader reads it
 	}
-	windows, err := c.store.CatchupWindows(ctx)
+	windows, err := c.Store.CatchupWindows(ctx)
 	if err != nil {
 		return err
 	}
 	if len(windows) == 0 {
 		return nil
 	}
-	convs, err := c.reader.Conversations(ctx, c.types)
+	convs, err := c.Reader.Conversations(ctx, c.Types)
 	if err != nil {
 		return err
 	}
@@ -350,8 +356,8 @@ func (c *catchup) once(ctx context.Context) error {
 			names[conv.ID] = conv.Name
 		}
 	}
-	if err := c.store.SetNames(ctx, store.NameConversation, names); err != nil {
-		c.log.Warn().Err(err).Msg("could not cache conversation names")
+	if err := c.Store.SetNames(ctx, store.NameConversation, names); err != nil {
+		c.Log.Warn().Err(err).Msg("could not cache conversation names")
 	}
 	var read, failed int
 	var firstErr error
@@ -366,7 +372,7 @@ func (c *catchup) once(ctx context.Context) error {
 			break
 		}
 	}
-	c.log.Info().Int("messages", read).Int("failed_conversations", failed).Dur("took", c.now().Sub(start).Round(time.Millisecond)).
+	c.Log.Info().Int("messages", read).Int("failed_conversations", failed).Dur("took", c.Now().Sub(start).Round(time.Millisecond)).
 		Msg("catch-up done")
 	c.refreshNames(ctx)
 	if firstErr != nil {
@@ -378,15 +384,15 @@ func (c *catchup) once(ctx context.Context) error {
 // readWindow reads one stored window and removes it when every
 // conversation in it is done. It returns the messages read and the
 // conversations that failed, with the first error.
-func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs []history.Conversation) (read, failed int, firstErr error) {
-	c.log.Info().Str("why", cw.Why).Time("since", cw.Since).Dur("offline", cw.CreatedAt.Sub(cw.Since).Round(time.Second)).
+func (c *Catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs []history.Conversation) (read, failed int, firstErr error) {
+	c.Log.Info().Str("why", cw.Why).Time("since", cw.Since).Dur("offline", cw.CreatedAt.Sub(cw.Since).Round(time.Second)).
 		Time("window_opened", cw.CreatedAt).Int("conversations", len(convs)).
 		Msg("catch-up: reading what was posted while securechat was not connected")
 	for _, conv := range convs {
 		if ctx.Err() != nil {
 			return read, failed + 1, ctx.Err()
 		}
-		if !c.pipe.Scope.Conversation(conv.ID, conv.Type) {
+		if !c.Pipe.Scope.Conversation(conv.ID, conv.Type) {
 			continue
 		}
 		p, ok := cw.Progress[conv.ID]
@@ -398,12 +404,12 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 		}
 		newest := ""
 		n := 0
-		err := c.reader.Window(ctx, conv, history.Span{Oldest: p.Oldest, Latest: p.Latest,
+		err := c.Reader.Window(ctx, conv, history.Span{Oldest: p.Oldest, Latest: p.Latest,
 			PageDone: func(oldest string) error {
 				// Everything newer than oldest is handled: a restart goes
 				// on from here, down to the same lower bound.
 				p.Latest = oldest
-				return c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
+				return c.Store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
 			}},
 			func(m history.Message) error {
 				n++
@@ -411,38 +417,38 @@ func (c *catchup) readWindow(ctx context.Context, cw store.CatchupWindow, convs 
 				if history.TSAfter(m.TS, newest) {
 					newest = m.TS
 				}
-				return c.pipe.FromHistory(ctx, &m.Event, "catch-up")
+				return c.Pipe.FromHistory(ctx, &m.Event, "catch-up")
 			})
 		var ae *history.APIError
 		if errors.As(err, &ae) && slices.Contains(unreadableCodes, ae.Code) {
 			// It will not be readable at the next try either (left, gone,
 			// a scope removed): its part of the window is given up, rather
 			// than keeping the window, and retrying it, for ever.
-			c.log.Warn().Str("channel", conv.ID).Str("error", ae.Code).
+			c.Log.Warn().Str("channel", conv.ID).Str("error", ae.Code).
 				Msg("catch-up: a conversation cannot be read; what was posted in it while securechat was not connected is not scanned (use 'securechat scan' once it is readable)")
 			err = nil
 		}
 		if err == nil {
 			p.Done = true
-			err = c.store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
+			err = c.Store.SaveCatchupProgress(ctx, cw.ID, conv.ID, p)
 		}
 		read += n
-		c.metrics.CaughtUp.Add(float64(n))
+		c.Metrics.CaughtUp.Add(float64(n))
 		if err != nil {
 			failed++
 			if firstErr == nil {
 				firstErr = err
 			}
-			c.log.Warn().Err(err).Str("channel", conv.ID).Msg("catch-up: could not read a conversation; the rest of its window is read at the next try, or at the next start")
+			c.Log.Warn().Err(err).Str("channel", conv.ID).Msg("catch-up: could not read a conversation; the rest of its window is read at the next try, or at the next start")
 			continue
 		}
-		c.marks.Handled(conv.ID, newest)
+		c.Marks.Handled(conv.ID, newest)
 	}
 	if cw.Since.Before(history.TimeOfTS(cw.FloorTS)) && !cw.Alerted {
 		c.outage(ctx, cw, history.TimeOfTS(cw.FloorTS))
 	}
 	if failed == 0 {
-		if err := c.store.CloseCatchupWindow(ctx, cw.ID); err != nil {
+		if err := c.Store.CloseCatchupWindow(ctx, cw.ID); err != nil {
 			return read, failed, err
 		}
 	}
@@ -461,15 +467,15 @@ const namesMaxAge = 24 * time.Hour
 // recorded leaks that the cache lacks (conversations.info, and users.info
 // with users:read), for 'leaks list' and the alerts. Failures only leave IDs.
 // leads reports whether this daemon runs the catch-up's singleton work.
-func (c *catchup) leads() bool { return c.leader == nil || c.leader() }
+func (c *Catchup) leads() bool { return c.Leader == nil || c.Leader() }
 
-func (c *catchup) refreshNames(ctx context.Context) {
+func (c *Catchup) refreshNames(ctx context.Context) {
 	if !c.leads() {
 		return
 	}
-	convs, users, err := c.store.Unnamed(ctx, namesPerRefresh, c.now().Add(-namesMaxAge))
+	convs, users, err := c.Store.Unnamed(ctx, namesPerRefresh, c.Now().Add(-namesMaxAge))
 	if err != nil {
-		c.log.Warn().Err(err).Msg("could not look for unnamed conversations and users")
+		c.Log.Warn().Err(err).Msg("could not look for unnamed conversations and users")
 		return
 	}
 	got := map[string]string{}
@@ -480,18 +486,18 @@ func (c *catchup) refreshNames(ctx context.Context) {
 				User string `json:"user"`
 			} `json:"channel"`
 		}
-		if err := c.reader.Call(ctx, "conversations.info", url.Values{"channel": {id}}, &r); err != nil {
-			c.log.Debug().Err(err).Str("channel", id).Msg("no name for a conversation")
+		if err := c.Reader.Call(ctx, "conversations.info", url.Values{"channel": {id}}, &r); err != nil {
+			c.Log.Debug().Err(err).Str("channel", id).Msg("no name for a conversation")
 			continue
 		}
 		if r.Channel.Name != "" {
 			got[id] = r.Channel.Name
 		}
 	}
-	if err := c.store.SetNames(ctx, store.NameConversation, got); err != nil {
-		c.log.Warn().Err(err).Msg("could not cache conversation names")
+	if err := c.Store.SetNames(ctx, store.NameConversation, got); err != nil {
+		c.Log.Warn().Err(err).Msg("could not cache conversation names")
 	}
-	if !c.usersRead {
+	if !c.UsersRead {
 		return
 	}
 	got = map[string]string{}
@@ -504,8 +510,8 @@ func (c *catchup) refreshNames(ctx context.Context) {
 				} `json:"profile"`
 			} `json:"user"`
 		}
-		if err := c.reader.Call(ctx, "users.info", url.Values{"user": {id}}, &r); err != nil {
-			c.log.Debug().Err(err).Str("user", id).Msg("no name for a user")
+		if err := c.Reader.Call(ctx, "users.info", url.Values{"user": {id}}, &r); err != nil {
+			c.Log.Debug().Err(err).Str("user", id).Msg("no name for a user")
 			continue
 		}
 		name := r.User.Profile.DisplayName
@@ -516,25 +522,53 @@ func (c *catchup) refreshNames(ctx context.Context) {
 			got[id] = name
 		}
 	}
-	if err := c.store.SetNames(ctx, store.NameUser, got); err != nil {
-		c.log.Warn().Err(err).Msg("could not cache user names")
+	if err := c.Store.SetNames(ctx, store.NameUser, got); err != nil {
+		c.Log.Warn().Err(err).Msg("could not cache user names")
 	}
 }
 
 // outage alerts, once per outage (across restarts), that the catch-up did
 // not cover the whole time offline.
-func (c *catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time.Time) {
+func (c *Catchup) outage(ctx context.Context, cw store.CatchupWindow, floor time.Time) {
 	since, now := cw.Since, cw.CreatedAt
 	cmd := fmt.Sprintf("securechat scan --since %s --until %s", since.UTC().Format(time.RFC3339), floor.UTC().Format(time.RFC3339))
-	queued, err := c.store.AlertCatchupWindow(ctx, cw.ID, c.notes.Outage(since, now, now.Sub(floor), cmd)...)
+	queued, err := c.Store.AlertCatchupWindow(ctx, cw.ID, c.Notes.Outage(since, now, now.Sub(floor), cmd)...)
 	if err != nil {
-		c.log.Error().Err(err).Msg("could not queue the outage alert")
+		c.Log.Error().Err(err).Msg("could not queue the outage alert")
 		return
 	}
 	if !queued {
 		return
 	}
-	c.log.Error().Time("offline_since", since).Dur("lookback", now.Sub(floor)).Str("scan", cmd).
+	c.Log.Error().Time("offline_since", since).Dur("lookback", now.Sub(floor)).Str("scan", cmd).
 		Msg("securechat was offline for longer than the catch-up looks back: messages posted before the look-back were not scanned")
-	c.pipe.WakeNotifier()
+	c.Pipe.WakeNotifier()
 }
+
+// ProgressStore is where the watermarks and this daemon's connection time
+// are saved.
+type ProgressStore interface {
+	SaveProgress(ctx context.Context, marks map[string]string, connected time.Time, clean bool) error
+}
+
+// Store is the catch-up's view: durable windows, the other
+// replicas' presence, the name cache.
+type Store interface {
+	ProgressStore
+	OpenCatchupWindow(ctx context.Context, w store.CatchupWindow) (int64, error)
+	CatchupWindows(ctx context.Context) ([]store.CatchupWindow, error)
+	SaveCatchupProgress(ctx context.Context, windowID int64, channel string, p store.CatchupProgress) error
+	CloseCatchupWindow(ctx context.Context, id int64) error
+	AlertCatchupWindow(ctx context.Context, id int64, notes ...store.OutboxItem) (bool, error)
+	OthersPresence(ctx context.Context) (store.Presence, error)
+	SetNames(ctx context.Context, kind string, names map[string]string) error
+	Unnamed(ctx context.Context, limit int, staleBefore time.Time) (conversations, users []string, err error)
+}
+
+var (
+	_ Store = (*store.Store)(nil)
+)
+
+// Trigger asks for a catch-up now (a daemon that became the leader reads
+// the stored windows at once).
+func (c *Catchup) Trigger() { wait.Nudge(c.trigger) }

@@ -1,4 +1,4 @@
-package bot
+package catchup
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func TestProgressWritesOnlyWhatMoved(t *testing.T) {
 	conn := socket.NewState(gauge{})
 	conn.Set(true)
 	mk := scan.NewMarks(nil)
-	p := &progress{store: st, marks: mk, conn: conn, log: zerolog.Nop(), now: func() time.Time { return now }}
+	p := &Progress{Store: st, Marks: mk, Conn: conn, Log: zerolog.Nop(), Now: func() time.Time { return now }}
 	last := func() time.Time {
 		t.Helper()
 		pr, err := st.Presence(ctx)
@@ -61,7 +61,7 @@ func TestProgressWritesOnlyWhatMoved(t *testing.T) {
 		t.Errorf("the heartbeat was not written after %s", heartbeatEvery)
 	}
 	now = now.Add(time.Second)
-	p.finish(ctx, true)
+	p.Finish(ctx, true)
 	if pr, _ := st.Presence(ctx); !pr.Clean || !pr.LastConnected.Equal(now) {
 		t.Errorf("finish wrote %+v", pr)
 	}
