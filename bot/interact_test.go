@@ -280,7 +280,8 @@ func TestAdminButtons(t *testing.T) {
 	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "no longer exists") {
 		t.Errorf("pause of a removed rule answered %v", r)
 	}
-	if log, _ := h.store.AuditLog(ctx, "", 10); len(log) != 1 {
+	// The allow and the removal; the refused clicks recorded nothing.
+	if log, _ := h.store.AuditLog(ctx, "", 10); len(log) != 2 || log[0].Action != "rule.remove" {
 		t.Errorf("audit after refused clicks = %+v", log)
 	}
 }

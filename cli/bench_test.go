@@ -107,7 +107,7 @@ func gitleaksSnapshot(tb testing.TB) *ruleset.Snapshot {
 		tb.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := runImport(ctx, st, items, notes, io.Discard, false, "bench"); err != nil {
+	if _, err := runImport(ctx, st, items, notes, io.Discard, false, "os:bench"); err != nil {
 		tb.Fatal(err)
 	}
 	snap, err := ruleset.Load(ctx, st, nil)

@@ -314,7 +314,7 @@ func readGitleaks(body []byte, name string) ([]importItem, []string, error) {
 // that can be imported and reports each one. Items whose pattern is stored
 // already count as present, so importing the same file again changes
 // nothing.
-func runImport(ctx context.Context, s *store.Store, items []importItem, notes []string, w io.Writer, dryRun bool, username string) (importResult, error) {
+func runImport(ctx context.Context, s *store.Store, items []importItem, notes []string, w io.Writer, dryRun bool, actor string) (importResult, error) {
 	var res importResult
 	for _, n := range notes {
 		fmt.Fprintf(w, "note      %s\n", n)
@@ -373,7 +373,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 					fmt.Fprintf(w, "present   %s: regex %d is disabled already\n", it.name, stored.ID)
 					continue
 				}
-				n, err := s.SetRegexEnabled(ctx, stored.ID, false, username)
+				n, err := s.SetRegexEnabled(ctx, stored.ID, false, actor)
 				if err != nil {
 					return res, err
 				}
@@ -400,7 +400,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 				fmt.Fprintf(w, "would update %s → regex %d: its regex changed\n", it.name, stored.ID)
 				continue
 			}
-			n, err := s.RedefineRule(ctx, stored.ID, it.rule, username)
+			n, err := s.RedefineRule(ctx, stored.ID, it.rule, actor)
 			if err != nil {
 				return res, err
 			}
@@ -413,7 +413,7 @@ func runImport(ctx context.Context, s *store.Store, items []importItem, notes []
 			fmt.Fprintf(w, "would import %s (%s)\n", it.name, it.rule.Action)
 			continue
 		}
-		r, err := s.AddRule(ctx, it.rule)
+		r, err := s.AddRuleAs(ctx, it.rule, actor)
 		var dup *store.DuplicateError
 		switch {
 		case errors.As(err, &dup):

@@ -395,7 +395,7 @@ importing the same file again changes nothing. Exit status 2 if any rule was ski
 				}
 				defer s.Close()
 			}
-			res, err := runImport(cmd.Context(), s, items, notes, a.Stdout, dryRun, a.username())
+			res, err := runImport(cmd.Context(), s, items, notes, a.Stdout, dryRun, a.actor().String())
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,8 @@
 // message deleted, cancelling and resuming deletions, editing rules, and
 // the read models (rules with their noise, status). The rules for
 // deleting, cancelling and auditing are written here once: every change
-// names its Actor and is recorded in the audit log, and an action whose
+// names its Actor and is recorded in the audit log, in the transaction that
+// makes it (package store), and an action whose
 // change was made already (the same click twice, two admins at once)
 // changes nothing and says who made it.
 package service
@@ -14,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/securechat/securechat/store"
@@ -69,9 +69,6 @@ func (s *Service) IsAdmin(a Actor) bool {
 	return a.Via == "os" || a.Via == "slack" && slices.Contains(s.admins, a.ID)
 }
 
-// HasAdmins reports whether anyone may act from Slack.
-func (s *Service) HasAdmins() bool { return len(s.admins) > 0 }
-
 func (s *Service) authorize(a Actor) error {
 	if !s.IsAdmin(a) {
 		return ErrNotAdmin
@@ -120,11 +117,7 @@ func (s *Service) CancelDeletions(ctx context.Context, a Actor, sel store.Select
 	if err := s.authorize(a); err != nil {
 		return 0, err
 	}
-	n, err := s.store.CancelDeletions(ctx, sel, a.String(), why)
-	if err != nil || n == 0 {
-		return n, err
-	}
-	return n, s.audit(ctx, a, "deletions.cancel", selTarget(sel), fmt.Sprintf("%d cancelled: %s", n, why))
+	return s.store.CancelDeletions(ctx, sel, a.String(), why)
 }
 
 // ResumeDeletions resumes the selected held deletions still justified.
@@ -132,11 +125,7 @@ func (s *Service) ResumeDeletions(ctx context.Context, a Actor, sel store.Select
 	if err := s.authorize(a); err != nil {
 		return 0, err
 	}
-	n, err := s.store.ResumeDeletions(ctx, sel)
-	if err != nil || n == 0 {
-		return n, err
-	}
-	return n, s.audit(ctx, a, "deletions.resume", selTarget(sel), fmt.Sprintf("%d resumed", n))
+	return s.store.ResumeDeletions(ctx, sel, a.String())
 }
 
 // AddRule stores a new rule (already validated and weighed by the caller).
@@ -144,11 +133,7 @@ func (s *Service) AddRule(ctx context.Context, a Actor, r store.Regex) (store.Re
 	if err := s.authorize(a); err != nil {
 		return store.Regex{}, err
 	}
-	got, err := s.store.AddRule(ctx, r)
-	if err != nil {
-		return got, err
-	}
-	return got, s.audit(ctx, a, "rule.add", store.RegexTarget(got.ID), fmt.Sprintf("action %s", got.Action))
+	return s.store.AddRuleAs(ctx, r, a.String())
 }
 
 // UpdateRule changes a rule's action (through PauseRule and ResumeRule, so
@@ -178,16 +163,6 @@ func (s *Service) UpdateRule(ctx context.Context, a Actor, id int64, u store.Reg
 			return store.Regex{}, c, err
 		}
 		c.Cancelled += n
-		var what []string
-		if u.Description != nil {
-			what = append(what, fmt.Sprintf("description %q", *u.Description))
-		}
-		if u.Enabled != nil {
-			what = append(what, fmt.Sprintf("enabled %t", *u.Enabled))
-		}
-		if err := s.audit(ctx, a, "rule.update", store.RegexTarget(id), strings.Join(what, ", ")); err != nil {
-			return store.Regex{}, c, err
-		}
 		c.Done = true
 	}
 	r, err := s.store.Regex(ctx, id)
@@ -200,11 +175,7 @@ func (s *Service) RemoveRule(ctx context.Context, a Actor, id int64) (int, error
 	if err := s.authorize(a); err != nil {
 		return 0, err
 	}
-	n, err := s.store.DeleteRegex(ctx, id, a.String())
-	if err != nil {
-		return n, err
-	}
-	return n, s.audit(ctx, a, "rule.remove", store.RegexTarget(id), fmt.Sprintf("%d queued deletion(s) cancelled", n))
+	return s.store.DeleteRegex(ctx, id, a.String())
 }
 
 // SetRuleEnabled enables or disables a rule.
@@ -212,34 +183,5 @@ func (s *Service) SetRuleEnabled(ctx context.Context, a Actor, id int64, on bool
 	if err := s.authorize(a); err != nil {
 		return 0, err
 	}
-	n, err := s.store.SetRegexEnabled(ctx, id, on, a.String())
-	if err != nil {
-		return n, err
-	}
-	verb := "rule.disable"
-	if on {
-		verb = "rule.enable"
-	}
-	return n, s.audit(ctx, a, verb, store.RegexTarget(id), fmt.Sprintf("%d queued deletion(s) cancelled", n))
-}
-
-func (s *Service) audit(ctx context.Context, a Actor, action, target, detail string) error {
-	if err := s.store.Audit(ctx, store.AuditEntry{Actor: a.String(), Action: action, Target: target, Detail: detail}); err != nil {
-		return fmt.Errorf("the change was made, but could not be written to the audit log: %w", err)
-	}
-	return nil
-}
-
-func selTarget(sel store.Selection) string {
-	switch {
-	case sel.RegexID != 0:
-		return store.RegexTarget(sel.RegexID)
-	case sel.All:
-		return "deletions:all"
-	}
-	var ids []string
-	for _, id := range sel.LeakIDs {
-		ids = append(ids, store.LeakTarget(id))
-	}
-	return strings.Join(ids, ",")
+	return s.store.SetRegexEnabled(ctx, id, on, a.String())
 }

@@ -106,6 +106,21 @@ type Selection struct {
 	All     bool    // every one
 }
 
+// target names the selection in the audit log.
+func (sel Selection) target() string {
+	switch {
+	case sel.RegexID != 0:
+		return RegexTarget(sel.RegexID)
+	case sel.All:
+		return "deletions:all"
+	}
+	ids := make([]string, 0, len(sel.LeakIDs))
+	for _, id := range sel.LeakIDs {
+		ids = append(ids, LeakTarget(id))
+	}
+	return strings.Join(ids, ",")
+}
+
 // where is the selection as a condition on deletions d, with its arguments.
 // For LeakIDs it returns ErrNotFound (wrapped, naming them) when a leak does
 // not exist.
@@ -148,6 +163,11 @@ func (s *Store) CancelDeletions(ctx context.Context, sel Selection, by, why stri
 		n, err = updateSelected(ctx, tx, sel,
 			`UPDATE deletions AS d SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?, updated_at = ?
 			 WHERE d.status IN ('pending', 'held')`, now, by, why, now)
+		if err != nil || n == 0 || by == "" {
+			return err
+		}
+		_, err = audit(ctx, tx, now, AuditEntry{Actor: by, Action: "deletions.cancel", Target: sel.target(),
+			Detail: fmt.Sprintf("%d cancelled: %s", n, why)}, "")
 		return err
 	})
 	if err != nil {
@@ -202,7 +222,7 @@ func (s *Store) ResumeHeld(ctx context.Context, reason string, youngerThan time.
 // names them. A deletion that no enforcing finding justifies any more is
 // not resumed. It returns how many it resumed, and ErrNotFound (wrapped)
 // for leaks that do not exist.
-func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error) {
+func (s *Store) ResumeDeletions(ctx context.Context, sel Selection, by string) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *txn) (err error) {
 		now := s.millis()
@@ -213,6 +233,11 @@ func (s *Store) ResumeDeletions(ctx context.Context, sel Selection) (int, error)
 		n, err = updateSelected(ctx, tx, sel,
 			`UPDATE deletions AS d SET status = 'pending', next_attempt_at = ?, updated_at = ?
 			 WHERE `+held+` AND `+justified, now, now)
+		if err != nil || n == 0 || by == "" {
+			return err
+		}
+		_, err = audit(ctx, tx, now, AuditEntry{Actor: by, Action: "deletions.resume", Target: sel.target(),
+			Detail: fmt.Sprintf("%d resumed", n)}, "")
 		return err
 	})
 	if err != nil {

@@ -91,10 +91,10 @@ func TestCancelHoldResume(t *testing.T) {
 	if status(t, s, young) != store.StatusPending || status(t, s, old) != store.StatusHeld || status(t, s, other) != store.StatusCancelled {
 		t.Errorf("young %s, old %s, other %s", status(t, s, young), status(t, s, old), status(t, s, other))
 	}
-	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{old}}); err != nil || n != 1 || status(t, s, old) != store.StatusPending {
+	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{old}}, ""); err != nil || n != 1 || status(t, s, old) != store.StatusPending {
 		t.Errorf("explicit resume = %d, %v; old is %s", n, err, status(t, s, old))
 	}
-	if n, _ := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{other}}); n != 0 {
+	if n, _ := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{other}}, ""); n != 0 {
 		t.Error("a cancelled deletion was resumed")
 	}
 	if _, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: []int64{999}}, "bob", "x"); !errors.Is(err, store.ErrNotFound) {
@@ -185,13 +185,13 @@ func TestResumeByRule(t *testing.T) {
 	if _, err := s.HoldPending(ctx, "breaker: regex 1"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: a.ID}); err != nil || n != 1 {
+	if n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: a.ID}, ""); err != nil || n != 1 {
 		t.Fatalf("resume --rule = %d, %v", n, err)
 	}
 	if status(t, s, la) != store.StatusPending || status(t, s, lb) != store.StatusHeld {
 		t.Errorf("a %s, b %s", status(t, s, la), status(t, s, lb))
 	}
-	if _, err := s.ResumeDeletions(ctx, store.Selection{}); err == nil {
+	if _, err := s.ResumeDeletions(ctx, store.Selection{}, ""); err == nil {
 		t.Error("an empty selection resumed something")
 	}
 }

@@ -166,7 +166,7 @@ func TestResumeByRuleLeavesMonitorModeAlone(t *testing.T) {
 	}
 	breakerHeld, _ := s.RecordLeak(ctx, store.Message{Channel: "C1", User: "U1", TS: "1.000200"}, finding(r.ID, 0, ""), true)
 	raw(t, path, `UPDATE deletions SET status = 'held', hold_reason = 'breaker: regex 1' WHERE id = ?`, breakerHeld.DeletionID)
-	n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: r.ID})
+	n, err := s.ResumeDeletions(ctx, store.Selection{RegexID: r.ID}, "")
 	if err != nil || n != 1 {
 		t.Fatalf("resume --rule = %d, %v; want 1", n, err)
 	}
@@ -176,7 +176,7 @@ func TestResumeByRuleLeavesMonitorModeAlone(t *testing.T) {
 		}
 	}
 	ls, _ := s.Leaks(ctx, store.LeakFilter{DeletionID: monitorHeld.DeletionID})
-	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{ls[0].ID}}); err != nil || n != 1 {
+	if n, err := s.ResumeDeletions(ctx, store.Selection{LeakIDs: []int64{ls[0].ID}}, ""); err != nil || n != 1 {
 		t.Errorf("resume by leak id = %d, %v; want 1", n, err)
 	}
 }

@@ -144,6 +144,12 @@ func (s *Store) AddRegex(ctx context.Context, pattern, description string) (Rege
 // imported from gitleaks (source "gitleaks:ID"), when that gitleaks id is:
 // gitleaks rules that share a regex keep their own ids.
 func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
+	return s.AddRuleAs(ctx, r, "")
+}
+
+// AddRuleAs is AddRule by an admin: actor ("os:NAME", "slack:U…") is
+// written to the audit log in the same transaction ("" writes nothing).
+func (s *Store) AddRuleAs(ctx context.Context, r Regex, actor string) (Regex, error) {
 	now := s.millis()
 	if r.Action == "" {
 		r.Action = ActionDelete
@@ -161,15 +167,22 @@ func (s *Store) AddRule(ctx context.Context, r Regex) (Regex, error) {
 		}
 	}
 	var id int64
-	err := s.db.QueryRowContext(ctx,
-		`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
+	err := s.inTx(ctx, func(tx *txn) error {
+		err := tx.QueryRowContext(ctx,
+			`INSERT INTO regexes (pattern, description, enabled, action, source, validator, secret_group, entropy,
 		                      keywords, allow_patterns, stopwords, allowlists, disabled_reason, trial_until, created_at, updated_at,
 		                      defined_after_leak)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM leaks))
 		 RETURNING id`,
-		r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
-		strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"),
-		encodeAllowlists(r.Allowlists), r.DisabledReason, trialMillis(r), now, now).Scan(&id)
+			r.Pattern, r.Description, r.Enabled, r.Action, r.Source, r.Validator, r.SecretGroup, r.Entropy,
+			strings.Join(r.Keywords, "\n"), strings.Join(r.AllowPatterns, "\n"), strings.Join(r.Stopwords, "\n"),
+			encodeAllowlists(r.Allowlists), r.DisabledReason, trialMillis(r), now, now).Scan(&id)
+		if err != nil || actor == "" {
+			return err
+		}
+		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: "rule.add", Target: RegexTarget(id), Detail: "action " + r.Action}, "")
+		return err
+	})
 	if err != nil {
 		if isUnique(err) {
 			var id int64
@@ -233,6 +246,11 @@ func (s *Store) DeleteRegex(ctx context.Context, id int64, by string) (int, erro
 			return fmt.Errorf("regex %d: %w", id, ErrNotFound)
 		}
 		cancelled, err = cancelUnjustified(ctx, tx, s.millis(), by, fmt.Sprintf("regex %d removed", id))
+		if err != nil || by == "" {
+			return err
+		}
+		_, err = audit(ctx, tx, s.millis(), AuditEntry{Actor: by, Action: "rule.remove", Target: RegexTarget(id),
+			Detail: fmt.Sprintf("%d queued deletion(s) cancelled", cancelled)}, "")
 		return err
 	})
 	if err != nil {
@@ -279,8 +297,9 @@ type RegexUpdate struct {
 // the change takes enforcement away (disabled, or action monitor), it
 // cancels in the same transaction the queued deletions that no other
 // enforcing finding still justifies, recording by, and returns how many.
-// It returns ErrNotFound when there is no such regex and ErrBadAction for an
-// unknown action.
+// A non-empty by ("os:NAME", "slack:U…") is written to the audit log in the
+// same transaction. It returns ErrNotFound when there is no such regex and
+// ErrBadAction for an unknown action.
 func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by string) (Regex, int, error) {
 	if u.Action != nil && *u.Action != ActionDelete && *u.Action != ActionMonitor {
 		return Regex{}, 0, fmt.Errorf("update regex %d: action %q: %w", id, *u.Action, ErrBadAction)
@@ -299,6 +318,22 @@ func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by str
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("regex %d: %w", id, ErrNotFound)
+		}
+		if by != "" {
+			var what []string
+			if u.Description != nil {
+				what = append(what, fmt.Sprintf("description %q", *u.Description))
+			}
+			if u.Action != nil {
+				what = append(what, "action "+*u.Action)
+			}
+			if u.Enabled != nil {
+				what = append(what, fmt.Sprintf("enabled %t", *u.Enabled))
+			}
+			if _, err := audit(ctx, tx, s.millis(), AuditEntry{Actor: by, Action: "rule.update", Target: RegexTarget(id),
+				Detail: strings.Join(what, ", ")}, ""); err != nil {
+				return err
+			}
 		}
 		var why string
 		switch {
@@ -464,10 +499,23 @@ func (s *Store) RedefineRule(ctx context.Context, id int64, r Regex, by string) 
 			return fmt.Errorf("regex %d: %w", id, ErrNotFound)
 		}
 		cancelled, err = cancelUnjustified(ctx, tx, now, by, fmt.Sprintf("regex %d redefined", id))
+		if err != nil || by == "" {
+			return err
+		}
+		_, err = audit(ctx, tx, now, AuditEntry{Actor: by, Action: "rule.redefine", Target: RegexTarget(id),
+			Detail: fmt.Sprintf("pattern %q; %d queued deletion(s) cancelled", detectShort(r.Pattern), cancelled)}, "")
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("redefine regex %d: %w", id, err)
 	}
 	return cancelled, nil
+}
+
+// detectShort bounds a pattern quoted in the audit log.
+func detectShort(p string) string {
+	if r := []rune(p); len(r) > 80 {
+		return string(r[:79]) + "…"
+	}
+	return p
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -163,3 +164,42 @@ func TestPauseEndsATrial(t *testing.T) {
 		t.Errorf("a second pause changed something: %+v", c)
 	}
 }
+
+// TestChangesAreAuditedWithThem: every admin change made with an actor
+// writes its audit entry in its own transaction (a change that fails
+// writes none); changes by securechat itself (actor "") write none.
+func TestChangesAreAuditedWithThem(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r, err := s.AddRuleAs(ctx, store.Regex{Pattern: "tok_[a-z]+", Description: "t", Enabled: true}, "os:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leak := queue(t, s, "1.1", store.Finding{RegexID: r.ID, Rule: "t", Excerpt: "tok_***", Start: 0, End: 8})
+	if _, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: []int64{leak}}, "os:alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: []int64{leak}}, "os:alice", "again"); err != nil {
+		t.Fatal(err) // nothing left to cancel: no entry
+	}
+	if _, err := s.DeleteRegex(ctx, 999, "os:alice"); err == nil {
+		t.Fatal("removed a rule that does not exist")
+	}
+	if _, _, err := s.UpdateRegex(ctx, r.ID, store.RegexUpdate{Description: ptr("tokens")}, ""); err != nil {
+		t.Fatal(err) // by securechat: no entry
+	}
+	if _, err := s.DeleteRegex(ctx, r.ID, "slack:U0ADMIN"); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := s.AuditLog(ctx, "", 10)
+	var got []string
+	for _, e := range log {
+		got = append(got, e.Actor+" "+e.Action+" "+e.Target)
+	}
+	want := []string{"slack:U0ADMIN rule.remove regex:1", "os:alice deletions.cancel leak:1", "os:alice rule.add regex:1"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("audit =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
