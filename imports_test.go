@@ -27,7 +27,7 @@ var allowedImports = map[string][]string{
 	"bot/history":       {"bot/message", "bot/notify", "bot/slackapi", "bot/metrics", "bot/internal/wait", "ruleset", "store", "detect"},
 	"bot/notify":        {"bot/interact", "bot/slackapi", "bot/metrics", "bot/internal/wait", "store", "detect"},
 	"bot/deleter":       {"bot/notify", "bot/slackapi", "bot/metrics", "bot/internal/wait", "store"},
-	"bot/interact":      {"service", "store"},
+	"bot/interact":      {"service", "store", "detect"},
 	"bot/slackapi":      {},
 	"bot/metrics":       {},
 	"bot/internal/wait": {},

@@ -53,25 +53,10 @@ func findPost(st *fakeslack.State, method, channel string) *fakeslack.PostCall {
 // buttons returns the action_id → value of a message's buttons.
 func buttons(t *testing.T, blocks string) map[string]string {
 	t.Helper()
-	var bs []struct {
-		Type     string `json:"type"`
-		Elements []struct {
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-		} `json:"elements"`
+	if !json.Valid([]byte(blocks)) {
+		t.Fatalf("blocks are not JSON: %q", blocks)
 	}
-	if err := json.Unmarshal([]byte(blocks), &bs); err != nil {
-		t.Fatalf("blocks %q: %v", blocks, err)
-	}
-	out := map[string]string{}
-	for _, b := range bs {
-		for _, e := range b.Elements {
-			if e.ActionID != "" {
-				out[e.ActionID] = e.Value
-			}
-		}
-	}
-	return out
+	return interact.ButtonValues(blocks)
 }
 
 func (h *harness) click(c fakeslack.Click) (envelopeID, responseURL string) {

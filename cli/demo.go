@@ -243,7 +243,7 @@ func (d *demo) buttons(ctx context.Context) error {
 	if notice == nil {
 		return errors.New("demo: no author notice with buttons was posted")
 	}
-	ref := buttonValue(notice.Blocks, interact.ActionNotSecret)
+	ref := interact.ButtonValues(notice.Blocks)[interact.ActionNotSecret]
 	fmt.Fprintln(d.out)
 	fmt.Fprintln(d.out, "Buttons (with the bot user): the author reports, an admin decides:")
 	fmt.Fprintf(d.out, "  %-8s presses \"Not a secret\" on the notice and writes why\n", notice.User)
@@ -289,7 +289,7 @@ func (d *demo) buttons(ctx context.Context) error {
 	fmt.Fprintf(d.out, "  admins   see: %s\n", report.Text)
 	fmt.Fprintf(d.out, "  %-8s presses \"Allow this value\" on it\n", demoAdmin)
 	if _, _, err := d.fake.SendClick(fakeslack.Click{User: demoAdmin, ActionID: interact.ActionAllow,
-		Value: buttonValue(report.Blocks, interact.ActionAllow), Channel: demoAlerts, MessageTS: report.TS, Message: &report}); err != nil {
+		Value: interact.ButtonValues(report.Blocks)[interact.ActionAllow], Channel: demoAlerts, MessageTS: report.TS, Message: &report}); err != nil {
 		return err
 	}
 	var updated fakeslack.PostCall
@@ -308,25 +308,6 @@ func (d *demo) buttons(ctx context.Context) error {
 	fmt.Fprintf(d.out, "  alert    updated: %s\n", line)
 	fmt.Fprintln(d.out, "  (the same value no longer counts as a leak; 'securechat audit' shows who did it)")
 	return nil
-}
-
-// buttonValue is the value of a message's button with this action id.
-func buttonValue(blocks, actionID string) string {
-	var bs []struct {
-		Elements []struct {
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-		} `json:"elements"`
-	}
-	_ = json.Unmarshal([]byte(blocks), &bs)
-	for _, b := range bs {
-		for _, e := range b.Elements {
-			if e.ActionID == actionID {
-				return e.Value
-			}
-		}
-	}
-	return ""
 }
 
 // demoTimeout bounds each wait of the demo.

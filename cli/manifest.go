@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/securechat/securechat/bot"
 )
@@ -39,7 +40,11 @@ conversations the admin is a member of.`,
 			if asJSON {
 				return writeJSON(a.Stdout, manifest(name))
 			}
-			_, err := fmt.Fprint(a.Stdout, manifestYAML(name))
+			y, err := manifestYAML(name)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(a.Stdout, y)
 			return err
 		},
 	}
@@ -84,50 +89,23 @@ func manifest(name string) map[string]any {
 	}
 }
 
-func manifestYAML(name string) string {
-	list := func(indent string, items []string) string {
-		var b strings.Builder
-		for _, it := range items {
-			fmt.Fprintf(&b, "%s- %s\n", indent, it)
-		}
-		return b.String()
-	}
-	return fmt.Sprintf(`# Slack app manifest for securechat (https://api.slack.com/reference/manifests).
+// manifestYAML is manifest(name) as YAML, after a comment that says what to
+// do with it: the same document as --json, written once.
+func manifestYAML(name string) (string, error) {
+	var b strings.Builder
+	b.WriteString(`# Slack app manifest for securechat (https://api.slack.com/reference/manifests).
 # After creating the app: Basic Information → App-Level Tokens → a token with
 # connections:write (SLACK_APP_TOKEN); install it as a workspace admin or owner
 # and copy the User OAuth Token (SLACK_USER_TOKEN) and the Bot User OAuth
 # Token (SLACK_BOT_TOKEN: buttons, /securechat and the Home tab).
-_metadata:
-  major_version: 1
-  minor_version: 1
-display_information:
-  name: %[1]q
-  description: Deletes messages that leak secrets (cards, keys, tokens) and records the leak.
-features:
-  app_home:
-    home_tab_enabled: true
-    messages_tab_enabled: false
-    messages_tab_read_only_enabled: true
-  bot_user:
-    display_name: %[1]q
-    always_online: true
-  slash_commands:
-    - command: /securechat
-      description: "securechat: status, rules, and admin actions"
-      usage_hint: %[2]q
-      should_escape: false
-oauth_config:
-  scopes:
-    user:
-%[3]s    bot:
-%[4]ssettings:
-  event_subscriptions:
-    user_events:
-%[5]s    bot_events:
-%[6]s  interactivity:
-    is_enabled: true
-  org_deploy_enabled: false
-  socket_mode_enabled: true
-  token_rotation_enabled: false
-`, name, slashUsage, list("      ", bot.ManifestUserScopes()), list("      ", botScopes), list("      ", userEvents), list("      ", botEvents))
+`)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(manifest(name)); err != nil {
+		return "", fmt.Errorf("write the manifest as YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return "", fmt.Errorf("write the manifest as YAML: %w", err)
+	}
+	return b.String(), nil
 }

@@ -472,7 +472,7 @@ and refine it. --noisy lists the noisiest first.`,
 							r.ID, r.TrialUntil.Format(time.RFC3339), r.ID))
 					}
 					t.row(strconv.FormatInt(r.ID, 10), truncate(r.Pattern, 60), truncate(r.Description, 40), action, truncate(source, 30), enabled,
-						strconv.Itoa(r.Leaks), strconv.Itoa(r.NotSecret), fpShare(r.RuleNoise), formatTime(r.UpdatedAt))
+						strconv.Itoa(r.Leaks), strconv.Itoa(r.NotSecret), r.ShareText(), formatTime(r.UpdatedAt))
 				}
 				if err := t.flush(); err != nil {
 					return err
@@ -687,12 +687,4 @@ of PATTERN. Exit status 0 (even when it matches), 2 when the pattern is refused.
 	cmd.Flags().StringVar(&bt.history, "history", "", "read Slack's history this far back (30d, 2w, a date) instead of TEXT")
 	bt.flags(cmd.Flags())
 	return cmd
-}
-
-// fpShare formats a rule's false-positive share: "-" before any hit.
-func fpShare(n store.RuleNoise) string {
-	if n.Leaks == 0 {
-		return "-"
-	}
-	return strconv.Itoa(int(n.Share()*100+0.5)) + "%"
 }

@@ -503,19 +503,11 @@ func (s *Store) RedefineRule(ctx context.Context, id int64, r Regex, by string) 
 			return err
 		}
 		_, err = audit(ctx, tx, now, AuditEntry{Actor: by, Action: "rule.redefine", Target: RegexTarget(id),
-			Detail: fmt.Sprintf("pattern %q; %d queued deletion(s) cancelled", detectShort(r.Pattern), cancelled)}, "")
+			Detail: fmt.Sprintf("pattern %q; %d queued deletion(s) cancelled", r.Pattern, cancelled)}, "")
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("redefine regex %d: %w", id, err)
 	}
 	return cancelled, nil
-}
-
-// detectShort bounds a pattern quoted in the audit log.
-func detectShort(p string) string {
-	if r := []rune(p); len(r) > 80 {
-		return string(r[:79]) + "…"
-	}
-	return p
 }

@@ -241,6 +241,15 @@ func (n RuleNoise) Share() float64 {
 	return float64(n.NotSecret) / float64(n.Leaks)
 }
 
+// ShareText is Share as people read it: "25%", or "-" for a rule with no
+// leak yet.
+func (n RuleNoise) ShareText() string {
+	if n.Leaks == 0 {
+		return "-"
+	}
+	return strconv.Itoa(int(n.Share()*100+0.5)) + "%"
+}
+
 // Noise returns, per rule id, its leaks and the reports about them.
 func (s *Store) Noise(ctx context.Context) (map[int64]RuleNoise, error) {
 	rows, err := s.db.QueryContext(ctx,

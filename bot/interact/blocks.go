@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/securechat/securechat/detect"
+	"github.com/slack-go/slack"
 )
 
 // Action ids of securechat's buttons, and the callback id of its modal.
@@ -107,7 +110,7 @@ func AlertBlocks(alert, channel, ts string, fs []Finding, withKeep bool) json.Ra
 		seen[f.RegexID] = true
 		label := "Allow this value"
 		if len(fs) > 1 {
-			label = "Allow " + shorten(f.Excerpt, 30)
+			label = "Allow " + detect.Shorten(f.Excerpt, 30)
 		}
 		bs = append(bs, button(label, ActionAllow, LeakRef(channel, ts, f.RegexID), ""),
 			button(fmt.Sprintf("Pause rule %d", f.RegexID), ActionPause, strconv.FormatInt(f.RegexID, 10), "danger"))
@@ -121,10 +124,33 @@ func AlertBlocks(alert, channel, ts string, fs []Finding, withKeep bool) json.Ra
 	return raw(section(alert), actions("securechat_alert", bs...))
 }
 
-func shorten(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
+// ButtonValues returns the action id → value of the buttons in Block Kit
+// JSON (a message's blocks as posted).
+func ButtonValues(blocks string) map[string]string {
+	var bs []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
 	}
-	return string(r[:n-1]) + "…"
+	out := map[string]string{}
+	if json.Unmarshal([]byte(blocks), &bs) != nil {
+		return out
+	}
+	for _, b := range bs {
+		for _, e := range b.Elements {
+			if e.ActionID != "" {
+				out[e.ActionID] = e.Value
+			}
+		}
+	}
+	return out
+}
+
+// SlackBlocks turns Block Kit JSON into slack-go's blocks (empty when the
+// JSON is not blocks).
+func SlackBlocks(js json.RawMessage) *slack.Blocks {
+	var bs slack.Blocks
+	_ = json.Unmarshal(js, &bs)
+	return &bs
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/service"
 )
 
@@ -51,7 +52,7 @@ func (h *Handler) AppHome(ctx context.Context, payload []byte) {
 	} else {
 		js = raw(section(memberHome))
 	}
-	view := slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: *blocks(js), CallbackID: "securechat_home"}
+	view := slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: *SlackBlocks(js), CallbackID: "securechat_home"}
 	if _, err := h.o.Poster.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: cb.Event.User, View: view}); err != nil {
 		log.Warn().Err(err).Msg("could not publish the Home tab")
 	}
@@ -84,7 +85,7 @@ func (h *Handler) adminHome(ctx context.Context) (json.RawMessage, error) {
 	if len(rs) == 0 {
 		bs = append(bs, section("*Rules*: none yet (`securechat regex add`)."))
 	} else {
-		bs = append(bs, section(shorten(rulesText(rs), 2900)))
+		bs = append(bs, section(detect.Shorten(rulesText(rs), 2900)))
 	}
 	bs = append(bs, map[string]any{"type": "divider"})
 	var lines []string
@@ -100,7 +101,7 @@ func (h *Handler) adminHome(ctx context.Context) (json.RawMessage, error) {
 	if len(lines) == 0 {
 		lines = []string{"none yet"}
 	}
-	bs = append(bs, section(shorten("*Last leaks* (masked):\n"+strings.Join(lines, "\n"), 2900)))
+	bs = append(bs, section(detect.Shorten("*Last leaks* (masked):\n"+strings.Join(lines, "\n"), 2900)))
 	var q []string
 	for _, l := range held {
 		q = append(q, fmt.Sprintf("• held: leak %d in <#%s> (%s)", l.ID, l.Channel, escape(l.HoldReason)))
@@ -111,7 +112,7 @@ func (h *Handler) adminHome(ctx context.Context) (json.RawMessage, error) {
 	if len(q) == 0 {
 		q = []string{"nothing waiting"}
 	}
-	bs = append(bs, section(shorten(fmt.Sprintf("*Deletions waiting* (%d held, %d pending):\n", st.Deletions["held"], st.Deletions["pending"])+strings.Join(q, "\n"), 2900)),
+	bs = append(bs, section(detect.Shorten(fmt.Sprintf("*Deletions waiting* (%d held, %d pending):\n", st.Deletions["held"], st.Deletions["pending"])+strings.Join(q, "\n"), 2900)),
 		contextBlock("", "Act on one: `securechat leaks resume ID` or `securechat leaks cancel ID`; a rule: `/securechat pause ID`."))
 	return raw(bs...), nil
 }

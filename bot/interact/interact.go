@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
@@ -217,7 +218,7 @@ func (h *Handler) notSecret(ctx context.Context, p payload, ref string, ack func
 		h.ephemeral(ctx, p.ResponseURL, msg, log)
 		return
 	}
-	md, _ := json.Marshal(reportMeta{Ref: ref, ResponseURL: p.ResponseURL, Notice: shorten(noticeText(p), 1500)})
+	md, _ := json.Marshal(reportMeta{Ref: ref, ResponseURL: p.ResponseURL, Notice: detect.Shorten(noticeText(p), 1500)})
 	view := slack.ModalViewRequest{
 		Type:            slack.VTModal,
 		CallbackID:      CallbackReport,
@@ -313,7 +314,7 @@ func (h *Handler) report(ctx context.Context, user, ref, kind, reason, responseU
 		notice = "Your message was removed by securechat because it contained what looks like a secret."
 	}
 	h.respond(ctx, responseURL, &slack.WebhookMessage{ReplaceOriginal: true, Text: notice + "\n" + thanks,
-		Blocks: blocks(raw(section(notice), contextBlock(outcomeBlock, thanks)))}, log)
+		Blocks: SlackBlocks(raw(section(notice), contextBlock(outcomeBlock, thanks)))}, log)
 }
 
 // adminAction runs an alert button for an admin and updates the alert.
@@ -450,18 +451,11 @@ func (h *Handler) updateAlert(ctx context.Context, p payload, line string, log z
 	all, _ := json.Marshal(append(append([]json.RawMessage(nil), p.Message.Blocks...), outcome))
 	text := p.Message.Text + "\n" + line
 	_, _, _, err := h.o.Poster.UpdateMessageContext(ctx, p.Container.ChannelID, p.Container.MessageTS,
-		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks(all).BlockSet...))
+		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(SlackBlocks(all).BlockSet...))
 	if err != nil {
 		log.Warn().Err(err).Msg("could not update the alert; telling the admin directly")
 		h.ephemeral(ctx, p.ResponseURL, line, log)
 	}
-}
-
-// blocks turns Block Kit JSON into slack-go's blocks.
-func blocks(js json.RawMessage) *slack.Blocks {
-	var bs slack.Blocks
-	_ = json.Unmarshal(js, &bs)
-	return &bs
 }
 
 // ephemeral answers the one who acted, visible to them only.

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/detect"
 	"github.com/securechat/securechat/service"
 	"github.com/securechat/securechat/store"
 )
@@ -200,22 +201,15 @@ func rulesText(rs []service.RuleView) string {
 		}
 		desc := r.Description
 		if desc == "" {
-			desc = shorten(r.Pattern, 40)
+			desc = detect.Shorten(r.Pattern, 40)
 		}
 		state := r.Action
 		if !r.Enabled {
 			state = "disabled"
 		}
-		fmt.Fprintf(&b, "• *%d* %s (%s): %d hits, %d reports, FP %s\n", r.ID, escape(shorten(desc, 60)), state, r.Leaks, r.NotSecret, share(r.RuleNoise))
+		fmt.Fprintf(&b, "• *%d* %s (%s): %d hits, %d reports, FP %s\n", r.ID, escape(detect.Shorten(desc, 60)), state, r.Leaks, r.NotSecret, r.ShareText())
 	}
 	return b.String()
-}
-
-func share(n store.RuleNoise) string {
-	if n.Leaks == 0 {
-		return "-"
-	}
-	return strconv.Itoa(int(n.Share()*100+0.5)) + "%"
 }
 
 func escape(s string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
 
+	"github.com/securechat/securechat/bot/interact"
 	"github.com/securechat/securechat/bot/internal/wait"
 	"github.com/securechat/securechat/bot/metrics"
 	"github.com/securechat/securechat/bot/slackapi"
@@ -433,8 +434,7 @@ func (n *Notifier) post(ctx context.Context, channel, text string, blocks json.R
 func msgOptions(text string, blocks json.RawMessage) []slack.MsgOption {
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
 	if len(blocks) > 0 {
-		var bs slack.Blocks
-		if json.Unmarshal(blocks, &bs) == nil && len(bs.BlockSet) > 0 {
+		if bs := interact.SlackBlocks(blocks); len(bs.BlockSet) > 0 {
 			opts = append(opts, slack.MsgOptionBlocks(bs.BlockSet...))
 		}
 	}

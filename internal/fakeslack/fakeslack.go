@@ -569,7 +569,7 @@ func (s *Server) chatDelete(w http.ResponseWriter, r *http.Request) {
 	case tok == "":
 		fail("not_authed")
 		return
-	case tok != s.opts.UserToken && (s.opts.BotToken == "" || tok != s.opts.BotToken):
+	case !s.known(tok):
 		fail("invalid_auth")
 		return
 	case ch == "":
@@ -617,7 +617,7 @@ func (s *Server) chatPost(method string) http.HandlerFunc {
 			return
 		}
 		tok := token(r)
-		if tok != s.opts.UserToken && (s.opts.BotToken == "" || tok != s.opts.BotToken) {
+		if !s.known(tok) {
 			writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "invalid_auth"})
 			return
 		}
@@ -669,7 +669,7 @@ func (s *Server) conversationsOpen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := token(r)
-	if tok != s.opts.UserToken && (s.opts.BotToken == "" || tok != s.opts.BotToken) {
+	if !s.known(tok) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "invalid_auth"})
 		return
 	}
@@ -1145,4 +1145,10 @@ func (s *Server) Drop() {
 		}
 		c.ws.NetConn().Close()
 	}
+}
+
+// known reports whether tok is the user token or, when there is one, the
+// bot token: what the chat.* methods accept.
+func (s *Server) known(tok string) bool {
+	return tok == s.opts.UserToken || s.opts.BotToken != "" && tok == s.opts.BotToken
 }

@@ -57,7 +57,7 @@ func (s *Server) chatUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := token(r)
-	if tok != s.opts.UserToken && (s.opts.BotToken == "" || tok != s.opts.BotToken) {
+	if !s.known(tok) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "invalid_auth"})
 		return
 	}
