@@ -393,7 +393,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Service: service.New(d.store, o.Admins, o.Now), Poster: d.poster, HTTP: o.HTTPClient, Log: pp.log, Now: o.Now,
 			ReportNotes: notes.Reported, Noise: noise, Wake: notifier.Wake, Mask: rules.Mask,
 			Health: func() interact.Health {
-				return interact.Health{Connections: d.conn.Count(), Leader: cl.isLeader(), Mode: o.Mode, RulesLoaded: rules.Current() != nil}
+				return interact.Health{Connections: d.conn.Count(), Leader: cl.isLeader(), Mode: o.Mode}
 			},
 		})
 		if len(o.Admins) == 0 {

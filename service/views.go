@@ -62,11 +62,9 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	if st.Deletions, err = s.store.DeletionCounts(ctx); err != nil {
 		return st, err
 	}
-	reports, err := s.store.Reports(ctx, 0)
-	if err != nil {
+	if st.OpenReports, err = s.store.OpenReports(ctx); err != nil {
 		return st, err
 	}
-	st.OpenReports = len(reports)
 	if st.Leader, err = s.store.LeaseHolder(ctx, "leader"); err != nil {
 		st.Leader = ""
 	}

@@ -197,16 +197,11 @@ func leaksWhere(ctx context.Context, tx *txn, cond string, args ...any) ([]Leak,
 	return out, rows.Err()
 }
 
-// Reports lists the reports about a leak's message (leakID != 0) or, with
-// leakID 0, every open one, oldest first.
+// Reports lists the reports about a leak's message, oldest first.
 func (s *Store) Reports(ctx context.Context, leakID int64) ([]Report, error) {
-	q := `SELECT id, leak_id, user_id, kind, reason, status, created_at, closed_by FROM reports WHERE status = 'open' ORDER BY id`
-	var args []any
-	if leakID != 0 {
-		q = `SELECT id, leak_id, user_id, kind, reason, status, created_at, closed_by FROM reports
-		     WHERE leak_id IN (SELECT b.id FROM leaks a JOIN leaks b ON b.channel = a.channel AND b.ts = a.ts WHERE a.id = ?) ORDER BY id`
-		args = append(args, leakID)
-	}
+	q := `SELECT id, leak_id, user_id, kind, reason, status, created_at, closed_by FROM reports
+	      WHERE leak_id IN (SELECT b.id FROM leaks a JOIN leaks b ON b.channel = a.channel AND b.ts = a.ts WHERE a.id = ?) ORDER BY id`
+	args := []any{leakID}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list reports: %w", classify(err))
@@ -223,6 +218,15 @@ func (s *Store) Reports(ctx context.Context, leakID int64) ([]Report, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// OpenReports counts the reports waiting for an admin.
+func (s *Store) OpenReports(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reports WHERE status = 'open'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count open reports: %w", classify(err))
+	}
+	return n, nil
 }
 
 // RuleNoise is what members said about one rule's leaks.
@@ -352,7 +356,6 @@ type Change struct {
 	Closed    int // reports closed with it
 	By        string
 	At        time.Time
-	Detail    string
 }
 
 // lastAudit is the newest entry of action on target, for a Change that
@@ -428,7 +431,6 @@ func (s *Store) switchRule(ctx context.Context, id int64, actor, action string) 
 		case c.Cancelled > 0:
 			detail += fmt.Sprintf("; %d queued deletion(s) cancelled", c.Cancelled)
 		}
-		c.Detail = detail
 		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: verb, Target: RegexTarget(id), Detail: detail}, "")
 		return err
 	})
@@ -487,8 +489,8 @@ func (s *Store) AllowLeak(ctx context.Context, leakID int64, note, actor string)
 		}
 		closed, _ := r.RowsAffected()
 		c.Closed = int(closed)
-		c.Detail = fmt.Sprintf("value %s of regex %d allowlisted as entry %d", a.Excerpt, a.RegexID, a.ID)
-		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: "value.allow", Target: LeakTarget(leakID), Detail: c.Detail}, "")
+		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: "value.allow", Target: LeakTarget(leakID),
+			Detail: fmt.Sprintf("value %s of regex %d allowlisted as entry %d", a.Excerpt, a.RegexID, a.ID)}, "")
 		return err
 	})
 	if err != nil {
@@ -528,8 +530,8 @@ func (s *Store) KeepDeleted(ctx context.Context, leakID int64, actor string) (Ch
 			return err
 		}
 		c.Done, c.Closed = true, int(n)
-		c.Detail = fmt.Sprintf("%d report(s) closed: the message stays deleted", n)
-		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: "report.keep", Target: LeakTarget(leakID), Detail: c.Detail}, "")
+		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: "report.keep", Target: LeakTarget(leakID),
+			Detail: fmt.Sprintf("%d report(s) closed: the message stays deleted", n)}, "")
 		return err
 	})
 	if err != nil {

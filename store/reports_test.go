@@ -66,10 +66,16 @@ func TestReportsOncePerLeakAndPerson(t *testing.T) {
 	if oc[store.KindAlert][store.OutboxPending] != 2 {
 		t.Errorf("alerts queued = %v; want the report's and the noisy flag's", oc)
 	}
+	if n, err := s.OpenReports(ctx); err != nil || n != 2 {
+		t.Errorf("open reports = %d, %v; want 2", n, err)
+	}
 	// Keep deleted closes both reports of the message, once.
 	c, err := s.KeepDeleted(ctx, ls[0].ID, "slack:UADMIN")
 	if err != nil || !c.Done || c.Closed != 2 {
 		t.Fatalf("keep = %+v, %v", c, err)
+	}
+	if n, _ := s.OpenReports(ctx); n != 0 {
+		t.Errorf("open reports after keep = %d", n)
 	}
 	c, err = s.KeepDeleted(ctx, ls[0].ID, "slack:UOTHER")
 	if err != nil || c.Done || c.By != "slack:UADMIN" {

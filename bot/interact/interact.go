@@ -43,7 +43,6 @@ type Health struct {
 	Connections int  // Socket Mode connections up in this daemon
 	Leader      bool // this daemon runs the singleton jobs
 	Mode        string
-	RulesLoaded bool
 }
 
 // Options are a Handler's dependencies.

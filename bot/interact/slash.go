@@ -163,8 +163,11 @@ func statusText(hl Health, st service.Status, now time.Time) string {
 		mode = "enforce"
 	}
 	fmt.Fprintf(&b, "*securechat* is running in *%s* mode: %d Socket Mode connection(s) up here, %d daemon(s) alive", mode, hl.Connections, max(len(st.Daemons), 1))
-	if hl.Leader {
+	switch {
+	case hl.Leader:
 		b.WriteString(" (this one leads)")
+	case st.Leader != "":
+		fmt.Fprintf(&b, " (%s leads)", st.Leader)
 	}
 	fmt.Fprintf(&b, ".\nRules: %d enabled, %d deleting. ", st.Rules, st.Deleting)
 	if st.LastLeak.IsZero() {
