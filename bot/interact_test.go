@@ -321,6 +321,7 @@ func TestSlashCommands(t *testing.T) {
 		{admin1, "pause 1", "Regex 1 paused"},
 		{admin2, "pause 1", "already, by <@U0ADMIN0001>"},
 		{admin1, "resume 1", "deletes matching messages again"},
+		{admin1, "pause 1", "Regex 1 paused"},
 		{admin1, "allow 1", "allowed by <@U0ADMIN0001>"},
 		{admin1, "allow 99", "There is no leak 99"},
 		{admin1, "frobnicate", "Unknown command"},
@@ -330,8 +331,15 @@ func TestSlashCommands(t *testing.T) {
 		}
 	}
 	log, _ := h.store.AuditLog(context.Background(), "", 10)
-	if len(log) != 3 {
-		t.Errorf("audit = %+v; want pause, resume, allow", log)
+	if len(log) != 4 {
+		t.Errorf("audit = %+v; want pause, resume, pause, allow", log)
+	}
+	// Resuming a disabled rule says it finds nothing until enabled.
+	if _, err := h.store.SetRegexEnabled(context.Background(), 1, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(admin1, "resume 1"); !strings.Contains(got, "disabled") || !strings.Contains(got, "securechat regex enable 1") {
+		t.Errorf("/securechat resume of a disabled rule = %q", got)
 	}
 }
 

@@ -138,3 +138,8 @@ func (s *Service) Leak(ctx context.Context, id int64) (store.Leak, error) {
 func (s *Service) MessageLeaks(ctx context.Context, channel, ts string) ([]store.Leak, error) {
 	return s.store.Leaks(ctx, store.LeakFilter{Channel: channel, TS: ts})
 }
+
+// Rule returns one rule.
+func (s *Service) Rule(ctx context.Context, id int64) (store.Regex, error) {
+	return s.store.Regex(ctx, id)
+}

@@ -409,7 +409,8 @@ func (h *Handler) allow(ctx context.Context, a service.Actor, value string) (str
 	v, c, err := h.o.Service.AllowLeak(ctx, a, l.ID, "allowed from Slack")
 	switch {
 	case errors.Is(err, store.ErrNoFingerprint):
-		return "", fmt.Errorf("Leak %d was recorded while no allowlist secret was set, so its value cannot be allowed; nothing was changed.", l.ID)
+		return "", fmt.Errorf("Leak %d was recorded while the daemon had no allowlist secret, so its value cannot be allowed; nothing was changed. "+
+			"Set SECURECHAT_ALLOWLIST_SECRET (or [allowlist] secret) for the daemon: leaks recorded from then on can be allowed.", l.ID)
 	case err != nil:
 		return "", fmt.Errorf("securechat could not allow the value just now (%v); try again, or run 'securechat leaks allow %d'", err, l.ID)
 	case !c.Done:

@@ -131,6 +131,10 @@ func (h *Handler) resume(ctx context.Context, a service.Actor, id int64) (string
 		return "", already{fmt.Sprintf("Regex %d deletes", id), c.By}
 	}
 	msg := fmt.Sprintf(":arrow_forward: Regex %d deletes matching messages again (by %s at %s).", id, who(a.String()), h.when())
+	if r, err := h.o.Service.Rule(ctx, id); err == nil && !r.Enabled {
+		msg = fmt.Sprintf(":arrow_forward: Regex %d's action is delete again (by %s at %s), but the rule is *disabled*: it finds nothing until an admin runs `securechat regex enable %d`.",
+			id, who(a.String()), h.when(), id)
+	}
 	if c.Held > 0 {
 		msg += fmt.Sprintf(" %d deletion(s) it found stay held: review them with `securechat leaks list --regex %d --status held`, then `securechat leaks resume --rule %d`.", c.Held, id, id)
 	}
