@@ -538,4 +538,16 @@ func TestTwoAdminsOnTwoReplicas(t *testing.T) {
 	if len(log) != 2 {
 		t.Errorf("audit = %+v; want one allow and one pause", log)
 	}
+	// Both replicas answered clicks: the test is about replicas racing.
+	for _, r := range []string{`"replica":0`, `"replica":1`} {
+		answered := false
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, r) && strings.Contains(line, "an alert button changed") {
+				answered = true
+			}
+		}
+		if !answered {
+			t.Errorf("replica %s answered no click; the clicks did not reach both replicas", r)
+		}
+	}
 }

@@ -339,6 +339,7 @@ func (h *Handler) adminAction(ctx context.Context, p payload, action, value stri
 		h.ephemeral(ctx, p.ResponseURL, err.Error(), log)
 		return
 	}
+	log.Info().Str("value", value).Msg("an alert button changed something")
 	h.updateAlert(ctx, p, line, log)
 }
 
