@@ -301,18 +301,24 @@ type RegexUpdate struct {
 // same transaction. It returns ErrNotFound when there is no such regex and
 // ErrBadAction for an unknown action.
 func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by string) (Regex, int, error) {
-	if u.Action != nil && *u.Action != ActionDelete && *u.Action != ActionMonitor {
-		return Regex{}, 0, fmt.Errorf("update regex %d: action %q: %w", id, *u.Action, ErrBadAction)
-	}
 	var cancelled int
 	err := s.inTx(ctx, func(tx *txn) error {
+		cancelled = 0
+		now := s.millis()
+		if u.Action != nil {
+			c, err := switchRuleTx(ctx, tx, now, id, by, *u.Action)
+			if err != nil {
+				return err
+			}
+			cancelled = c.Cancelled
+		}
+		if u.Description == nil && u.Enabled == nil {
+			return nil
+		}
 		res, err := tx.ExecContext(ctx,
-			`UPDATE regexes SET description = COALESCE(?, description), action = COALESCE(?, action),
-			        tripped_reason = CASE WHEN CAST(? AS TEXT) IS NULL THEN tripped_reason ELSE '' END,
-			        trial_until = CASE WHEN CAST(? AS TEXT) IS NULL THEN trial_until ELSE 0 END,
-			        enabled = COALESCE(?, enabled),
+			`UPDATE regexes SET description = COALESCE(?, description), enabled = COALESCE(?, enabled),
 			        disabled_reason = CASE WHEN ? = 1 THEN '' ELSE disabled_reason END, updated_at = ? WHERE id = ?`,
-			u.Description, u.Action, u.Action, u.Action, u.Enabled, u.Enabled != nil && *u.Enabled, s.millis(), id)
+			u.Description, u.Enabled, u.Enabled != nil && *u.Enabled, now, id)
 		if err != nil {
 			return err
 		}
@@ -324,27 +330,19 @@ func (s *Store) UpdateRegex(ctx context.Context, id int64, u RegexUpdate, by str
 			if u.Description != nil {
 				what = append(what, fmt.Sprintf("description %q", *u.Description))
 			}
-			if u.Action != nil {
-				what = append(what, "action "+*u.Action)
-			}
 			if u.Enabled != nil {
 				what = append(what, fmt.Sprintf("enabled %t", *u.Enabled))
 			}
-			if _, err := audit(ctx, tx, s.millis(), AuditEntry{Actor: by, Action: "rule.update", Target: RegexTarget(id),
+			if _, err := audit(ctx, tx, now, AuditEntry{Actor: by, Action: "rule.update", Target: RegexTarget(id),
 				Detail: strings.Join(what, ", ")}, ""); err != nil {
 				return err
 			}
 		}
-		var why string
-		switch {
-		case u.Enabled != nil && !*u.Enabled:
-			why = fmt.Sprintf("regex %d disabled", id)
-		case u.Action != nil && *u.Action == ActionMonitor:
-			why = fmt.Sprintf("regex %d switched to monitor", id)
-		default:
+		if u.Enabled == nil || *u.Enabled {
 			return nil
 		}
-		cancelled, err = cancelUnjustified(ctx, tx, s.millis(), by, why)
+		n, err := cancelUnjustified(ctx, tx, now, by, fmt.Sprintf("regex %d disabled", id))
+		cancelled += n
 		return err
 	})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -387,60 +386,72 @@ func (s *Store) ResumeRule(ctx context.Context, id int64, actor string) (Change,
 }
 
 func (s *Store) switchRule(ctx context.Context, id int64, actor, action string) (Change, error) {
-	verb := "rule.pause"
-	if action == ActionDelete {
-		verb = "rule.resume"
-	}
 	var c Change
-	err := s.inTx(ctx, func(tx *txn) error {
-		c = Change{}
-		now := s.millis()
-		res, err := tx.ExecContext(ctx,
-			`UPDATE regexes SET action = ?, tripped_reason = '', trial_until = 0, updated_at = ?
-			 WHERE id = ? AND (action != ? OR COALESCE(trial_until, 0) != 0 OR tripped_reason != '')`,
-			action, now, id, action)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			var exists int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM regexes WHERE id = ?`, id).Scan(&exists); err != nil {
-				return err
-			}
-			if exists == 0 {
-				return fmt.Errorf("regex %d: %w", id, ErrNotFound)
-			}
-			c.By, c.At, err = lastAudit(ctx, tx, verb, RegexTarget(id))
-			return err
-		}
-		c.Done = true
-		if action == ActionMonitor {
-			c.Cancelled, err = cancelUnjustified(ctx, tx, now, actor, fmt.Sprintf("regex %d paused", id))
-		} else {
-			// What the breaker held for the rule stays held: resuming it is
-			// its own decision ('leaks resume --rule'), as before.
-			err = tx.QueryRowContext(ctx,
-				`SELECT COUNT(*) FROM deletions d WHERE d.status = 'held' AND d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`,
-				id).Scan(&c.Held)
-		}
-		if err != nil {
-			return err
-		}
-		detail := "action " + action
-		switch {
-		case c.Cancelled > 0:
-			detail += fmt.Sprintf("; %d queued deletion(s) cancelled", c.Cancelled)
-		}
-		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: verb, Target: RegexTarget(id), Detail: detail}, "")
+	err := s.inTx(ctx, func(tx *txn) (err error) {
+		c, err = switchRuleTx(ctx, tx, s.millis(), id, actor, action)
 		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Change{}, err
 		}
-		return Change{}, fmt.Errorf("%s regex %d: %w", strings.TrimPrefix(verb, "rule."), id, err)
+		return Change{}, fmt.Errorf("switch regex %d to %s: %w", id, action, err)
 	}
 	return c, nil
+}
+
+// switchRuleTx is the one way a rule's action changes (PauseRule,
+// ResumeRule, UpdateRegex with an action), inside tx: it also ends a trial
+// and clears a breaker trip, cancels the queued deletions a switch to
+// monitor leaves unjustified, counts what stays held on a switch to
+// delete, and audits the change when actor is set. A rule that is so
+// already is left alone (Done false, with who made it so).
+func switchRuleTx(ctx context.Context, tx *txn, now, id int64, actor, action string) (Change, error) {
+	if action != ActionDelete && action != ActionMonitor {
+		return Change{}, fmt.Errorf("action %q: %w", action, ErrBadAction)
+	}
+	verb := "rule.pause"
+	if action == ActionDelete {
+		verb = "rule.resume"
+	}
+	var c Change
+	res, err := tx.ExecContext(ctx,
+		`UPDATE regexes SET action = ?, tripped_reason = '', trial_until = 0, updated_at = ?
+		 WHERE id = ? AND (action != ? OR COALESCE(trial_until, 0) != 0 OR tripped_reason != '')`,
+		action, now, id, action)
+	if err != nil {
+		return c, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM regexes WHERE id = ?`, id).Scan(&exists); err != nil {
+			return c, err
+		}
+		if exists == 0 {
+			return c, fmt.Errorf("regex %d: %w", id, ErrNotFound)
+		}
+		c.By, c.At, err = lastAudit(ctx, tx, verb, RegexTarget(id))
+		return c, err
+	}
+	c.Done = true
+	if action == ActionMonitor {
+		c.Cancelled, err = cancelUnjustified(ctx, tx, now, actor, fmt.Sprintf("regex %d switched to monitor", id))
+	} else {
+		// What the breaker held for the rule stays held: resuming it is
+		// its own decision ('leaks resume --rule').
+		err = tx.QueryRowContext(ctx,
+			`SELECT COUNT(*) FROM deletions d WHERE d.status = 'held' AND d.id IN (SELECT deletion_id FROM leaks WHERE regex_id = ?)`,
+			id).Scan(&c.Held)
+	}
+	if err != nil || actor == "" {
+		return c, err
+	}
+	detail := "action " + action
+	if c.Cancelled > 0 {
+		detail += fmt.Sprintf("; %d queued deletion(s) cancelled", c.Cancelled)
+	}
+	_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: verb, Target: RegexTarget(id), Detail: detail}, "")
+	return c, err
 }
 
 // AllowLeak allowlists the value of a leak (as AllowValue), closes the open
