@@ -92,7 +92,7 @@ func newLeaksUnallowCmd(a *app) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.forEachID(cmd, args, func(ctx context.Context, s *store.Store, id int64) (string, error) {
-				return fmt.Sprintf("Removed allowlist entry %d.", id), s.RemoveAllowed(ctx, id)
+				return fmt.Sprintf("Removed allowlist entry %d.", id), a.service(s).Unallow(ctx, a.actor(), id)
 			})
 		},
 	}

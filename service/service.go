@@ -103,6 +103,14 @@ func (s *Service) AllowLeak(ctx context.Context, a Actor, leakID int64, note str
 	return s.store.AllowLeak(ctx, leakID, note, a.String())
 }
 
+// Unallow takes an entry off the allowlist: its value fires again.
+func (s *Service) Unallow(ctx context.Context, a Actor, entryID int64) error {
+	if err := s.authorize(a); err != nil {
+		return err
+	}
+	return s.store.RemoveAllowed(ctx, entryID, a.String())
+}
+
 // KeepDeleted closes the open reports about a leak's message: the admins
 // looked, and it stays deleted.
 func (s *Service) KeepDeleted(ctx context.Context, a Actor, leakID int64) (store.Change, error) {

@@ -26,33 +26,8 @@ type AllowedValue struct {
 // the existing entry. It returns ErrNotFound for an unknown leak and
 // ErrNoFingerprint for a leak without a fingerprint.
 func (s *Store) AllowValue(ctx context.Context, leakID int64, note string) (AllowedValue, error) {
-	var mac, excerpt string
-	var regexID int64
-	err := s.db.QueryRowContext(ctx, `SELECT value_mac, excerpt, regex_id FROM leaks WHERE id = ?`, leakID).Scan(&mac, &excerpt, &regexID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AllowedValue{}, fmt.Errorf("leak %d: %w", leakID, ErrNotFound)
-	}
-	if err != nil {
-		return AllowedValue{}, fmt.Errorf("allow leak %d: %w", leakID, classify(err))
-	}
-	if mac == "" {
-		return AllowedValue{}, fmt.Errorf("leak %d: %w", leakID, ErrNoFingerprint)
-	}
-	now := s.millis()
-	if _, err := s.db.ExecContext(ctx,
-		`INSERT INTO allowed_values (mac, regex_id, leak_id, excerpt, note, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		 ON CONFLICT (mac) DO NOTHING`, mac, regexID, leakID, excerpt, note, now); err != nil {
-		return AllowedValue{}, fmt.Errorf("allow leak %d: %w", leakID, classify(err))
-	}
-	var a AllowedValue
-	var created int64
-	err = s.db.QueryRowContext(ctx, `SELECT id, regex_id, leak_id, excerpt, note, created_at FROM allowed_values WHERE mac = ?`, mac).
-		Scan(&a.ID, &a.RegexID, &a.LeakID, &a.Excerpt, &a.Note, &created)
-	if err != nil {
-		return AllowedValue{}, fmt.Errorf("allow leak %d: %w", leakID, classify(err))
-	}
-	a.CreatedAt = fromMillis(created)
-	return a, nil
+	a, _, err := s.AllowLeak(ctx, leakID, note, "")
+	return a, err
 }
 
 // AllowedValues lists the allowlist.
@@ -93,14 +68,25 @@ func (s *Store) AllowedMACs(ctx context.Context) (map[string]bool, error) {
 	return out, rows.Err()
 }
 
-// RemoveAllowed takes an entry off the allowlist; ErrNotFound if absent.
-func (s *Store) RemoveAllowed(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM allowed_values WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("remove allowed value %d: %w", id, classify(err))
+// RemoveAllowed takes an entry off the allowlist (its value fires again);
+// ErrNotFound if absent. A non-empty by is audited in the same transaction.
+func (s *Store) RemoveAllowed(ctx context.Context, id int64, by string) error {
+	err := s.inTx(ctx, func(tx *txn) error {
+		var excerpt string
+		var leakID int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM allowed_values WHERE id = ? RETURNING excerpt, leak_id`, id).Scan(&excerpt, &leakID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("allowed value %d: %w", id, ErrNotFound)
+		}
+		if err != nil || by == "" {
+			return err
+		}
+		_, err = audit(ctx, tx, s.millis(), AuditEntry{Actor: by, Action: "value.unallow", Target: LeakTarget(leakID),
+			Detail: fmt.Sprintf("allowlist entry %d (%s) removed: the value fires again", id, excerpt)}, "")
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("remove allowed value %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("allowed value %d: %w", id, ErrNotFound)
-	}
-	return nil
+	return err
 }

@@ -454,8 +454,9 @@ func switchRuleTx(ctx context.Context, tx *txn, now, id int64, actor, action str
 	return c, err
 }
 
-// AllowLeak allowlists the value of a leak (as AllowValue), closes the open
-// reports of every leak of that value as allowed, and audits it. A value
+// AllowLeak allowlists the value of a leak, closes the open reports of
+// every leak of that value as allowed, and audits it (with a non-empty
+// actor). A value
 // allowlisted already is left alone (Done false).
 func (s *Store) AllowLeak(ctx context.Context, leakID int64, note, actor string) (AllowedValue, Change, error) {
 	var c Change
@@ -500,6 +501,9 @@ func (s *Store) AllowLeak(ctx context.Context, leakID int64, note, actor string)
 		}
 		closed, _ := r.RowsAffected()
 		c.Closed = int(closed)
+		if actor == "" {
+			return nil
+		}
 		_, err = audit(ctx, tx, now, AuditEntry{Actor: actor, Action: "value.allow", Target: LeakTarget(leakID),
 			Detail: fmt.Sprintf("value %s of regex %d allowlisted as entry %d", a.Excerpt, a.RegexID, a.ID)}, "")
 		return err

@@ -181,7 +181,17 @@ func TestChangesAreAuditedWithThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leak := queue(t, s, "1.1", store.Finding{RegexID: r.ID, Rule: "t", Excerpt: "tok_***", Start: 0, End: 8})
+	leak := queue(t, s, "1.1", store.Finding{RegexID: r.ID, Rule: "t", Excerpt: "tok_***", Start: 0, End: 8, MAC: "m1"})
+	av, err := s.AllowValue(ctx, leak, "by securechat's own code: not audited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAllowed(ctx, av.ID, "os:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAllowed(ctx, av.ID, "os:alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second unallow: %v, want ErrNotFound (and no audit entry)", err)
+	}
 	if _, err := s.CancelDeletions(ctx, store.Selection{LeakIDs: []int64{leak}}, "os:alice", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +212,7 @@ func TestChangesAreAuditedWithThem(t *testing.T) {
 	for _, e := range log {
 		got = append(got, e.Actor+" "+e.Action+" "+e.Target)
 	}
-	want := []string{"slack:U0ADMIN rule.remove regex:1", "os:alice deletions.cancel leak:1", "os:alice rule.add regex:1"}
+	want := []string{"slack:U0ADMIN rule.remove regex:1", "os:alice deletions.cancel leak:1", "os:alice value.unallow leak:1", "os:alice rule.add regex:1"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("audit =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
