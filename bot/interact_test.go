@@ -262,7 +262,7 @@ func TestAdminButtons(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, url = h.alertClick(admin1, interact.ActionPause)
-	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "no longer exists") {
+	if r := h.responseTo(url); !strings.Contains(r["text"].(string), "does not exist") {
 		t.Errorf("pause of a removed rule answered %v", r)
 	}
 	// The allow and the removal; the refused clicks recorded nothing.
@@ -318,10 +318,11 @@ func TestSlashCommands(t *testing.T) {
 		{bystander, "rules", "1 hits"},
 		{bystander, "pause 1", "Only securechat's admins"},
 		{admin1, "pause x", "is not an id"},
-		{admin1, "pause 1", "Regex 1 paused"},
+		{admin1, "pause 1", "Regex 1 (rule .*(5018|5020) paused"},
 		{admin2, "pause 1", "already, by <@U0ADMIN0001>"},
+		{admin1, "pause 99", "Regex 99 does not exist"},
 		{admin1, "resume 1", "deletes matching messages again"},
-		{admin1, "pause 1", "Regex 1 paused"},
+		{admin1, "pause 1", "paused (records and alerts"},
 		{admin1, "allow 1", "allowed by <@U0ADMIN0001>"},
 		{admin1, "allow 99", "There is no leak 99"},
 		{admin1, "frobnicate", "Unknown command"},

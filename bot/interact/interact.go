@@ -366,11 +366,11 @@ func (h *Handler) when() string { return h.o.Now().UTC().Format("2006-01-02 15:0
 func (h *Handler) pause(ctx context.Context, a service.Actor, value string) (string, error) {
 	id, err := strconv.ParseInt(value, 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("bad rule id %q", value)
+		return "", fmt.Errorf("This button names no rule securechat can read (%q); nothing was changed.", value)
 	}
 	c, err := h.o.Service.PauseRule(ctx, a, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("Regex %d no longer exists (it was removed since this alert); nothing was changed.", id)
+		return "", fmt.Errorf("Regex %d does not exist (removed since this alert, or a mistyped id); nothing was changed.", id)
 	}
 	if err != nil {
 		return "", fmt.Errorf("securechat could not pause regex %d just now (%v); try again, or run 'securechat regex update %d --action monitor'", id, err, id)
@@ -378,7 +378,7 @@ func (h *Handler) pause(ctx context.Context, a service.Actor, value string) (str
 	if !c.Done {
 		return "", already{fmt.Sprintf("Regex %d is paused (monitor)", id), c.By}
 	}
-	line := fmt.Sprintf(":double_vertical_bar: Regex %d paused (records and alerts, deletes nothing) by %s at %s", id, who(a.String()), h.when())
+	line := fmt.Sprintf(":double_vertical_bar: Regex %d%s paused (records and alerts, deletes nothing) by %s at %s", id, h.ruleName(ctx, id), who(a.String()), h.when())
 	if c.Cancelled > 0 {
 		line += fmt.Sprintf("; %d queued deletion(s) only it justified were cancelled", c.Cancelled)
 	}
@@ -475,4 +475,14 @@ func (h *Handler) respond(ctx context.Context, responseURL string, m *slack.Webh
 	if err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.o.HTTP, m); err != nil {
 		log.Warn().Err(err).Msg("could not answer through the interaction's response_url")
 	}
+}
+
+// ruleName is " (description)" of a rule, for answers that name it, so that
+// a mistyped id shows; "" when it has none or cannot be read.
+func (h *Handler) ruleName(ctx context.Context, id int64) string {
+	r, err := h.o.Service.Rule(ctx, id)
+	if err != nil || r.Description == "" {
+		return ""
+	}
+	return " (" + escape(detect.Shorten(r.Description, 60)) + ")"
 }

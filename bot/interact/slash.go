@@ -130,7 +130,7 @@ func (h *Handler) resume(ctx context.Context, a service.Actor, id int64) (string
 	if !c.Done {
 		return "", already{fmt.Sprintf("Regex %d deletes", id), c.By}
 	}
-	msg := fmt.Sprintf(":arrow_forward: Regex %d deletes matching messages again (by %s at %s).", id, who(a.String()), h.when())
+	msg := fmt.Sprintf(":arrow_forward: Regex %d%s deletes matching messages again (by %s at %s).", id, h.ruleName(ctx, id), who(a.String()), h.when())
 	if r, err := h.o.Service.Rule(ctx, id); err == nil && !r.Enabled {
 		msg = fmt.Sprintf(":arrow_forward: Regex %d's action is delete again (by %s at %s), but the rule is *disabled*: it finds nothing until an admin runs `securechat regex enable %d`.",
 			id, who(a.String()), h.when(), id)
